@@ -1,0 +1,53 @@
+// @ts-check
+import tseslint from 'typescript-eslint';
+import importX from 'eslint-plugin-import-x';
+
+const nodeBuiltins = [
+  'fs', 'path', 'child_process', 'crypto', 'os', 'net', 'http', 'https', 'stream', 'url', 'util', 'zlib',
+  'events', 'worker_threads', 'dns', 'tls', 'readline', 'process', 'timers', 'buffer', 'cluster', 'dgram',
+];
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', '.venv/**', '.temporal/**', '.data/**', '.tools/**', 'test/histories/**'] },
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    plugins: { 'import-x': importX },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'import-x/no-cycle': 'error',
+      eqeqeq: ['error', 'always'],
+    },
+  },
+  {
+    // Workflow code is replayed: it must stay deterministic, so no I/O and no infrastructure clients.
+    files: ['workflows/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: nodeBuiltins.flatMap((m) => [
+            { name: m, message: 'Workflow code must be deterministic: do I/O in an activity.', allowTypeImports: true },
+            { name: `node:${m}`, message: 'Workflow code must be deterministic: do I/O in an activity.', allowTypeImports: true },
+          ]),
+          patterns: [
+            {
+              group: ['simple-git', 'dockerode', '@kubernetes/*', '@tensorflow/*', '@temporalio/client', '@temporalio/worker', '@temporalio/activity', 'yaml', '../activities/*', '../client/*', '../config/*'],
+              message: 'Workflow code must be deterministic: infrastructure libraries and activities belong in activities/.',
+              allowTypeImports: true,
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['**/*.js', '**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+  },
+);

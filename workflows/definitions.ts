@@ -1,0 +1,51 @@
+/**
+ * Names shared by the workflow, the workers, the client, the CLI and the tests: defined once here.
+ * Imported by workflow code, so it must stay deterministic and free of I/O.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { DecideInput, DecideOutcome, DecisionInput, ReleaseStatus } from './types';
+
+/** Task queue of the release worker (CPU work: acquire, gitops, config). */
+export const RELEASE_TASK_QUEUE = 'model-release';
+/** Task queue of the evaluation worker (GPU nodes in production). */
+export const EVALUATION_TASK_QUEUE = 'evaluation';
+
+/** `release/<model>/<version>/<environment>`: one workflow per model version and environment. */
+export function releaseWorkflowId(model: string, version: string, environment: string): string {
+  return `release/${model}/${version}/${environment}`;
+}
+
+/** The release as it stands: stage, gate results, approvals, what is awaited from whom. */
+export const statusQuery = defineQuery<ReleaseStatus>('status');
+/** Approve the release. Refused (and recorded as refused) when the approver lacks a role or already approved. */
+export const approveSignal = defineSignal<[DecisionInput]>('approve');
+/** Reject the release: it ends as rejected with the comment as reason. */
+export const rejectSignal = defineSignal<[DecisionInput]>('reject');
+/** Approve or reject with an immediate answer; the validator rejects malformed input before it reaches history. */
+export const decideUpdate = defineUpdate<DecideOutcome, [DecideInput]>('decide');
+
+export const ModelNameKey = defineSearchAttributeKey('ModelName', SearchAttributeType.KEYWORD);
+export const ModelVersionKey = defineSearchAttributeKey('ModelVersion', SearchAttributeType.KEYWORD);
+export const TargetEnvironmentKey = defineSearchAttributeKey('TargetEnvironment', SearchAttributeType.KEYWORD);
+export const ReleaseStageKey = defineSearchAttributeKey('ReleaseStage', SearchAttributeType.KEYWORD);
+
+/** Every custom search attribute the dev server must register (`--search-attribute Name=Keyword`). */
+export const SEARCH_ATTRIBUTES = ['ModelName', 'ModelVersion', 'TargetEnvironment', 'ReleaseStage'] as const;
+
+/**
+ * Types of permanent (non-retryable) failures. Activities throw
+ * `ApplicationFailure.nonRetryable(message, FailureType.X)`; anything else is transient and retried.
+ */
+export enum FailureType {
+  InvalidRequest = 'InvalidRequest',
+  InvalidConfig = 'InvalidConfig',
+  DigestMismatch = 'DigestMismatch',
+  UnsafePath = 'UnsafePath',
+  EmptyModel = 'EmptyModel',
+  SourceNotFound = 'SourceNotFound',
+  SourceRejected = 'SourceRejected',
+  UnsupportedSource = 'UnsupportedSource',
+  GitOpsConflict = 'GitOpsConflict',
+  GitOpsRejected = 'GitOpsRejected',
+}
