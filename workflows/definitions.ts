@@ -48,4 +48,6 @@ export enum FailureType {
   UnsupportedSource = 'UnsupportedSource',
   GitOpsConflict = 'GitOpsConflict',
   GitOpsRejected = 'GitOpsRejected',
+  /** The release ended as failed (a gate failed or errored); details carry the final ReleaseStatus. */
+  ReleaseFailed = 'ReleaseFailed',
 }

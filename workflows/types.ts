@@ -145,17 +145,14 @@ export interface Waiver {
   expiresAt: string;
 }
 
-export const RELEASE_STAGES = [
-  'acquire',
-  'gates',
-  'approval',
-  'gitops',
-  'released',
-  'rejected',
-  'expired',
-  'failed',
-] as const;
-export type ReleaseStage = (typeof RELEASE_STAGES)[number];
+/** Stages a release ends in. */
+export const TERMINAL_STAGES = ['released', 'rejected', 'expired', 'failed'] as const;
+export type TerminalStage = (typeof TERMINAL_STAGES)[number];
+/**
+ * Where a release is: `config`, then each gate phase by its gates' names (`acquire`; later `scan+license`,
+ * `evaluate`, `cost`), then `approval`, `gitops`, and one of the terminal stages.
+ */
+export type ReleaseStage = string;
 
 /** A role that must be among the approvers, and why (the policy, or a gate that asked for review). */
 export interface RoleRequirement {

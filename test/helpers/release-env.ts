@@ -1,0 +1,119 @@
+/**
+ * A release environment for one test: its own task queue, artifact store and bare GitOps repository, on the shared
+ * dev server of the run. Workers are real (the same factory as production), started and stopped by the test.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { createReleaseWorker } from '../../workers/release-worker';
+import type { Settings } from '../../workers/settings';
+import type { ReleaseRequest } from '../../workflows/types';
+
+const exec = promisify(execFile);
+let runtimeInstalled = false;
+
+export interface ReleaseEnv {
+  dir: string;
+  settings: Settings;
+  client: Client;
+  /** Starts a worker; returns a stop function that waits for it to shut down. */
+  startWorker(): Promise<{ worker: Worker; stop: () => Promise<void> }>;
+  /** Writes a small model directory and returns a request for it. */
+  model(name: string, version: string, overrides?: Partial<ReleaseRequest>): Promise<ReleaseRequest>;
+  git(...args: string[]): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function createReleaseEnv(label: string): Promise<ReleaseEnv> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  const dir = await mkdtemp(join(tmpdir(), `mrel-${label}-`));
+  const address = inject('temporalAddress');
+  const gitopsRepo = join(dir, 'gitops.git');
+  await exec('git', ['init', '--quiet', '--bare', '--initial-branch=main', gitopsRepo]);
+  const settings: Settings = {
+    address,
+    namespace: 'default',
+    taskQueue: `test-${label}-${Math.random().toString(36).slice(2, 8)}`,
+    dataDir: dir,
+    storeRoot: join(dir, 'store'),
+    gitopsRepo,
+    gitopsBranch: 'main',
+    gitopsWorkRoot: join(dir, 'gitops-work'),
+  };
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection, namespace: 'default' });
+  const native = await NativeConnection.connect({ address });
+  const running: (() => Promise<void>)[] = [];
+
+  return {
+    dir,
+    settings,
+    client,
+    async startWorker() {
+      const worker = await createReleaseWorker(settings, {
+        connection: native,
+        workflowBundle: { codePath: inject('workflowBundlePath') },
+      });
+      const done = worker.run();
+      const stop = async (): Promise<void> => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await done;
+      };
+      running.push(stop);
+      return { worker, stop };
+    },
+    async model(name, version, overrides = {}) {
+      const modelDir = join(dir, 'models', name, version);
+      await mkdir(join(modelDir, 'weights'), { recursive: true });
+      await writeFile(join(modelDir, 'config.json'), JSON.stringify({ name, version, layers: [4, 2] }));
+      await writeFile(
+        join(modelDir, 'weights', 'dense.bin'),
+        Buffer.from(Float32Array.from([0.5, -1, 2, 0.25]).buffer),
+      );
+      await writeFile(join(modelDir, 'README.md'), `---\nlicense: apache-2.0\n---\n# ${name}\n`);
+      return {
+        model: { name, version, source: `file://${modelDir}` },
+        environment: 'production',
+        policy: 'default',
+        requestedBy: 'ci',
+        team: 'risk',
+        ...overrides,
+      };
+    },
+    async git(...args) {
+      const { stdout } = await exec('git', ['--git-dir', gitopsRepo, ...args]);
+      return stdout;
+    },
+    async close() {
+      await Promise.all(running.map((stop) => stop()));
+      await native.close();
+      await connection.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls until the predicate holds (for states a test waits on, such as "awaiting approval"). */
+export async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      last = await probe();
+      if (ok(last)) return last;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`condition not met in ${timeoutMs} ms; last value: ${JSON.stringify(last)}`, { cause: lastError });
+}

@@ -1,0 +1,2 @@
+/** The workflows this project registers with its workers. */
+export { modelReleaseWorkflow } from './model-release';

@@ -1,0 +1,327 @@
+/**
+ * modelReleaseWorkflow: one durable workflow per model version and environment.
+ *
+ *   config → gate phases (acquire; later scan+license, evaluate, cost) → approval (signals/update) → gitops
+ *
+ * Workflow id `release/<model>/<version>/<environment>` (see releaseWorkflowId); the client starts it with the
+ * USE_EXISTING conflict policy so a second start returns the running release. The result is the final
+ * ReleaseStatus, whose stage is released, rejected, expired or failed.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { ReleaseActivities } from '../activities';
+import { durationMs } from './approval';
+import {
+  approveSignal,
+  decideUpdate,
+  FailureType,
+  ModelNameKey,
+  ModelVersionKey,
+  rejectSignal,
+  ReleaseStageKey,
+  statusQuery,
+  TargetEnvironmentKey,
+} from './definitions';
+import { ReleaseState } from './release-state';
+import {
+  decideInputSchema,
+  decisionInputSchema,
+  releaseRequestSchema,
+  type ArtifactManifest,
+  type DecideInput,
+  type GateResult,
+  type ReleaseRequest,
+  type ReleaseStatus,
+} from './types';
+
+/** Short, retried activities: config loading and the GitOps commit. */
+const SHORT: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20 },
+};
+/** Long, heartbeating activities that move model bytes. */
+const LONG: ActivityOptions = {
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 10 },
+};
+
+const short = proxyActivities<ReleaseActivities>(SHORT);
+const long = proxyActivities<ReleaseActivities>(LONG);
+
+/** What gates share: the request, and what earlier gates produced. */
+export interface GateContext {
+  request: ReleaseRequest;
+  state: ReleaseState;
+  manifest?: ArtifactManifest;
+}
+
+/** One gate: a name, and how to run it. Gates in one phase run in parallel; a fail or error stops the release. */
+export interface GateStep {
+  name: string;
+  run(ctx: GateContext): Promise<GateResult>;
+}
+
+/** Failure types that mean the model itself is bad (fail), rather than that we could not decide (error). */
+const FAILING_TYPES: string[] = [FailureType.DigestMismatch, FailureType.UnsafePath, FailureType.EmptyModel];
+
+const acquireGate: GateStep = {
+  name: 'acquire',
+  async run(ctx) {
+    const startedAt = nowIso();
+    const { model } = ctx.request;
+    const manifest = await long.acquireModel.executeWithOptions(
+      { ...LONG, summary: `acquire ${model.name}@${model.version} from ${model.source}` },
+      [{ model }],
+    );
+    ctx.manifest = manifest;
+    ctx.state.status.manifest = manifest;
+    return {
+      gate: 'acquire',
+      verdict: 'pass',
+      summary: `${manifest.files.length} file(s), ${formatBytes(manifest.totalSize)}, manifest sha256:${manifest.manifestDigest.slice(0, 12)}… at ${manifest.resolvedRevision}`,
+      metrics: { files: manifest.files.length, bytes: manifest.totalSize, manifestDigest: manifest.manifestDigest },
+      findings: [],
+      startedAt,
+      finishedAt: nowIso(),
+    };
+  },
+};
+
+/**
+ * The gate pipeline, phase by phase. Adding a gate is one entry here (a phase of several runs them in parallel),
+ * e.g. `[scanGate, licenseGate]` after acquire.
+ */
+export const GATE_PHASES: GateStep[][] = [[acquireGate]];
+
+export async function modelReleaseWorkflow(input: ReleaseRequest): Promise<ReleaseStatus> {
+  const status = await release(input);
+  if (status.stage === 'failed') {
+    // A failed release fails its workflow: it shows red in the UI, and starting the same release again is allowed
+    // (the id reuse policy admits a new run only after a failure). The final status travels in the details.
+    throw ApplicationFailure.create({
+      type: FailureType.ReleaseFailed,
+      message: status.reason ?? 'release failed',
+      nonRetryable: true,
+      details: [status],
+    });
+  }
+  return status;
+}
+
+async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
+  const parsed = releaseRequestSchema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`);
+    throw ApplicationFailure.nonRetryable(
+      `invalid release request: ${problems.join('; ')}`,
+      FailureType.InvalidRequest,
+      {
+        problems,
+      },
+    );
+  }
+  const request = parsed.data;
+  const { workflowId } = workflowInfo();
+  const state = new ReleaseState(
+    request,
+    workflowId,
+    GATE_PHASES.map((phase) => phase.map((g) => g.name)),
+    nowIso(),
+  );
+
+  const publish = (): void => {
+    setCurrentDetails(state.details());
+    upsertSearchAttributes([{ key: ReleaseStageKey, value: state.status.stage }]);
+  };
+  const moveTo = (stage: string): void => {
+    state.setStage(stage, nowIso());
+    publish();
+  };
+
+  setHandler(statusQuery, () => state.status);
+  const apply = (decision: DecideInput) => {
+    const outcome = state.decide(decision, nowIso());
+    publish();
+    return outcome;
+  };
+  const applySignal = (raw: unknown, decision: 'approve' | 'reject'): void => {
+    const parsed = decisionInputSchema.safeParse(raw);
+    if (parsed.success) apply({ ...parsed.data, decision });
+    else {
+      // Signals have no validator, so a malformed payload reaches history: record it as refused, change nothing.
+      const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ');
+      state.refuse({ approver: approverOf(raw), decision }, `malformed ${decision} signal (${problems})`, nowIso());
+      publish();
+    }
+  };
+  setHandler(approveSignal, (raw) => applySignal(raw, 'approve'));
+  setHandler(rejectSignal, (raw) => applySignal(raw, 'reject'));
+  setHandler(decideUpdate, (decision) => ({ ...apply(decision), status: state.status }), {
+    validator: (decision) => {
+      const check = decideInputSchema.safeParse(decision);
+      if (!check.success)
+        throw new Error(check.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    },
+  });
+
+  upsertSearchAttributes([
+    { key: ModelNameKey, value: request.model.name },
+    { key: ModelVersionKey, value: request.model.version },
+    { key: TargetEnvironmentKey, value: request.environment },
+  ]);
+  publish();
+
+  const finish = (stage: 'released' | 'rejected' | 'expired' | 'failed', reason?: string): ReleaseStatus => {
+    state.end(stage, reason, nowIso());
+    publish();
+    return state.status;
+  };
+  const rejectedReason = (): string => {
+    const r = state.rejection;
+    return r ? `rejected by ${r.approver} (${r.role}): ${r.comment ?? 'no reason given'}` : 'rejected';
+  };
+
+  // Everything before approval runs in a scope that a reject cancels, so a rejected release stops at once.
+  const ctx: GateContext = { request, state };
+  const beforeApproval = new CancellationScope();
+  const pipeline = beforeApproval.run(async (): Promise<string | undefined> => {
+    try {
+      state.config = await short.loadReleaseConfig.executeWithOptions(
+        { ...SHORT, summary: `load policy ${request.policy} for ${request.environment}` },
+        [{ policy: request.policy, environment: request.environment }],
+      );
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      return `config: ${failureMessage(err)}`;
+    }
+    for (const phase of GATE_PHASES) {
+      moveTo(phase.map((g) => g.name).join('+'));
+      const results = await Promise.all(phase.map((gate) => runGate(gate, ctx)));
+      for (const result of results) state.recordGate(result, nowIso());
+      publish();
+      const stopped = results.find((r) => r.verdict === 'fail' || r.verdict === 'error');
+      if (stopped) return `${stopped.gate} ${stopped.verdict}: ${stopped.summary}`;
+    }
+    return undefined;
+  });
+  let outcome: { failure?: string; error?: unknown } | undefined;
+  const pipelineDone = pipeline.then(
+    (failure) => void (outcome = { failure }),
+    (error) => void (outcome = isCancellation(error) && state.rejection ? {} : { error }),
+  );
+  await condition(() => state.rejection !== undefined || outcome !== undefined);
+  if (state.rejection) {
+    beforeApproval.cancel();
+    await pipelineDone;
+    return finish('rejected', rejectedReason());
+  }
+  const { failure, error } = outcome ?? {};
+  if (error !== undefined) throw error;
+  if (failure !== undefined) return finish('failed', failure);
+
+  const config = state.config;
+  if (!config || !ctx.manifest) return finish('failed', 'internal: release config or manifest missing after gates');
+  state.openApproval(nowIso());
+  publish();
+  const decided = await condition(
+    () => state.rejection !== undefined || state.approved,
+    durationMs(config.approval.timeout),
+  );
+  if (state.rejection) return finish('rejected', rejectedReason());
+  if (!decided) {
+    const missing = state.progress();
+    return finish(
+      'expired',
+      `no decision within ${config.approval.timeout} (policy ${config.policy.name}); still missing ${missing.approvalsMissing} approval(s)`,
+    );
+  }
+
+  moveTo('gitops');
+  try {
+    const commit = await short.commitRelease.executeWithOptions(
+      { ...SHORT, summary: `commit ${request.model.name}@${request.model.version} to ${request.environment}` },
+      [
+        {
+          releaseId: workflowId,
+          runId: workflowInfo().runId,
+          request,
+          manifest: ctx.manifest,
+          gates: state.status.gates,
+          approvals: state.status.approvals,
+          policy: { name: config.policy.name, digest: config.policy.digest },
+        },
+      ],
+    );
+    state.setCommit(commit, nowIso());
+  } catch (err) {
+    return finish('failed', `gitops: ${failureMessage(err)}`);
+  }
+  return finish('released');
+}
+
+async function runGate(gate: GateStep, ctx: GateContext): Promise<GateResult> {
+  const startedAt = nowIso();
+  try {
+    return await gate.run(ctx);
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    const type = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause.type : undefined;
+    const verdict = type && FAILING_TYPES.includes(type) ? 'fail' : 'error';
+    return {
+      gate: gate.name,
+      verdict,
+      summary: failureMessage(err),
+      metrics: {},
+      findings: [
+        {
+          gate: gate.name,
+          ruleId: type ?? 'GateError',
+          severity: verdict === 'fail' ? 'high' : 'medium',
+          location: ctx.request.model.source,
+          message: failureMessage(err),
+          waivable: false,
+        },
+      ],
+      startedAt,
+      finishedAt: nowIso(),
+    };
+  }
+}
+
+function approverOf(raw: unknown): string {
+  const approver = typeof raw === 'object' && raw !== null ? (raw as { approver?: unknown }).approver : undefined;
+  return typeof approver === 'string' && approver !== '' ? approver : '(missing approver)';
+}
+
+function failureMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+function nowIso(): string {
+  return new Date().toISOString();
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = -1;
+  do {
+    v /= 1024;
+    u++;
+  } while (v >= 1024 && u < units.length - 1);
+  return `${v.toFixed(1)} ${units[u]}`;
+}
