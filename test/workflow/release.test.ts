@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decide, getRelease, listReleases, ReleaseClientError, startRelease } from '../../client/release-client';
 import { approveSignal, rejectSignal, statusQuery } from '../../workflows/definitions';
 import type { ReleaseStatus } from '../../workflows/types';
+import { recordHistory } from '../helpers/histories';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 
 let env: ReleaseEnv;
@@ -64,6 +65,7 @@ describe('modelReleaseWorkflow', () => {
     expect(evidence).toMatchObject({ releaseId, policy: { name: 'default' } });
     const deployment = await env.git('show', 'main:apps/credit-risk/overlays/production/deployment-patch.yaml');
     expect(deployment).toContain(`policy.modelrelease.io/release-id: ${releaseId}`);
+    await recordHistory(env.client, releaseId, 'released');
   });
 
   it('a second start of the same release returns the running one, never a second workflow', async () => {
@@ -100,6 +102,7 @@ describe('modelReleaseWorkflow', () => {
     expect(status.stage).toBe('approval');
     expect(status.refused.map((r) => r.approver)).toEqual(['mallory', 'carol', 'bob', '(missing approver)']);
     expect(status.refused[3]?.reason).toMatch(/malformed approve signal/);
+    await recordHistory(env.client, releaseId, 'refused-then-waiting');
 
     // The update's validator turns malformed input away before it reaches history.
     await expect(decide(env.client, releaseId, { approver: '', decision: 'approve' })).rejects.toBeInstanceOf(
@@ -119,6 +122,7 @@ describe('modelReleaseWorkflow', () => {
     expect(result.reason).toBe('rejected by dana (ml-lead): fairness evidence is too thin');
     expect(result.commit).toBeUndefined();
     expect(await env.git('log', '--all', '--format=%B')).not.toContain(releaseId);
+    await recordHistory(env.client, releaseId, 'rejected');
 
     const late = decide(env.client, releaseId, { approver: 'alice', decision: 'approve' });
     await expect(late).rejects.toMatchObject({ code: 'RELEASE_ENDED', message: expect.stringContaining('rejected') });
@@ -143,6 +147,7 @@ describe('modelReleaseWorkflow', () => {
     expect(status.stage).toBe('failed');
     expect(status.gates[0]).toMatchObject({ gate: 'acquire', verdict: 'fail' });
     expect(status.gates[0]?.findings[0]?.ruleId).toBe('DigestMismatch');
+    await recordHistory(env.client, releaseId, 'digest-mismatch');
   });
 
   it('rejects a bad request at the door with one problem per field, and starts nothing', async () => {

@@ -1,0 +1,104 @@
+/** The mrel CLI against the real dev server: what it prints and the exit codes it documents. */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXIT, runCli } from '../../client/cli';
+import { stringify } from 'yaml';
+import type { ReleaseStatus } from '../../workflows/types';
+import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
+
+let env: ReleaseEnv;
+beforeAll(async () => {
+  env = await createReleaseEnv('cli');
+  await env.startWorker();
+});
+afterAll(async () => env?.close());
+
+async function mrel(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(['--address', env.settings.address, ...args], {
+    out: (l) => out.push(l),
+    err: (l) => err.push(l),
+  });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('mrel', () => {
+  it('start --wait follows the stages; approve, status, list and their exit codes', async () => {
+    const request = await env.model('cli-model', '1.2.3');
+    const file = join(env.dir, 'request.yaml');
+    await writeFile(file, stringify(request));
+    const started = await mrel('start', file, '--wait', '--task-queue', env.settings.taskQueue);
+    expect(started.code).toBe(EXIT.ok);
+    expect(started.out).toMatch(/^started: release\/cli-model\/1\.2\.3\/production \(run /);
+    expect(started.out).toContain('stage approval · acquire:pass');
+    expect(started.out).toMatch(
+      /awaiting: 2 more approval\(s\); needs 2 approvals from \[release-manager, ml-lead, ml-ethics\], including 1× release-manager/,
+    );
+
+    const again = await mrel('start', file, '--task-queue', env.settings.taskQueue);
+    expect(again.out).toMatch(/^already exists: release\/cli-model\/1\.2\.3\/production/);
+
+    const id = 'release/cli-model/1.2.3/production';
+    const refused = await mrel('approve', id, '--as', 'carol');
+    expect(refused).toMatchObject({
+      code: EXIT.notThrough,
+      out: expect.stringMatching(/^refused: carol has roles \[ml-engineer\]/),
+    });
+    expect((await mrel('approve', id, '--as', 'bob', '--comment', 'eval looks fine')).code).toBe(EXIT.ok);
+    const last = await mrel('--json', 'approve', id, '--as', 'alice');
+    expect(JSON.parse(last.out)).toMatchObject({ accepted: true });
+
+    const status = await eventually(
+      async () => JSON.parse((await mrel('--json', 'status', id)).out) as ReleaseStatus,
+      (s) => s.stage === 'released',
+    );
+    expect(status.commit?.sha).toMatch(/^[0-9a-f]{40}$/);
+    const text = await mrel('status', id);
+    expect(text.out).toContain(`gitops commit: ${status.commit?.sha}`);
+
+    const listed = await eventually(
+      () => mrel('list', '--model', 'cli-model', '--stage', 'released'),
+      (r) => r.out.includes(id),
+    );
+    expect(listed.code).toBe(EXIT.ok);
+    const late = await mrel('reject', id, '--as', 'alice');
+    expect(late.code).toBe(EXIT.notThrough);
+    expect(late.err).toMatch(/already ended as released/);
+  });
+
+  it('a bad request file gets one message per problem, naming the field, and starts nothing', async () => {
+    const file = join(env.dir, 'bad.yaml');
+    await writeFile(
+      file,
+      stringify({
+        model: { name: 'Bad_Name', version: '', source: 's3://bucket/x' },
+        environment: 'production',
+        policy: 'default',
+        colour: 'blue',
+      }),
+    );
+    const result = await mrel('start', file);
+    expect(result.code).toBe(EXIT.usage);
+    const lines = result.err.split('\n');
+    expect(lines[0]).toBe('mrel: the release request is invalid');
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^ {2}- model\.name use lower-case letters/),
+        expect.stringMatching(/^ {2}- model\.version /),
+        expect.stringMatching(/^ {2}- model\.source must start with file:\/\//),
+        expect.stringMatching(/^ {2}- requestedBy /),
+        expect.stringMatching(/^ {2}- \(top level\) Unrecognized key: "colour"/),
+      ]),
+    );
+    expect((await mrel('list', '--model', 'bad_name')).out).toBe('no releases match');
+  });
+
+  it('exit 3 for an unknown release, 4 when Temporal cannot be reached, 2 for bad usage', async () => {
+    expect((await mrel('status', 'release/nope/1/dev')).code).toBe(EXIT.notFound);
+    const down = await runCli(['--address', '127.0.0.1:1', 'list'], { out: () => {}, err: () => {} });
+    expect(down).toBe(EXIT.unavailable);
+    expect((await mrel('approve', 'release/x/1/dev')).code).toBe(EXIT.usage);
+  });
+});
