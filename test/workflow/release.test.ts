@@ -2,7 +2,7 @@
  * The whole release path against the real Temporal dev server, real git and a real artifact store.
  */
 import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decide, getRelease, listReleases, ReleaseClientError, startRelease } from '../../client/release-client';
 import { approveSignal, rejectSignal, statusQuery } from '../../workflows/definitions';

@@ -1,0 +1,267 @@
+/**
+ * The HTTP start endpoint: the start API (client/release-client.ts) over JSON for automation that cannot run
+ * TypeScript or the `mrel` CLI (CI pipelines, registries' webhooks).
+ *
+ *   POST /releases                    body: ReleaseRequest → 201 started, 200 when it already existed
+ *   GET  /releases?model=&stage=&environment=&limit=   → 200 ReleaseSummary[]
+ *   GET  /releases/<id>                                → 200 ReleaseStatus
+ *   POST /releases/<id>/decisions     body: {approver, decision: approve|reject, comment?} → 200 DecideOutcome
+ *   GET  /healthz                                      → 200 (never needs the token)
+ *
+ * A release id contains slashes (`release/<model>/<version>/<environment>`); it may be sent raw or URL-encoded.
+ * Errors answer `{error, code, problems}`: 400 INVALID_REQUEST, 401 UNAUTHORIZED, 404 NOT_FOUND, 405, 409
+ * RELEASE_ENDED, 413, 415, 503 UNAVAILABLE, 500 INTERNAL (details only in the server log).
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/client';
+import { zodProblems } from '../config/loader';
+import { decideInputSchema } from '../workflows/types';
+import { decide, getRelease, listReleases, ReleaseClientError, startRelease } from './release-client';
+
+/** Request bodies larger than this are refused with 413 before they are parsed. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** What the HTTP door needs: a connected Temporal client, and where releases go and are validated. */
+export interface HttpServerDeps {
+  client: Client;
+  /** Task queue of the release worker (default: the production queue). */
+  taskQueue?: string;
+  /** config/ directory that requests are validated against (default: the repository's, or MREL_CONFIG_DIR). */
+  configDir?: string;
+  /** When set, every route but /healthz requires `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Where unexpected errors are logged (their details never reach the caller). Default: console.error. */
+  logError?: (message: string, err: unknown) => void;
+}
+
+/** A failure answered with its own HTTP status, raised by the door itself rather than the start API. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly problems: string[] = [],
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+const STATUS_BY_CODE: Record<ReleaseClientError['code'], number> = {
+  INVALID_REQUEST: 400,
+  NOT_FOUND: 404,
+  RELEASE_ENDED: 409,
+  UNAVAILABLE: 503,
+};
+
+/** gRPC status codes that mean "Temporal cannot answer now, try again": UNAVAILABLE, DEADLINE_EXCEEDED. */
+const GRPC_RETRYABLE = new Set([14, 4]);
+
+const decisionBodySchema = decideInputSchema.strict();
+
+/**
+ * Builds the HTTP server of the start API (not yet listening: call `listen`). Starting the same release twice
+ * answers the existing one (200, `started: false`), so callers may retry a POST safely.
+ */
+export function createHttpServer(deps: HttpServerDeps): Server {
+  if (deps.token !== undefined && deps.token.length === 0) {
+    throw new Error('the HTTP token must not be empty: leave it unset to serve without authentication');
+  }
+  const tokenDigest = deps.token === undefined ? undefined : sha256(deps.token);
+  const logError = deps.logError ?? ((message, err) => console.error(message, err));
+
+  const server = createServer((req, res) => {
+    void handle(req, res).catch((err: unknown) => {
+      if (err instanceof HttpError) return sendError(res, err.status, err.code, err.message, err.problems, err.headers);
+      if (err instanceof ReleaseClientError) {
+        return sendError(res, STATUS_BY_CODE[err.code], err.code, err.message, err.problems);
+      }
+      if (temporalUnavailable(err)) {
+        logError(`${req.method} ${req.url}: Temporal unavailable`, err);
+        return sendError(res, 503, 'UNAVAILABLE', 'Temporal cannot be reached right now; retry later');
+      }
+      logError(`${req.method} ${req.url}: unexpected error`, err);
+      sendError(res, 500, 'INTERNAL', 'internal error (see the server log)');
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    if (path === '/healthz') {
+      allow(req, ['GET']);
+      return send(res, 200, { status: 'ok' });
+    }
+    if (tokenDigest && !authorized(req.headers.authorization, tokenDigest)) {
+      throw new HttpError(401, 'UNAUTHORIZED', 'send Authorization: Bearer <token>', [], {
+        'www-authenticate': 'Bearer realm="modelrelease"',
+      });
+    }
+
+    if (path === '/releases') {
+      if (allow(req, ['GET', 'POST']) === 'GET') return send(res, 200, await listReleases(deps.client, filter(url)));
+      const started = await startRelease(deps.client, await readJson(req), {
+        taskQueue: deps.taskQueue,
+        configDir: deps.configDir,
+      });
+      const location = `/releases/${encodeURIComponent(started.releaseId)}`;
+      return send(res, started.started ? 201 : 200, started, { location });
+    }
+
+    if (path.startsWith('/releases/')) {
+      const rest = path.slice('/releases/'.length);
+      if (req.method === 'POST') {
+        if (!rest.endsWith('/decisions')) throw notFound(path);
+        const releaseId = decodeId(rest.slice(0, -'/decisions'.length));
+        const body = decisionBodySchema.safeParse(await readJson(req));
+        if (!body.success) {
+          throw new HttpError(400, 'INVALID_REQUEST', 'the decision is invalid', zodProblems(body.error));
+        }
+        return send(res, 200, await decide(deps.client, releaseId, body.data));
+      }
+      allow(req, ['GET']);
+      return send(res, 200, await getRelease(deps.client, decodeId(rest)));
+    }
+
+    throw notFound(path);
+  }
+
+  return server;
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+function sendError(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  error: string,
+  problems: string[] = [],
+  headers: Record<string, string> = {},
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  send(res, status, { error, code, problems }, headers);
+}
+
+function notFound(path: string): HttpError {
+  return new HttpError(404, 'NOT_FOUND', `no route for ${path} (see GET /releases, POST /releases)`);
+}
+
+/** Answers 405 unless the method is one of `methods`; returns the method otherwise. */
+function allow(req: IncomingMessage, methods: string[]): string {
+  const method = req.method ?? '';
+  if (!methods.includes(method)) {
+    throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed here (use ${methods.join(' or ')})`, [], {
+      allow: methods.join(', '),
+    });
+  }
+  return method;
+}
+
+function decodeId(raw: string): string {
+  let id: string;
+  try {
+    id = decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(400, 'INVALID_REQUEST', 'the release id in the path is not valid URL encoding');
+  }
+  if (id.length === 0) throw new HttpError(404, 'NOT_FOUND', 'give a release id: /releases/<id>');
+  return id;
+}
+
+function filter(url: URL): { model?: string; stage?: string; environment?: string; limit?: number } {
+  const out: { model?: string; stage?: string; environment?: string; limit?: number } = {};
+  for (const key of ['model', 'stage', 'environment'] as const) {
+    const value = url.searchParams.get(key);
+    if (value) out[key] = value;
+  }
+  const limit = url.searchParams.get('limit');
+  if (limit !== null) {
+    const n = Number(limit);
+    if (!Number.isInteger(n) || n < 1 || n > 1000) {
+      throw new HttpError(400, 'INVALID_REQUEST', 'the query is invalid', [
+        `limit must be an integer from 1 to 1000 (got "${limit}")`,
+      ]);
+    }
+    out.limit = n;
+  }
+  return out;
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+/** Compares digests so that neither the token's content nor its length shows in the timing. */
+function authorized(header: string | undefined, tokenDigest: Buffer): boolean {
+  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header ?? '');
+  const given = sha256(match?.[1] ?? '');
+  return timingSafeEqual(given, tokenDigest) && match !== null;
+}
+
+function temporalUnavailable(err: unknown): boolean {
+  const grpc = err instanceof ServiceError ? err.cause : err;
+  return isGrpcServiceError(grpc) && GRPC_RETRYABLE.has(grpc.code);
+}
+
+/** Reads a JSON body of at most MAX_BODY_BYTES. */
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const type = req.headers['content-type'];
+  // Requiring a JSON media type also keeps browsers from posting cross-site forms here without a CORS preflight.
+  if (!type || !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
+    throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `send a JSON body with Content-Type: application/json`, [
+      `content-type is ${type ? `"${type}"` : 'missing'}`,
+    ]);
+  }
+  const text = await readBody(req);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new HttpError(400, 'INVALID_REQUEST', 'the request body is not valid JSON', [
+      `body: ${(err as Error).message}`,
+    ]);
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  const tooLarge = (): HttpError =>
+    new HttpError(413, 'PAYLOAD_TOO_LARGE', `the request body is larger than ${MAX_BODY_BYTES} bytes`, [], {
+      connection: 'close',
+    });
+  if (Number(req.headers['content-length']) > MAX_BODY_BYTES) {
+    req.resume();
+    return Promise.reject(tooLarge());
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        // Keep draining (and dropping) what is in flight so the caller can read the 413; the connection closes after.
+        req.off('data', onData);
+        req.resume();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+  });
+}

@@ -1,0 +1,141 @@
+/**
+ * Shared setup of the gitops tests: a scratch folder per test, real bare repositories in it, and release inputs.
+ */
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { simpleGit } from 'simple-git';
+import type { SimpleGit } from 'simple-git';
+import { test as base } from 'vitest';
+import type { GitOpsActivities } from '../../activities/gitops';
+import type { GitOpsCommit, GitOpsReleaseInput } from '../../workflows/types';
+
+export const test = base.extend<{ tmp: string }>({
+  tmp: async ({}, use) => {
+    const dir = await mkdtemp(join(tmpdir(), 'modelrelease-gitops-'));
+    await use(dir);
+    await rm(dir, { recursive: true, force: true });
+  },
+});
+
+/** A git that never depends on the host's identity or signing config. */
+export function gitIn(dir: string): SimpleGit {
+  return simpleGit({
+    baseDir: dir,
+    config: ['user.name=Test Person', 'user.email=test@example.invalid', 'commit.gpgsign=false'],
+  });
+}
+
+export async function bareRepo(root: string, name = 'gitops.git'): Promise<string> {
+  const dir = join(root, name);
+  await mkdir(dir, { recursive: true });
+  await gitIn(dir).raw(['init', '-q', '--bare', '--initial-branch=main']);
+  return dir;
+}
+
+/** Installs a pre-receive hook that prints `message` and declines every push. */
+export async function declineAllPushes(bare: string, message: string): Promise<void> {
+  const hook = join(bare, 'hooks', 'pre-receive');
+  await writeFile(hook, `#!/bin/sh\necho ${JSON.stringify(message)} >&2\nexit 1\n`);
+  await chmod(hook, 0o755);
+}
+
+export async function cloneOf(bare: string, root: string, name = 'clone'): Promise<{ dir: string; git: SimpleGit }> {
+  const dir = join(root, name);
+  await gitIn(root).raw(['clone', '-q', '--branch', 'main', bare, dir]);
+  return { dir, git: gitIn(dir) };
+}
+
+const silent: Logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+/** An activity context as a worker gives one, without the worker's log of every expected failure. */
+export function activityEnvironment(): MockActivityEnvironment {
+  return new MockActivityEnvironment(undefined, { logger: silent });
+}
+
+/** Runs commitRelease inside an activity context, as a worker would, recording its heartbeats. */
+export async function commitRelease(
+  activities: GitOpsActivities,
+  input: GitOpsReleaseInput,
+  heartbeats: unknown[] = [],
+): Promise<GitOpsCommit> {
+  const env = activityEnvironment();
+  env.on('heartbeat', (details: unknown) => heartbeats.push(details));
+  return env.run(activities.commitRelease, input);
+}
+
+const hex = (c: string) => c.repeat(64);
+
+export function releaseInput(
+  options: { model?: string; version?: string; environment?: string; image?: string } = {},
+): GitOpsReleaseInput {
+  const model = options.model ?? 'sentiment';
+  const version = options.version ?? '1.4.0';
+  const environment = options.environment ?? 'production';
+  return {
+    releaseId: `release/${model}/${version}/${environment}`,
+    runId: '0197a2c4-0000-7000-8000-000000000001',
+    request: {
+      model: { name: model, version, source: `hf://acme/${model}@main` },
+      ...(options.image === undefined ? {} : { image: { ref: options.image } }),
+      environment,
+      policy: 'default',
+      team: 'nlp',
+      costCenter: 'cc-1234',
+      requestedBy: 'ci@acme',
+    },
+    manifest: {
+      model,
+      version,
+      source: `hf://acme/${model}@main`,
+      resolvedRevision: '3f2a9c0d1e',
+      files: [
+        { path: 'model.json', size: 120, sha256: hex('b') },
+        { path: 'group1-shard1of1.bin', size: 4096, sha256: hex('a') },
+      ],
+      totalSize: 4216,
+      storeRoot: '/var/lib/modelrelease/store',
+      manifestDigest: hex('c'),
+    },
+    gates: [
+      {
+        gate: 'scan',
+        verdict: 'pass',
+        summary: 'no findings',
+        metrics: { files: 2 },
+        findings: [],
+        startedAt: '2025-01-01T10:00:00.000Z',
+        finishedAt: '2025-01-01T10:01:00.000Z',
+      },
+      {
+        gate: 'fairness',
+        verdict: 'warn',
+        summary: 'demographic parity ratio 0.85',
+        metrics: { dpr: 0.85 },
+        findings: [],
+        startedAt: '2025-01-01T10:01:00.000Z',
+        finishedAt: '2025-01-01T10:05:00.000Z',
+      },
+    ],
+    approvals: [
+      {
+        approver: 'alice',
+        role: 'release-manager',
+        roles: ['release-manager'],
+        decision: 'approve',
+        at: '2025-01-01T11:00:00.000Z',
+      },
+      {
+        approver: 'bob',
+        role: 'ml-ethics',
+        roles: ['ml-ethics'],
+        decision: 'approve',
+        comment: 'parity acceptable for this use',
+        at: '2025-01-01T12:30:00.000Z',
+      },
+    ],
+    policy: { name: 'default', digest: hex('d') },
+  };
+}
