@@ -117,6 +117,15 @@ export async function startRelease(
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
       staticSummary: `${request.model.name}@${request.model.version} → ${request.environment}`,
+      staticDetails: [
+        `- **source:** ${request.model.source}`,
+        `- **policy:** ${request.policy}`,
+        `- **requested by:** ${request.requestedBy}`,
+        ...(request.team
+          ? [`- **team:** ${request.team}${request.costCenter ? ` (cost center ${request.costCenter})` : ''}`]
+          : []),
+        `- **pinned digests:** ${Object.keys(request.model.digests ?? {}).length} file(s)`,
+      ].join('\n'),
       typedSearchAttributes: new TypedSearchAttributes([
         { key: ModelNameKey, value: request.model.name },
         { key: ModelVersionKey, value: request.model.version },

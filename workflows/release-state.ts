@@ -180,7 +180,7 @@ export class ReleaseState {
       s.commit ? `${s.commit.sha.slice(0, 12)} on ${s.commit.branch}` : '',
     ]);
     const lines = [
-      `**${s.model}@${s.version} → ${s.environment}** · stage **${s.stage}** · policy ${s.policy}`,
+      `**${escapeCell(`${s.model}@${s.version}`)} → ${escapeCell(s.environment)}** · stage **${s.stage}** · policy ${escapeCell(s.policy)}`,
       '',
       '| stage | verdict | detail |',
       '| --- | --- | --- |',
@@ -189,7 +189,7 @@ export class ReleaseState {
     if (s.reason) lines.push('', `**Outcome:** ${s.stage}: ${escapeCell(s.reason)}`);
     if (s.refused.length > 0) {
       lines.push('', '**Refused decisions**', '');
-      for (const r of s.refused) lines.push(`- ${r.approver} (${r.decision}) at ${r.at}: ${r.reason}`);
+      for (const r of s.refused) lines.push(`- ${escapeCell(`${r.approver} (${r.decision}) at ${r.at}: ${r.reason}`)}`);
     }
     return lines.join('\n');
   }
@@ -226,6 +226,7 @@ function withComment(input: DecideInput): Pick<Decision, 'approver' | 'decision'
     : { approver: input.approver, decision: input.decision, comment: input.comment };
 }
 
+/** Keeps user-provided text (comments, reasons) from breaking the table or turning into markdown links. */
 function escapeCell(text: string): string {
-  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  return text.replace(/([\\|[\]*_`<>])/g, '\\$1').replace(/\n/g, ' ');
 }

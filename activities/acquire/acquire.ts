@@ -1,0 +1,160 @@
+/**
+ * The acquire stage without Temporal: resolve the source, stream every file into the content-addressed store
+ * (verifying declared digests on the way), and write the manifest that later stages read artifacts through.
+ */
+import { resolve } from 'node:path';
+import type { ArtifactFile, ArtifactManifest, ModelRef } from '../../workflows/types';
+import { modelRefSchema } from '../../workflows/types';
+import {
+  AcquireError,
+  EmptyModelError,
+  formatIssues,
+  InvalidRequestError,
+  SourceNotFoundError,
+  SourceRejectedError,
+  SourceUnavailableError,
+  UnsupportedSourceError,
+} from './errors';
+import { resolveFileSource } from './file-source';
+import { resolveHfSource } from './hf-source';
+import { resolveHttpSource } from './http-source';
+import { manifestDigest, sortFiles, writeManifest } from './manifest';
+import { assertSafeRelativePath } from './paths';
+import type { ResolvedSource, SourceOptions } from './source';
+import { storeStream } from './store';
+
+export const DEFAULT_HF_ENDPOINT = 'https://huggingface.co';
+
+export interface AcquireProgress {
+  /** Manifest path of the file being stored. */
+  file: string;
+  /** Bytes of that file stored so far. */
+  bytes: number;
+}
+
+export interface AcquireOptions {
+  storeRoot: string;
+  hfEndpoint?: string;
+  hfToken?: string;
+  fetch?: typeof fetch;
+  /** Aborts listing and transfers; temp files are removed and nothing is added to the store. */
+  signal?: AbortSignal;
+  onProgress?: (progress: AcquireProgress) => void;
+}
+
+/**
+ * Store every file of `model` and return its manifest (also written to
+ * `<storeRoot>/manifests/<model>/<version>/<manifestDigest>.json`).
+ *
+ * Idempotent: blobs already in the store are reused. Throws an AcquireError subclass for permanent failures and
+ * SourceUnavailableError (or a plain I/O error) for transient ones.
+ */
+export async function acquireArtifacts(model: ModelRef, options: AcquireOptions): Promise<ArtifactManifest> {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(model.source)?.[1]?.toLowerCase();
+  if (scheme !== 'file' && scheme !== 'http' && scheme !== 'https' && scheme !== 'hf') {
+    throw new UnsupportedSourceError(
+      `${model.source}: unsupported source ${scheme ? `scheme "${scheme}:"` : 'URI'} ` +
+        '(supported: file:///absolute/dir, https://host/path, http://host/path, hf://org/repo@revision)',
+      { source: model.source },
+    );
+  }
+  // Activities can be started by anything that reaches the task queue, so the door's validation is not assumed.
+  const parsed = modelRefSchema.safeParse(model);
+  if (!parsed.success) throw new InvalidRequestError(formatIssues(parsed.error.issues, 'model'), {});
+
+  const storeRoot = resolve(options.storeRoot);
+  const sourceOptions: SourceOptions = {
+    fetch: options.fetch ?? globalThis.fetch,
+    hfEndpoint: (options.hfEndpoint ?? DEFAULT_HF_ENDPOINT).replace(/\/+$/, ''),
+    hfToken: options.hfToken,
+    signal: options.signal,
+  };
+  const source = await resolveSource(scheme, model, sourceOptions);
+
+  const declared = new Map(Object.entries(model.digests ?? {}));
+  checkListing(model, source, declared);
+
+  const files: ArtifactFile[] = [];
+  for (const file of source.files) {
+    options.signal?.throwIfAborted();
+    try {
+      const stream = await file.open(options.signal);
+      const blob = await storeStream(storeRoot, stream, {
+        path: file.path,
+        expectedSha256: declared.get(file.path),
+        signal: options.signal,
+        onProgress: options.onProgress && ((bytes) => options.onProgress?.({ file: file.path, bytes })),
+      });
+      files.push({ path: file.path, ...blob });
+    } catch (err) {
+      throw describeTransferError(err, file.path, model.source, options.signal);
+    }
+  }
+
+  const totalSize = files.reduce((sum, file) => sum + file.size, 0);
+  if (totalSize === 0) {
+    throw new EmptyModelError(`${model.source} holds only empty files (${files.map((f) => f.path).join(', ')})`, {
+      source: model.source,
+    });
+  }
+  const sorted = sortFiles(files);
+  const manifest: ArtifactManifest = {
+    model: model.name,
+    version: model.version,
+    source: model.source,
+    resolvedRevision: source.resolvedRevision,
+    files: sorted,
+    totalSize,
+    storeRoot,
+    manifestDigest: manifestDigest(sorted),
+  };
+  await writeManifest(manifest);
+  return manifest;
+}
+
+function resolveSource(scheme: 'file' | 'http' | 'https' | 'hf', model: ModelRef, options: SourceOptions) {
+  switch (scheme) {
+    case 'file':
+      return resolveFileSource(model.source);
+    case 'http':
+    case 'https':
+      return resolveHttpSource(model, options);
+    case 'hf':
+      return resolveHfSource(model.source, options);
+  }
+}
+
+/** Everything that can be refused without transferring a byte is refused before the first transfer. */
+function checkListing(model: ModelRef, source: ResolvedSource, declared: ReadonlyMap<string, string>): void {
+  if (source.files.length === 0) {
+    throw new EmptyModelError(`${model.source} has no files`, { source: model.source });
+  }
+  const listed = new Set<string>();
+  for (const file of source.files) {
+    // Each source checks its own paths; checking again here keeps a future source from forgetting to.
+    assertSafeRelativePath(file.path, `${model.source}: file`);
+    if (listed.has(file.path)) {
+      throw new SourceRejectedError(`${model.source} lists ${JSON.stringify(file.path)} twice`, {
+        source: model.source,
+        path: file.path,
+      });
+    }
+    listed.add(file.path);
+  }
+  for (const path of declared.keys()) {
+    if (!listed.has(path)) {
+      throw new SourceNotFoundError(
+        `${model.source} has no file ${JSON.stringify(path)}, which model.digests declares ` +
+          `(the source has: ${[...listed].slice(0, 20).join(', ')}${listed.size > 20 ? ', …' : ''})`,
+        { source: model.source, path },
+      );
+    }
+  }
+}
+
+/** Name the file in transient errors; a bare "terminated" from a dropped connection helps nobody. */
+function describeTransferError(err: unknown, path: string, source: string, signal?: AbortSignal): unknown {
+  if (err instanceof AcquireError || err instanceof SourceUnavailableError || signal?.aborted) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new SourceUnavailableError(`storing ${path} from ${source} failed: ${message}`, { cause: err });
+}

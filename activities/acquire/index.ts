@@ -1,0 +1,106 @@
+/**
+ * The acquire activity: Temporal wiring around the pure code in ./acquire. It maps permanent domain errors to
+ * non-retryable ApplicationFailures, heartbeats progress while files stream, and turns cancellation into aborted
+ * transfers.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../../workflows/definitions';
+import type { ArtifactManifest, ModelRef } from '../../workflows/types';
+import { acquireArtifacts, type AcquireProgress } from './acquire';
+import { AcquireError, type AcquireErrorCode } from './errors';
+
+export { acquireArtifacts, DEFAULT_HF_ENDPOINT } from './acquire';
+export type { AcquireOptions, AcquireProgress } from './acquire';
+export * from './errors';
+export { manifestDigest, manifestPath } from './manifest';
+export { storePath } from './store';
+
+export interface AcquireDeps {
+  /** Root of the content-addressed store, shared with the stages that read artifacts. */
+  storeRoot: string;
+  /** Hugging Face Hub endpoint; falls back to HF_ENDPOINT, then https://huggingface.co. */
+  hfEndpoint?: string;
+  /** Hub token for private and gated repositories; falls back to HF_TOKEN. */
+  hfToken?: string;
+  fetch?: typeof fetch;
+}
+
+export interface AcquireModelInput {
+  model: ModelRef;
+}
+
+/** Heartbeats are throttled by the SDK as well; this keeps a multi-GB file from producing thousands of calls. */
+const HEARTBEAT_INTERVAL_MS = 1_000;
+
+const failureTypes: Record<AcquireErrorCode, FailureType> = {
+  InvalidRequest: FailureType.InvalidRequest,
+  DigestMismatch: FailureType.DigestMismatch,
+  UnsafePath: FailureType.UnsafePath,
+  EmptyModel: FailureType.EmptyModel,
+  SourceNotFound: FailureType.SourceNotFound,
+  SourceRejected: FailureType.SourceRejected,
+  UnsupportedSource: FailureType.UnsupportedSource,
+};
+
+export function createAcquireActivities(deps: AcquireDeps) {
+  const hfEndpoint = deps.hfEndpoint ?? process.env.HF_ENDPOINT;
+  const hfToken = deps.hfToken ?? process.env.HF_TOKEN;
+
+  return {
+    /**
+     * Fetch every file of `model` into the content-addressed store and return its manifest.
+     *
+     * Idempotent: blobs are named by digest, so a retry reuses what an earlier attempt stored; the manifest is
+     * rewritten with identical content. Heartbeats `{ file, bytes }` while streaming: give it a heartbeat timeout.
+     * Permanent failures (digest mismatch, unsafe paths, 4xx, empty model, bad request) are non-retryable with a
+     * FailureType; 5xx, network and I/O errors are plain errors and retried.
+     */
+    async acquireModel({ model }: AcquireModelInput): Promise<ArtifactManifest> {
+      const context = activityContext();
+      try {
+        return await acquireArtifacts(model, {
+          storeRoot: deps.storeRoot,
+          hfEndpoint,
+          hfToken,
+          fetch: deps.fetch,
+          signal: context?.cancellationSignal,
+          onProgress: context && throttledHeartbeat(context),
+        });
+      } catch (err) {
+        throw toActivityFailure(err, context);
+      }
+    },
+  };
+}
+
+/** Map a domain error to what Temporal should do with it. */
+function toActivityFailure(err: unknown, context?: Context): unknown {
+  // The worker reports a cancelled activity only when the error is its CancelledFailure (or an AbortError).
+  if (context?.cancellationSignal.aborted) return context.cancellationSignal.reason ?? err;
+  if (err instanceof AcquireError) {
+    return ApplicationFailure.nonRetryable(err.message, failureTypes[err.code], err.details);
+  }
+  return err;
+}
+
+function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    // Called outside a worker (scripts, plain tests): no heartbeats, no cancellation.
+    return undefined;
+  }
+}
+
+function throttledHeartbeat(context: Context): (progress: AcquireProgress) => void {
+  let lastFile: string | undefined;
+  let lastAt = 0;
+  return (progress) => {
+    const now = Date.now();
+    if (progress.file === lastFile && now - lastAt < HEARTBEAT_INTERVAL_MS) return;
+    lastFile = progress.file;
+    lastAt = now;
+    context.heartbeat(progress);
+  };
+}

@@ -1,0 +1,22 @@
+import type { Readable } from 'node:stream';
+
+/** One file a source offers, opened only when the store is ready to take it. */
+export interface SourceFile {
+  /** Manifest path: relative to the model root, forward slashes, already checked by assertSafeRelativePath. */
+  path: string;
+  open(signal?: AbortSignal): Promise<Readable>;
+}
+
+/** A source listed and pinned: every file comes from `resolvedRevision`, whatever the branch does meanwhile. */
+export interface ResolvedSource {
+  resolvedRevision: string;
+  files: SourceFile[];
+}
+
+export interface SourceOptions {
+  fetch: typeof fetch;
+  /** Hugging Face Hub endpoint without a trailing slash, e.g. https://huggingface.co */
+  hfEndpoint: string;
+  hfToken?: string;
+  signal?: AbortSignal;
+}
