@@ -3,8 +3,28 @@ import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 
 const nodeBuiltins = [
-  'fs', 'path', 'child_process', 'crypto', 'os', 'net', 'http', 'https', 'stream', 'url', 'util', 'zlib',
-  'events', 'worker_threads', 'dns', 'tls', 'readline', 'process', 'timers', 'buffer', 'cluster', 'dgram',
+  'fs',
+  'path',
+  'child_process',
+  'crypto',
+  'os',
+  'net',
+  'http',
+  'https',
+  'stream',
+  'url',
+  'util',
+  'zlib',
+  'events',
+  'worker_threads',
+  'dns',
+  'tls',
+  'readline',
+  'process',
+  'timers',
+  'buffer',
+  'cluster',
+  'dgram',
 ];
 
 export default tseslint.config(
@@ -33,12 +53,29 @@ export default tseslint.config(
         {
           paths: nodeBuiltins.flatMap((m) => [
             { name: m, message: 'Workflow code must be deterministic: do I/O in an activity.', allowTypeImports: true },
-            { name: `node:${m}`, message: 'Workflow code must be deterministic: do I/O in an activity.', allowTypeImports: true },
+            {
+              name: `node:${m}`,
+              message: 'Workflow code must be deterministic: do I/O in an activity.',
+              allowTypeImports: true,
+            },
           ]),
           patterns: [
             {
-              group: ['simple-git', 'dockerode', '@kubernetes/*', '@tensorflow/*', '@temporalio/client', '@temporalio/worker', '@temporalio/activity', 'yaml', '../activities/*', '../client/*', '../config/*'],
-              message: 'Workflow code must be deterministic: infrastructure libraries and activities belong in activities/.',
+              group: [
+                'simple-git',
+                'dockerode',
+                '@kubernetes/*',
+                '@tensorflow/*',
+                '@temporalio/client',
+                '@temporalio/worker',
+                '@temporalio/activity',
+                'yaml',
+                '../activities/*',
+                '../client/*',
+                '../config/*',
+              ],
+              message:
+                'Workflow code must be deterministic: infrastructure libraries and activities belong in activities/.',
               allowTypeImports: true,
             },
           ],
