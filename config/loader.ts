@@ -7,8 +7,14 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import type { ApprovalRule, ReleaseConfig, ReleaseRequest } from '../workflows/types';
-import { approversFileSchema, policyFileSchema, type ApproversFile, type PolicyFile } from './schema';
+import type { ApprovalRule, ReleaseConfig, ReleaseRequest, Waiver } from '../workflows/types';
+import {
+  approversFileSchema,
+  policyFileSchema,
+  waiversFileSchema,
+  type ApproversFile,
+  type PolicyFile,
+} from './schema';
 
 /** The repository's config/ directory; MREL_CONFIG_DIR overrides it. */
 export const DEFAULT_CONFIG_DIR = process.env.MREL_CONFIG_DIR ?? fileURLToPath(new URL('.', import.meta.url));
@@ -140,12 +146,65 @@ export async function loadPolicy(
   return { ...parsed.data, name, file: loaded.file, digest: loaded.digest };
 }
 
+/**
+ * Loads config/waivers.yaml (absent = no waivers) and returns those that apply to this release, expired ones
+ * included: whether a waiver still counts is decided when a gate runs, against the workflow's clock.
+ */
+export async function loadWaivers(
+  approvers: LoadedApprovers,
+  scope: Pick<ReleaseRequest, 'environment'> & { model: string; version: string },
+  configDir = DEFAULT_CONFIG_DIR,
+): Promise<{ waivers: Waiver[]; file?: string; digest?: string }> {
+  const path = join(configDir, 'waivers.yaml');
+  let loaded: LoadedYaml;
+  try {
+    loaded = await readYaml(configDir, path, '');
+  } catch (err) {
+    if (err instanceof ConfigError && err.problems[0]?.startsWith('not found')) return { waivers: [] };
+    throw err;
+  }
+  const parsed = waiversFileSchema.safeParse(loaded.data ?? {});
+  if (!parsed.success) throw new ConfigError(loaded.file, zodProblems(parsed.error));
+  const problems: string[] = [];
+  parsed.data.waivers.forEach((w, i) => {
+    if (!approvers.approvers[w.approver]) {
+      problems.push(
+        `waivers[${i}].approver "${w.approver}" is not in ${approvers.file}; a waiver must be signed by a known approver`,
+      );
+    }
+  });
+  if (problems.length > 0) throw new ConfigError(loaded.file, problems);
+  const waivers = parsed.data.waivers
+    .filter(
+      (w) =>
+        (w.model === '*' || w.model === scope.model) &&
+        (w.version === undefined || w.version === scope.version) &&
+        (w.environment === undefined || w.environment === scope.environment),
+    )
+    .map((w) => ({
+      gate: w.gate,
+      ruleIds: w.ruleIds,
+      justification: w.justification,
+      approver: w.approver,
+      // A date alone means "through the end of that day" (UTC).
+      expiresAt: w.expiresAt.length === 10 ? `${w.expiresAt}T23:59:59.999Z` : new Date(w.expiresAt).toISOString(),
+    }));
+  return { waivers, file: loaded.file, digest: loaded.digest };
+}
+
 /** Resolves the policy and approvers a release needs, as one snapshot recorded in the workflow's history. */
 export async function resolveReleaseConfig(
-  request: Pick<ReleaseRequest, 'policy' | 'environment'>,
+  request: Pick<ReleaseRequest, 'policy' | 'environment'> & { model?: { name: string; version: string } },
   configDir = DEFAULT_CONFIG_DIR,
 ): Promise<ReleaseConfig> {
   const approvers = await loadApprovers(configDir);
+  const waivers = request.model
+    ? await loadWaivers(
+        approvers,
+        { environment: request.environment, model: request.model.name, version: request.model.version },
+        configDir,
+      )
+    : { waivers: [] };
   const policy = await loadPolicy(request.policy, approvers, configDir);
   const rule = policy.approval.environments[request.environment];
   if (!rule) {
@@ -166,5 +225,10 @@ export async function resolveReleaseConfig(
     approversFile: { file: approvers.file, digest: approvers.digest },
     approval,
     approvers: Object.fromEntries(Object.entries(approvers.approvers).map(([id, a]) => [id, a.roles])),
+    gatePolicies: Object.fromEntries(
+      Object.entries(policy).filter(([key]) => !['approval', 'description', 'name', 'file', 'digest'].includes(key)),
+    ),
+    waivers: waivers.waivers,
+    ...(waivers.file ? { waiversFile: { file: waivers.file, digest: waivers.digest as string } } : {}),
   };
 }

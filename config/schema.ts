@@ -45,3 +45,27 @@ export const policyFileSchema = z
   // Later stages (scan, license, evaluate, cost) add their own sections; unknown keys are kept for them.
   .passthrough();
 export type PolicyFile = z.infer<typeof policyFileSchema>;
+
+/** config/waivers.yaml: accepted risks, each scoped to a gate and rule ids, signed by an approver, with an expiry. */
+export const waiversFileSchema = z
+  .object({
+    waivers: z
+      .array(
+        z
+          .object({
+            gate: z.string().min(1),
+            ruleIds: z.array(z.string().min(1)).min(1, 'list the rule ids this waiver covers (or "*")'),
+            /** Scope: a model name (default: every model), optionally one version and one environment. */
+            model: z.string().min(1).default('*'),
+            version: z.string().min(1).optional(),
+            environment: z.string().min(1).optional(),
+            justification: z.string().min(10, 'say why the risk is accepted (at least 10 characters)'),
+            approver: z.string().min(1),
+            expiresAt: z.iso.date().or(z.iso.datetime({ offset: true })),
+          })
+          .strict(),
+      )
+      .default([]),
+  })
+  .strict();
+export type WaiversFile = z.infer<typeof waiversFileSchema>;

@@ -200,7 +200,13 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
     try {
       state.config = await short.loadReleaseConfig.executeWithOptions(
         { ...SHORT, summary: `load policy ${request.policy} for ${request.environment}` },
-        [{ policy: request.policy, environment: request.environment }],
+        [
+          {
+            policy: request.policy,
+            environment: request.environment,
+            model: { name: request.model.name, version: request.model.version },
+          },
+        ],
       );
     } catch (err) {
       if (isCancellation(err)) throw err;
@@ -209,7 +215,10 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
     for (const phase of GATE_PHASES) {
       moveTo(phase.map((g) => g.name).join('+'));
       const results = await Promise.all(phase.map((gate) => runGate(gate, ctx)));
-      for (const result of results) state.recordGate(result, nowIso());
+      for (const result of results) {
+        state.recordGate(result, nowIso());
+        state.extraRequirements.push(...(result.requiredApprovals ?? []));
+      }
       publish();
       const stopped = results.find((r) => r.verdict === 'fail' || r.verdict === 'error');
       if (stopped) return `${stopped.gate} ${stopped.verdict}: ${stopped.summary}`;

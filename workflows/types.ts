@@ -93,6 +93,8 @@ export interface Finding {
   location: string;
   message: string;
   waivable: boolean;
+  /** Set when a valid (unexpired) waiver covers this finding: it stays in the record but no longer counts. */
+  waivedBy?: { approver: string; justification: string; expiresAt: string };
 }
 
 export type Verdict = 'pass' | 'warn' | 'fail' | 'error';
@@ -106,8 +108,28 @@ export interface GateResult {
   findings: Finding[];
   /** Where the gate's full evidence lives (store path), when it wrote any. */
   evidence?: string;
+  /** Approvals this gate asks for on top of the policy's (e.g. legal review of a license, finops for a budget). */
+  requiredApprovals?: RoleRequirement[];
+  /**
+   * Extra Deployment annotations, rendered as `policy.modelrelease.io/<key>` (e.g. `license: apache-2.0`). Every
+   * gate's verdict is annotated as `<gate>-verdict` anyway.
+   */
+  annotations?: Record<string, string>;
   startedAt: string;
   finishedAt: string;
+}
+
+/** What every gate activity receives: the release, its acquired artifacts, its policy section and waivers. */
+export interface GateInput {
+  releaseId: string;
+  request: ReleaseRequest;
+  manifest: ArtifactManifest;
+  /** The gate's section of the policy file (validated by the gate's own schema), or undefined when absent. */
+  policy?: unknown;
+  /** Waivers that apply to this release (from config/waivers.yaml and the `waive` signal). */
+  waivers: Waiver[];
+  /** Results of gates that ran earlier (e.g. cost reads the evaluation's measured throughput). */
+  earlier: GateResult[];
 }
 
 export const decisionInputSchema = z.object({
@@ -178,6 +200,11 @@ export interface ReleaseConfig {
   approval: ApprovalRule;
   /** approver id → roles, from config/approvers.yaml. */
   approvers: Record<string, string[]>;
+  /** The policy's gate sections (`scan:`, `license:`, …), each validated by its gate's schema at load. */
+  gatePolicies: Record<string, unknown>;
+  /** Waivers from config/waivers.yaml scoped to this release (expiry is checked when a gate runs). */
+  waivers: Waiver[];
+  waiversFile?: { file: string; digest: string };
 }
 
 export interface GitOpsCommit {

@@ -10,7 +10,9 @@ export function createConfigActivities(deps: { configDir?: string } = {}) {
      * Reads the release's policy and config/approvers.yaml and returns them as one snapshot (with content digests)
      * that the workflow keeps in its history. Invalid config is permanent (InvalidConfig); read errors are retried.
      */
-    async loadReleaseConfig(request: Pick<ReleaseRequest, 'policy' | 'environment'>): Promise<ReleaseConfig> {
+    async loadReleaseConfig(
+      request: Pick<ReleaseRequest, 'policy' | 'environment'> & { model?: { name: string; version: string } },
+    ): Promise<ReleaseConfig> {
       try {
         return await resolveReleaseConfig(request, configDir);
       } catch (err) {

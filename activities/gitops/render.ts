@@ -113,6 +113,7 @@ export function policyAnnotations(input: GitOpsReleaseInput, hooks: GateAnnotati
   if (approvers.length > 0) annotations['approved-by'] = approvers.map((a) => a.approver).join(',');
   for (const gate of input.gates) {
     annotations[`${annotationName(gate.gate)}-verdict`] = gate.verdict;
+    for (const [key, value] of Object.entries(gate.annotations ?? {})) annotations[annotationName(key)] = value;
     const hook = Object.hasOwn(hooks, gate.gate) ? hooks[gate.gate] : undefined;
     for (const [key, value] of Object.entries(hook?.(gate, input) ?? {})) annotations[annotationName(key)] = value;
   }

@@ -233,3 +233,17 @@ describe('registryRef', () => {
     expect(registryRef('https://h/m.bin', 'https://h/m.bin#etag="x"')).toBe('https://h/m.bin#etag="x"');
   });
 });
+
+describe('gate annotations', () => {
+  it('renders the annotations a gate result carries under policy.modelrelease.io/', () => {
+    const input = releaseInput();
+    input.gates = [
+      { ...(input.gates[0] as (typeof input.gates)[number]), gate: 'license', annotations: { license: 'apache-2.0' } },
+    ];
+    const files = renderRelease(input);
+    const patchPath = [...files.keys()].find((k) => k.endsWith('deployment-patch.yaml')) as string;
+    const patch = parse(files.get(patchPath) as string) as { metadata: { annotations: Record<string, string> } };
+    expect(patch.metadata.annotations['policy.modelrelease.io/license']).toBe('apache-2.0');
+    expect(patch.metadata.annotations['policy.modelrelease.io/license-verdict']).toBeDefined();
+  });
+});

@@ -21,6 +21,8 @@ const config: ReleaseConfig = {
     erin: ['legal'],
     carol: ['ml-engineer'],
   },
+  gatePolicies: {},
+  waivers: [],
 };
 const approval = (approver: string, roles: string[]): Decision => ({
   approver,
