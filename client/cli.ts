@@ -21,14 +21,11 @@ import {
   startRelease,
   type ClientOptions,
 } from './release-client';
+import { COMMAND_MODULES } from './commands';
+import type { Io } from './commands/context';
 import { renderStatus } from './format';
 
 export const EXIT = { ok: 0, notThrough: 1, usage: 2, notFound: 3, unavailable: 4 } as const;
-
-interface Io {
-  out: (line: string) => void;
-  err: (line: string) => void;
-}
 
 interface GlobalOptions extends ClientOptions {
   json?: boolean;
@@ -152,6 +149,9 @@ export function buildProgram(
       print(releases, rows.length > 0 ? rows.join('\n') : 'no releases match');
     });
 
+  for (const register of COMMAND_MODULES) {
+    register(program, { io, setExit, json: () => globals().json === true, client });
+  }
   return program;
 }
 

@@ -1,0 +1,7 @@
+/** Command modules that add subcommands to mrel beyond the release commands in client/cli.ts. */
+import type { Command } from 'commander';
+import type { CommandContext } from './context';
+
+export type RegisterCommands = (program: Command, ctx: CommandContext) => void;
+
+export const COMMAND_MODULES: RegisterCommands[] = [];
