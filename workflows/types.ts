@@ -115,8 +115,18 @@ export interface GateResult {
    * gate's verdict is annotated as `<gate>-verdict` anyway.
    */
   annotations?: Record<string, string>;
+  /** What the gate sizes for the rendered Deployment (the cost gate: replicas, resources, node selection). */
+  deployment?: DeploymentSizing;
   startedAt: string;
   finishedAt: string;
+}
+
+export interface DeploymentSizing {
+  replicas?: number;
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  nodeSelector?: Record<string, string>;
+  /** Extra labels on the Deployment and its pods (e.g. instance type for cost allocation). */
+  labels?: Record<string, string>;
 }
 
 /** What every gate activity receives: the release, its acquired artifacts, its policy section and waivers. */
