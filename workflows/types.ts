@@ -122,6 +122,8 @@ export interface GateResult {
 }
 
 export interface DeploymentSizing {
+  /** The image to run, pinned by digest (`repo@sha256:…`): what the image gate scanned is what runs. */
+  image?: string;
   replicas?: number;
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   nodeSelector?: Record<string, string>;

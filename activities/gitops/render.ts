@@ -4,7 +4,7 @@
  * activity writes exactly what the first attempt wrote.
  */
 import { stringify } from 'yaml';
-import type { GateResult, GitOpsReleaseInput } from '../../workflows/types';
+import type { DeploymentSizing, GateResult, GitOpsReleaseInput } from '../../workflows/types';
 
 export const ANNOTATION_PREFIX = 'policy.modelrelease.io/';
 export const DEFAULT_SERVING_IMAGE = 'modelrelease/model-server:latest';
@@ -204,38 +204,63 @@ function baseService(model: string): unknown {
 
 function deploymentPatch(input: GitOpsReleaseInput, servingImage: string, hooks: GateAnnotationHooks): unknown {
   const { request, manifest } = input;
+  const sizing = deploymentSizing(input.gates);
   const labels = {
+    ...sizing.labels,
     'modelrelease.io/model': labelValue(request.model.name),
     'modelrelease.io/version': labelValue(request.model.version),
     'modelrelease.io/team': labelValue(request.team ?? 'unassigned'),
     'modelrelease.io/cost-center': labelValue(request.costCenter ?? 'unassigned'),
   };
+  const container: Record<string, unknown> = {
+    name: CONTAINER_NAME,
+    image: sizing.image ?? request.image?.ref ?? servingImage,
+    env: [
+      { name: 'MODEL_NAME', value: request.model.name },
+      { name: 'MODEL_VERSION', value: request.model.version },
+      { name: 'MODEL_MANIFEST_DIGEST', value: sha256Ref(manifest.manifestDigest) },
+      { name: 'MODEL_STORE', value: manifest.storeRoot },
+    ],
+  };
+  if (sizing.resources) container.resources = sizing.resources;
+  const podSpec: Record<string, unknown> = { containers: [container] };
+  if (sizing.nodeSelector) podSpec.nodeSelector = sizing.nodeSelector;
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name: request.model.name, labels, annotations: policyAnnotations(input, hooks) },
     spec: {
-      replicas: 1,
+      replicas: sizing.replicas ?? 1,
       template: {
         // Cost tools (OpenCost, Kubecost) allocate by pod labels, not by the Deployment's.
         metadata: { labels },
-        spec: {
-          containers: [
-            {
-              name: CONTAINER_NAME,
-              image: request.image?.ref ?? servingImage,
-              env: [
-                { name: 'MODEL_NAME', value: request.model.name },
-                { name: 'MODEL_VERSION', value: request.model.version },
-                { name: 'MODEL_MANIFEST_DIGEST', value: sha256Ref(manifest.manifestDigest) },
-                { name: 'MODEL_STORE', value: manifest.storeRoot },
-              ],
-            },
-          ],
-        },
+        spec: podSpec,
       },
     },
   };
+}
+
+/**
+ * What the gates sized for the Deployment (the image gate pins the image by digest, the cost gate sets replicas and
+ * resources), merged in gate order; a later gate's value for the same field wins.
+ */
+export function deploymentSizing(gates: GitOpsReleaseInput['gates']): DeploymentSizing {
+  const merged: DeploymentSizing = {};
+  for (const gate of gates) {
+    const d = gate.deployment;
+    if (!d) continue;
+    if (d.image !== undefined) merged.image = d.image;
+    if (d.replicas !== undefined) merged.replicas = d.replicas;
+    if (d.resources !== undefined) merged.resources = d.resources;
+    if (d.nodeSelector !== undefined) merged.nodeSelector = { ...merged.nodeSelector, ...d.nodeSelector };
+    if (d.labels !== undefined) {
+      merged.labels = {
+        ...merged.labels,
+        ...Object.fromEntries(Object.entries(d.labels).map(([k, v]) => [k, labelValue(v)])),
+      };
+    }
+  }
+  return merged;
 }
 
 function toYaml(value: unknown): string {

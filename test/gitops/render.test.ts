@@ -247,3 +247,44 @@ describe('gate annotations', () => {
     expect(patch.metadata.annotations['policy.modelrelease.io/license-verdict']).toBeDefined();
   });
 });
+
+describe('deployment sizing from gates', () => {
+  it('runs the image pinned by digest and the replicas and resources the gates sized', () => {
+    const input = releaseInput();
+    const base = input.gates[0] as (typeof input.gates)[number];
+    input.gates = [
+      { ...base, gate: 'image', deployment: { image: 'registry.local/serve@sha256:' + 'a'.repeat(64) } },
+      {
+        ...base,
+        gate: 'cost',
+        deployment: {
+          replicas: 3,
+          resources: { requests: { cpu: '2', memory: '4Gi' }, limits: { memory: '4Gi' } },
+          nodeSelector: { 'node.kubernetes.io/instance-type': 'm7i.large' },
+          labels: { 'modelrelease.io/instance-type': 'm7i.large' },
+        },
+      },
+    ];
+    const files = renderRelease(input);
+    const patchPath = [...files.keys()].find((k) => k.endsWith('deployment-patch.yaml')) as string;
+    const patch = parse(files.get(patchPath) as string) as {
+      metadata: { labels: Record<string, string> };
+      spec: {
+        replicas: number;
+        template: {
+          metadata: { labels: Record<string, string> };
+          spec: { nodeSelector: Record<string, string>; containers: { image: string; resources: unknown }[] };
+        };
+      };
+    };
+    expect(patch.spec.replicas).toBe(3);
+    expect(patch.spec.template.spec.containers[0]?.image).toBe('registry.local/serve@sha256:' + 'a'.repeat(64));
+    expect(patch.spec.template.spec.containers[0]?.resources).toEqual({
+      requests: { cpu: '2', memory: '4Gi' },
+      limits: { memory: '4Gi' },
+    });
+    expect(patch.spec.template.spec.nodeSelector).toEqual({ 'node.kubernetes.io/instance-type': 'm7i.large' });
+    expect(patch.spec.template.metadata.labels['modelrelease.io/instance-type']).toBe('m7i.large');
+    expect(patch.metadata.labels['modelrelease.io/model']).toBe('sentiment');
+  });
+});
