@@ -4,6 +4,7 @@
 import { createAcquireActivities } from './acquire';
 import { createConfigActivities } from './config';
 import { createGitOpsActivities } from './gitops';
+import { createLicenseActivities } from './license';
 
 export interface ReleaseActivityDeps {
   configDir?: string;
@@ -18,6 +19,7 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
     ...createConfigActivities({ configDir: deps.configDir }),
     ...createAcquireActivities({ storeRoot: deps.storeRoot, hfEndpoint: deps.hfEndpoint, hfToken: deps.hfToken }),
     ...createGitOpsActivities(deps.gitops),
+    ...createLicenseActivities({ storeRoot: deps.storeRoot }),
   };
 }
 

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { ApprovalRule, ReleaseConfig, ReleaseRequest, Waiver } from '../workflows/types';
+import { gatePolicyProblems } from './gate-policies';
 import {
   approversFileSchema,
   policyFileSchema,
@@ -142,6 +143,7 @@ export async function loadPolicy(
       );
     }
   }
+  problems.push(...gatePolicyProblems(parsed.data as Record<string, unknown>, known));
   if (problems.length > 0) throw new ConfigError(loaded.file, problems);
   return { ...parsed.data, name, file: loaded.file, digest: loaded.digest };
 }

@@ -13,6 +13,7 @@ import {
   CancellationScope,
   condition,
   isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -40,6 +41,7 @@ import {
   releaseRequestSchema,
   type ArtifactManifest,
   type DecideInput,
+  type GateInput,
   type GateResult,
   type ReleaseRequest,
   type ReleaseStatus,
@@ -99,11 +101,48 @@ const acquireGate: GateStep = {
   },
 };
 
+/** Gate activities: `(input: GateInput) => Promise<GateResult>` on the release worker. */
+type GateActivityName = {
+  [K in keyof ReleaseActivities]: ReleaseActivities[K] extends (input: GateInput) => Promise<GateResult> ? K : never;
+}[keyof ReleaseActivities];
+
+/** A gate that is one activity call with the release's GateInput. */
+function activityGate(name: string, activity: GateActivityName, options: ActivityOptions = SHORT): GateStep {
+  const proxy = proxyActivities<ReleaseActivities>(options);
+  return {
+    name,
+    async run(ctx) {
+      const { model } = ctx.request;
+      return proxy[activity].executeWithOptions({ ...options, summary: `${name} ${model.name}@${model.version}` }, [
+        gateInput(ctx, name),
+      ]);
+    },
+  };
+}
+
+function gateInput(ctx: GateContext, gate: string): GateInput {
+  const config = ctx.state.config;
+  if (!config || !ctx.manifest) throw new Error(`gate ${gate} ran before config and acquire`);
+  return {
+    releaseId: ctx.state.status.releaseId,
+    request: ctx.request,
+    manifest: ctx.manifest,
+    policy: config.gatePolicies[gate],
+    waivers: config.waivers.filter((w) => w.gate === gate),
+    earlier: ctx.state.status.gates,
+  };
+}
+
+/** Releases started before the content gates existed replay with acquire only (see test/histories). */
+export const CONTENT_GATES_PATCH = 'content-gates-v1';
+
 /**
- * The gate pipeline, phase by phase. Adding a gate is one entry here (a phase of several runs them in parallel),
- * e.g. `[scanGate, licenseGate]` after acquire.
+ * The gate pipeline, phase by phase. Adding a gate is one entry here (a phase of several runs them in parallel).
  */
-export const GATE_PHASES: GateStep[][] = [[acquireGate]];
+function gatePhases(): GateStep[][] {
+  if (!patched(CONTENT_GATES_PATCH)) return [[acquireGate]];
+  return [[acquireGate], [activityGate('license', 'checkLicense', LONG)]];
+}
 
 export async function modelReleaseWorkflow(input: ReleaseRequest): Promise<ReleaseStatus> {
   const status = await release(input);
@@ -134,10 +173,11 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
   }
   const request = parsed.data;
   const { workflowId } = workflowInfo();
+  const phases = gatePhases();
   const state = new ReleaseState(
     request,
     workflowId,
-    GATE_PHASES.map((phase) => phase.map((g) => g.name)),
+    phases.map((phase) => phase.map((g) => g.name)),
     nowIso(),
   );
 
@@ -212,7 +252,7 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
       if (isCancellation(err)) throw err;
       return `config: ${failureMessage(err)}`;
     }
-    for (const phase of GATE_PHASES) {
+    for (const phase of phases) {
       moveTo(phase.map((g) => g.name).join('+'));
       const results = await Promise.all(phase.map((gate) => runGate(gate, ctx)));
       for (const result of results) {

@@ -1,7 +1,8 @@
 /** Command modules that add subcommands to mrel beyond the release commands in client/cli.ts. */
 import type { Command } from 'commander';
 import type { CommandContext } from './context';
+import { register as license } from './license';
 
 export type RegisterCommands = (program: Command, ctx: CommandContext) => void;
 
-export const COMMAND_MODULES: RegisterCommands[] = [];
+export const COMMAND_MODULES: RegisterCommands[] = [license];

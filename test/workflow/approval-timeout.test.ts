@@ -45,6 +45,7 @@ it('a release without enough approvals within the policy timeout ends as expired
   const modelDir = join(dir, 'model');
   await mkdir(modelDir);
   await writeFile(join(modelDir, 'weights.bin'), Buffer.alloc(64, 7));
+  await writeFile(join(modelDir, 'README.md'), '---\nlicense: mit\n---\n# slow-approval\n');
   await exec('git', ['init', '--quiet', '--bare', '--initial-branch=main', join(dir, 'gitops.git')]);
   const worker = await Worker.create({
     connection: env.nativeConnection,

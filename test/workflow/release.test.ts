@@ -1,6 +1,8 @@
 /**
  * The whole release path against the real Temporal dev server, real git and a real artifact store.
  */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,7 +38,10 @@ describe('modelReleaseWorkflow', () => {
     expect(releaseId).toBe('release/credit-risk/1.0.0/production');
 
     const waiting = await eventually(() => statusOf(releaseId), awaitingApproval);
-    expect(waiting.gates.map((g) => [g.gate, g.verdict])).toEqual([['acquire', 'pass']]);
+    expect(waiting.gates.map((g) => [g.gate, g.verdict])).toEqual([
+      ['acquire', 'pass'],
+      ['license', 'pass'],
+    ]);
     expect(waiting.manifest?.files.map((f) => f.path)).toEqual(['README.md', 'config.json', 'weights/dense.bin']);
     expect(waiting.awaiting?.approvalsMissing).toBe(2);
     expect(waiting.awaiting?.missingRoles).toEqual([expect.objectContaining({ role: 'release-manager', count: 1 })]);
@@ -65,7 +70,39 @@ describe('modelReleaseWorkflow', () => {
     expect(evidence).toMatchObject({ releaseId, policy: { name: 'default' } });
     const deployment = await env.git('show', 'main:apps/credit-risk/overlays/production/deployment-patch.yaml');
     expect(deployment).toContain(`policy.modelrelease.io/release-id: ${releaseId}`);
+    expect(deployment).toContain('policy.modelrelease.io/license: Apache-2.0');
+    expect(deployment).toContain('policy.modelrelease.io/license-verdict: pass');
     await recordHistory(env.client, releaseId, 'released');
+  });
+
+  it('a license under review asks legal to approve too; a denied license stops the release before approval', async () => {
+    const review = await env.model('llama-tune', '1.0.0', { environment: 'staging' });
+    await writeFile(join(review.model.source.slice('file://'.length), 'README.md'), '---\nlicense: llama3\n---\n');
+    const started = await startRelease(env.client, review, { taskQueue: env.settings.taskQueue });
+    const waiting = await eventually(() => statusOf(started.releaseId), awaitingApproval);
+    expect(waiting.gates.find((g) => g.gate === 'license')).toMatchObject({ verdict: 'warn' });
+    expect(waiting.awaiting?.missingRoles).toEqual([expect.objectContaining({ role: 'legal', count: 1 })]);
+    expect(waiting.awaiting?.from).toEqual(['erin']);
+    const first = await decide(env.client, started.releaseId, { approver: 'alice', decision: 'approve' });
+    expect(first.status.awaiting?.approvalsMissing).toBe(1);
+    await decide(env.client, started.releaseId, { approver: 'erin', decision: 'approve', comment: 'llama3 terms ok' });
+    const released = (await env.client.workflow.getHandle(started.releaseId).result()) as ReleaseStatus;
+    expect(released.stage).toBe('released');
+
+    const denied = await env.model('nc-model', '1.0.0', { environment: 'staging' });
+    await writeFile(
+      join(denied.model.source.slice('file://'.length), 'README.md'),
+      '---\nlicense: cc-by-nc-4.0\n---\n',
+    );
+    const failed = await startRelease(env.client, denied, { taskQueue: env.settings.taskQueue });
+    await env.client.workflow
+      .getHandle(failed.releaseId)
+      .result()
+      .catch(() => undefined);
+    const status = await statusOf(failed.releaseId);
+    expect(status.stage).toBe('failed');
+    expect(status.reason).toMatch(/^license fail: /);
+    expect(status.approvals).toEqual([]);
   });
 
   it('a second start of the same release returns the running one, never a second workflow', async () => {

@@ -1,0 +1,21 @@
+/**
+ * The policy file's gate sections (`scan:`, `license:`, `image:`, `evaluation:`, `cost:`), each checked by its
+ * gate's own rules when the policy loads, so a bad section fails the release at the door, not halfway through.
+ */
+import { licensePolicyProblems } from '../activities/license/policy-check';
+
+export type SectionCheck = (section: unknown, ctx: { knownRoles: string[] }) => string[];
+
+/** Problems per section, each already naming the field (e.g. `license.categories.permissive …`). */
+export const GATE_POLICY_CHECKS: Record<string, SectionCheck> = {
+  license: (section, { knownRoles }) => licensePolicyProblems(section, knownRoles),
+};
+
+export function gatePolicyProblems(policy: Record<string, unknown>, knownRoles: string[]): string[] {
+  const problems: string[] = [];
+  for (const [name, check] of Object.entries(GATE_POLICY_CHECKS)) {
+    if (policy[name] === undefined) continue;
+    problems.push(...check(policy[name], { knownRoles }));
+  }
+  return problems;
+}

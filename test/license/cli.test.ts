@@ -1,0 +1,166 @@
+/** `mrel license <model-dir>`: what a CI job or pre-commit hook sees, and the exit codes it documents. */
+import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { describe, expect } from 'vitest';
+import { createLicenseCommand, LICENSE_EXIT } from '../../client/commands/license';
+import type { CommandContext } from '../../client/commands/context';
+import { card, MODEL_LICENSE_TEXTS, spdxText, test, writeModel } from './fixtures';
+
+const REPO_CONFIG = fileURLToPath(new URL('../../config', import.meta.url));
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+async function mrelLicense(args: string[], options: { configDir?: string; json?: boolean } = {}): Promise<Run> {
+  const out: string[] = [];
+  const err: string[] = [];
+  let code = 0;
+  const ctx: CommandContext = {
+    io: { out: (l) => out.push(l), err: (l) => err.push(l) },
+    setExit: (c) => {
+      code = c;
+    },
+    json: () => options.json === true,
+    client: () => Promise.reject(new Error('the license command needs no Temporal')),
+  };
+  const program = new Command('mrel')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => out.push(s.trimEnd()), writeErr: (s) => err.push(s.trimEnd()) });
+  createLicenseCommand({ configDir: options.configDir ?? REPO_CONFIG })(program, ctx);
+  await program.parseAsync(['license', ...args], { from: 'user' });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/** A config dir with the repository's approvers and one policy file `name` with `body`. */
+async function configWith(tmp: string, name: string, body: string): Promise<string> {
+  const dir = join(tmp, 'config');
+  await mkdir(join(dir, 'policies'), { recursive: true });
+  await cp(join(REPO_CONFIG, 'approvers.yaml'), join(dir, 'approvers.yaml'));
+  await cp(join(REPO_CONFIG, 'policies', 'default.yaml'), join(dir, 'policies', 'default.yaml'));
+  await writeFile(join(dir, 'policies', `${name}.yaml`), body);
+  return dir;
+}
+
+const APPROVAL = 'approval:\n  timeout: 72h\n  environments:\n    dev: { minApprovers: 1, allowedRoles: [ml-lead] }\n';
+
+describe('mrel license', () => {
+  test('an MIT model: exit 0 and a readable report', async ({ tmp }) => {
+    const dir = await writeModel(join(tmp, 'm'), { 'README.md': card({ license: 'mit' }), LICENSE: spdxText('MIT') });
+    const run = await mrelLicense([dir]);
+    expect(run.code).toBe(LICENSE_EXIT.allow);
+    expect(run.out.split('\n').slice(0, 6)).toEqual([
+      'ALLOW  license MIT (permissive): allowed',
+      'policy: config/policies/default.yaml',
+      '',
+      'sources:',
+      '  README.md (license): license: mit → MIT',
+      '  LICENSE: text matches MIT (similarity 1) → MIT',
+    ]);
+  });
+
+  test('a Llama 3 model needs review: exit 0 with a note, exit 1 with --fail-on-review', async ({ tmp }) => {
+    const dir = await writeModel(join(tmp, 'm'), { LICENSE: MODEL_LICENSE_TEXTS.llama3 });
+    const run = await mrelLicense([dir]);
+    expect(run.code).toBe(LICENSE_EXIT.allow);
+    expect(run.out).toMatch(/^REVIEW {2}license llama3 \(use-restricted\): needs review by legal/);
+    expect(run.out).toContain(
+      'note: needs review by legal; a release will wait for their approval (use --fail-on-review to exit 1)',
+    );
+    const strict = await mrelLicense([dir, '--fail-on-review']);
+    expect(strict.code).toBe(LICENSE_EXIT.deny);
+    expect(strict.out).toContain('needs review by legal: exiting 1 (--fail-on-review)');
+  });
+
+  test('a non-commercial model is denied: exit 1', async ({ tmp }) => {
+    const dir = await writeModel(join(tmp, 'm'), { 'README.md': card({ license: 'cc-by-nc-4.0' }) });
+    const run = await mrelLicense([dir]);
+    expect(run.code).toBe(LICENSE_EXIT.deny);
+    expect(run.out).toContain('[high] license.deny README.md (license): license CC-BY-NC-4.0 (non-commercial)');
+  });
+
+  test('a model whose card cannot be read: exit 3', async ({ tmp }) => {
+    const dir = await writeModel(join(tmp, 'm'), { 'README.md': '---\nlicense: [\n---\n' });
+    const run = await mrelLicense([dir]);
+    expect(run.code).toBe(LICENSE_EXIT.undecided);
+    expect(run.out).toMatch(/^UNDECIDED {2}could not decide the license/);
+  });
+
+  test('--format json (and the global --json) print the whole report with the exit code', async ({ tmp }) => {
+    const dir = await writeModel(join(tmp, 'm'), {
+      'README.md': card({ license: 'apache-2.0' }),
+      LICENSE: spdxText('MIT'),
+    });
+    for (const run of [await mrelLicense([dir, '--format', 'json']), await mrelLicense([dir], { json: true })]) {
+      expect(run.code).toBe(LICENSE_EXIT.allow);
+      const report = JSON.parse(run.out);
+      expect(report).toMatchObject({
+        license: 'Apache-2.0 AND MIT',
+        verdict: 'warn',
+        exitCode: 0,
+        conflicts: [{ a: { license: 'Apache-2.0' }, b: { license: 'MIT' } }],
+      });
+    }
+  });
+
+  test('--policy picks the license section of another policy', async ({ tmp }) => {
+    const configDir = await configWith(
+      tmp,
+      'research',
+      `${APPROVAL}license:\n  reviewRole: legal\n  categories:\n    non-commercial: review\n  licenses:\n    llama3: allow\n`,
+    );
+    const nc = await writeModel(join(tmp, 'nc'), { 'README.md': card({ license: 'cc-by-nc-4.0' }) });
+    const run = await mrelLicense([nc, '--policy', 'research', '--fail-on-review'], { configDir });
+    expect(run.code).toBe(LICENSE_EXIT.deny);
+    expect(run.out).toContain('policy: config/policies/research.yaml');
+    const llama = await writeModel(join(tmp, 'llama'), { 'README.md': card({ license: 'llama3' }) });
+    expect((await mrelLicense([llama, '--policy', 'research'], { configDir })).out).toMatch(/^ALLOW /);
+  });
+
+  test('bad usage exits 2: no such directory, unknown policy, invalid license section', async ({ tmp }) => {
+    const missing = await mrelLicense([join(tmp, 'nope')]);
+    expect(missing).toMatchObject({ code: LICENSE_EXIT.usage, out: '' });
+    expect(missing.err).toBe(`mrel license: ${join(tmp, 'nope')} is not a directory; give the model's directory`);
+
+    const dir = await writeModel(join(tmp, 'm'), { 'README.md': card({ license: 'mit' }) });
+    const unknown = await mrelLicense([dir, '--policy', 'no-such-policy']);
+    expect(unknown.code).toBe(LICENSE_EXIT.usage);
+    expect(unknown.err).toMatch(/^mrel license: policy "no-such-policy" does not load\n {2}- not found;/);
+
+    const configDir = await configWith(
+      tmp,
+      'broken',
+      `${APPROVAL}license:\n  categories:\n    permissive: maybe\n  licenses:\n    lama3: allow\n`,
+    );
+    const broken = await mrelLicense([dir, '--policy', 'broken'], { configDir });
+    expect(broken.code).toBe(LICENSE_EXIT.usage);
+    // The policy loader checks the license section already, so the command reports the policy as not loading.
+    expect(broken.err).toBe(
+      'mrel license: policy "broken" does not load\n  - license.categories.permissive must be allow, review or deny',
+    );
+    const typo = await configWith(
+      tmp,
+      'typo',
+      `${APPROVAL}license:\n  reviewRole: lawyers\n  licenses:\n    lama3: allow\n`,
+    );
+    const badId = await mrelLicense([dir, '--policy', 'typo'], { configDir: typo });
+    expect(badId.code).toBe(LICENSE_EXIT.usage);
+    const [head, idLine, roleLine] = badId.err.split('\n');
+    expect(head).toBe('mrel license: policy "typo" does not load');
+    expect(idLine).toBe(
+      '  - license.licenses["lama3"] is not an SPDX id, a model license id (e.g. llama3.1, gemma, openrail) or a LicenseRef-; fix the spelling',
+    );
+    expect(roleLine).toMatch(
+      /^ {2}- license\.reviewRole "lawyers" is not a known role \(known: .*\blegal\b.*\); add it under roles: in approvers\.yaml or fix the name$/,
+    );
+  });
+
+  test('an unknown --format is a usage error from commander (mrel maps it to exit 2)', async ({ tmp }) => {
+    const dir = await writeModel(join(tmp, 'm'), { 'README.md': card({ license: 'mit' }) });
+    await expect(mrelLicense([dir, '--format', 'sarif'])).rejects.toBeInstanceOf(CommanderError);
+  });
+});
