@@ -140,11 +140,12 @@ export function buildProgram(
     .option('--model <name>', 'ModelName')
     .option('--stage <stage>', 'ReleaseStage, e.g. approval, released, failed')
     .option('--environment <env>', 'TargetEnvironment')
+    .option('--risk <level>', 'RiskLevel: low, medium or high (from the gate verdicts)')
     .option('--limit <n>', 'at most this many', (v) => Number.parseInt(v, 10), 100)
-    .action(async (opts: { model?: string; stage?: string; environment?: string; limit: number }) => {
+    .action(async (opts: { model?: string; stage?: string; environment?: string; risk?: string; limit: number }) => {
       const releases = await listReleases(await client(), opts);
       const rows = releases.map((r) =>
-        [r.releaseId, r.stage ?? '?', r.workflowStatus, r.startTime.toISOString()].join('  '),
+        [r.releaseId, r.stage ?? '?', `risk ${r.risk ?? '-'}`, r.workflowStatus, r.startTime.toISOString()].join('  '),
       );
       print(releases, rows.length > 0 ? rows.join('\n') : 'no releases match');
     });

@@ -19,6 +19,7 @@ import {
   RELEASE_TASK_QUEUE,
   releaseWorkflowId,
   ReleaseStageKey,
+  RiskLevelKey,
   statusQuery,
   TargetEnvironmentKey,
 } from '../workflows/definitions';
@@ -228,6 +229,7 @@ export interface ReleaseSummary {
   version?: string;
   environment?: string;
   stage?: string;
+  risk?: string;
   workflowStatus: string;
   startTime: Date;
 }
@@ -235,12 +237,13 @@ export interface ReleaseSummary {
 /** Releases found by the search attributes (visibility query), newest first. */
 export async function listReleases(
   client: Client,
-  filter: { model?: string; stage?: string; environment?: string; limit?: number } = {},
+  filter: { model?: string; stage?: string; environment?: string; risk?: string; limit?: number } = {},
 ): Promise<ReleaseSummary[]> {
   const clauses = [`WorkflowType = 'modelReleaseWorkflow'`];
   if (filter.model) clauses.push(`ModelName = ${quote(filter.model)}`);
   if (filter.stage) clauses.push(`ReleaseStage = ${quote(filter.stage)}`);
   if (filter.environment) clauses.push(`TargetEnvironment = ${quote(filter.environment)}`);
+  if (filter.risk) clauses.push(`RiskLevel = ${quote(filter.risk)}`);
   const out: ReleaseSummary[] = [];
   for await (const wf of client.workflow.list({ query: clauses.join(' AND ') })) {
     const sa = wf.typedSearchAttributes;
@@ -251,6 +254,7 @@ export async function listReleases(
       version: sa.get(ModelVersionKey),
       environment: sa.get(TargetEnvironmentKey),
       stage: sa.get(ReleaseStageKey),
+      risk: sa.get(RiskLevelKey),
       workflowStatus: wf.status.name,
       startTime: wf.startTime,
     });

@@ -29,9 +29,17 @@ export const ModelNameKey = defineSearchAttributeKey('ModelName', SearchAttribut
 export const ModelVersionKey = defineSearchAttributeKey('ModelVersion', SearchAttributeType.KEYWORD);
 export const TargetEnvironmentKey = defineSearchAttributeKey('TargetEnvironment', SearchAttributeType.KEYWORD);
 export const ReleaseStageKey = defineSearchAttributeKey('ReleaseStage', SearchAttributeType.KEYWORD);
+/** low | medium | high, from the gate verdicts so far (any fail or error: high; any warn: medium). */
+export const RiskLevelKey = defineSearchAttributeKey('RiskLevel', SearchAttributeType.KEYWORD);
 
 /** Every custom search attribute the dev server must register (`--search-attribute Name=Keyword`). */
-export const SEARCH_ATTRIBUTES = ['ModelName', 'ModelVersion', 'TargetEnvironment', 'ReleaseStage'] as const;
+export const SEARCH_ATTRIBUTES = [
+  'ModelName',
+  'ModelVersion',
+  'TargetEnvironment',
+  'ReleaseStage',
+  'RiskLevel',
+] as const;
 
 /**
  * Types of permanent (non-retryable) failures. Activities throw

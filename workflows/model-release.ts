@@ -31,6 +31,7 @@ import {
   ModelVersionKey,
   rejectSignal,
   ReleaseStageKey,
+  RiskLevelKey,
   statusQuery,
   TargetEnvironmentKey,
 } from './definitions';
@@ -181,9 +182,18 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
     nowIso(),
   );
 
+  const withRisk = phases.length > 1; // releases from before the content gates carry no RiskLevel
+  let risk: string | undefined;
   const publish = (): void => {
     setCurrentDetails(state.details());
-    upsertSearchAttributes([{ key: ReleaseStageKey, value: state.status.stage }]);
+    const level = withRisk ? riskLevel(state.status.gates) : undefined;
+    if (level !== undefined && level !== risk) {
+      risk = level;
+      upsertSearchAttributes([
+        { key: ReleaseStageKey, value: state.status.stage },
+        { key: RiskLevelKey, value: level },
+      ]);
+    } else upsertSearchAttributes([{ key: ReleaseStageKey, value: state.status.stage }]);
   };
   const moveTo = (stage: string): void => {
     state.setStage(stage, nowIso());
@@ -347,6 +357,14 @@ async function runGate(gate: GateStep, ctx: GateContext): Promise<GateResult> {
       finishedAt: nowIso(),
     };
   }
+}
+
+/** low | medium | high from the verdicts so far; undefined before any gate ran. */
+export function riskLevel(gates: GateResult[]): string | undefined {
+  if (gates.length === 0) return undefined;
+  if (gates.some((g) => g.verdict === 'fail' || g.verdict === 'error')) return 'high';
+  if (gates.some((g) => g.verdict === 'warn')) return 'medium';
+  return 'low';
 }
 
 function approverOf(raw: unknown): string {

@@ -83,6 +83,11 @@ describe('modelReleaseWorkflow', () => {
     expect(waiting.gates.find((g) => g.gate === 'license')).toMatchObject({ verdict: 'warn' });
     expect(waiting.awaiting?.missingRoles).toEqual([expect.objectContaining({ role: 'legal', count: 1 })]);
     expect(waiting.awaiting?.from).toEqual(['erin']);
+    const medium = await eventually(
+      () => listReleases(env.client, { model: 'llama-tune', risk: 'medium' }),
+      (r) => r.length === 1,
+    );
+    expect(medium[0]?.releaseId).toBe(started.releaseId);
     const first = await decide(env.client, started.releaseId, { approver: 'alice', decision: 'approve' });
     expect(first.status.awaiting?.approvalsMissing).toBe(1);
     await decide(env.client, started.releaseId, { approver: 'erin', decision: 'approve', comment: 'llama3 terms ok' });
