@@ -5,6 +5,7 @@ import { createAcquireActivities } from './acquire';
 import { createConfigActivities } from './config';
 import { createGitOpsActivities } from './gitops';
 import { createLicenseActivities } from './license';
+import { createScanActivities } from './scan';
 
 export interface ReleaseActivityDeps {
   configDir?: string;
@@ -20,6 +21,7 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
     ...createAcquireActivities({ storeRoot: deps.storeRoot, hfEndpoint: deps.hfEndpoint, hfToken: deps.hfToken }),
     ...createGitOpsActivities(deps.gitops),
     ...createLicenseActivities({ storeRoot: deps.storeRoot }),
+    ...createScanActivities({ storeRoot: deps.storeRoot }),
   };
 }
 

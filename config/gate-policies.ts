@@ -3,13 +3,26 @@
  * gate's own rules when the policy loads, so a bad section fails the release at the door, not halfway through.
  */
 import { licensePolicyProblems } from '../activities/license/policy-check';
+import { scanPolicySchema } from './policy-scan';
+import type { z } from 'zod';
 
 export type SectionCheck = (section: unknown, ctx: { knownRoles: string[] }) => string[];
 
 /** Problems per section, each already naming the field (e.g. `license.categories.permissive …`). */
 export const GATE_POLICY_CHECKS: Record<string, SectionCheck> = {
   license: (section, { knownRoles }) => licensePolicyProblems(section, knownRoles),
+  scan: (section) => schemaProblems('scan', scanPolicySchema, section),
 };
+
+/** One line per schema issue, with the section name in front of the field path (`scan.failOn …`). */
+function schemaProblems(name: string, schema: z.ZodType, section: unknown): string[] {
+  const result = schema.safeParse(section ?? {});
+  if (result.success) return [];
+  return result.error.issues.map((issue) => {
+    const field = [name, ...issue.path.map(String)].join('.').replace(/\.(\d+)(?=\.|$)/g, '[$1]');
+    return `${field} ${issue.message}`;
+  });
+}
 
 export function gatePolicyProblems(policy: Record<string, unknown>, knownRoles: string[]): string[] {
   const problems: string[] = [];

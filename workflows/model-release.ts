@@ -142,7 +142,7 @@ export const CONTENT_GATES_PATCH = 'content-gates-v1';
  */
 function gatePhases(): GateStep[][] {
   if (!patched(CONTENT_GATES_PATCH)) return [[acquireGate]];
-  return [[acquireGate], [activityGate('license', 'checkLicense', LONG)]];
+  return [[acquireGate], [activityGate('scan', 'scanModel', LONG), activityGate('license', 'checkLicense', LONG)]];
 }
 
 export async function modelReleaseWorkflow(input: ReleaseRequest): Promise<ReleaseStatus> {

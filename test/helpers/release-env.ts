@@ -74,6 +74,17 @@ export async function createReleaseEnv(label: string): Promise<ReleaseEnv> {
       const modelDir = join(dir, 'models', name, version);
       await mkdir(join(modelDir, 'weights'), { recursive: true });
       await writeFile(join(modelDir, 'config.json'), JSON.stringify({ name, version, layers: [4, 2] }));
+      // A TensorFlow.js layers model whose shard is the weights file, so the scan gate knows every byte's format.
+      await writeFile(
+        join(modelDir, 'model.json'),
+        JSON.stringify({
+          format: 'layers-model',
+          modelTopology: { class_name: 'Sequential', config: { name, layers: [] } },
+          weightsManifest: [
+            { paths: ['weights/dense.bin'], weights: [{ name: 'dense/kernel', shape: [4], dtype: 'float32' }] },
+          ],
+        }),
+      );
       await writeFile(
         join(modelDir, 'weights', 'dense.bin'),
         Buffer.from(Float32Array.from([0.5, -1, 2, 0.25]).buffer),

@@ -45,6 +45,10 @@ it('a release without enough approvals within the policy timeout ends as expired
   const modelDir = join(dir, 'model');
   await mkdir(modelDir);
   await writeFile(join(modelDir, 'weights.bin'), Buffer.alloc(64, 7));
+  await writeFile(
+    join(modelDir, 'model.json'),
+    JSON.stringify({ format: 'graph-model', weightsManifest: [{ paths: ['weights.bin'], weights: [] }] }),
+  );
   await writeFile(join(modelDir, 'README.md'), '---\nlicense: mit\n---\n# slow-approval\n');
   await exec('git', ['init', '--quiet', '--bare', '--initial-branch=main', join(dir, 'gitops.git')]);
   const worker = await Worker.create({

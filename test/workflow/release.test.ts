@@ -2,16 +2,20 @@
  * The whole release path against the real Temporal dev server, real git and a real artifact store.
  */
 import { writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decide, getRelease, listReleases, ReleaseClientError, startRelease } from '../../client/release-client';
 import { approveSignal, rejectSignal, statusQuery } from '../../workflows/definitions';
 import type { ReleaseStatus } from '../../workflows/types';
+import { PROJECT_ROOT } from '../../scripts/temporal-cli';
 import { recordHistory } from '../helpers/histories';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 
+const execFileAsync = promisify(execFile);
 let env: ReleaseEnv;
 
 beforeAll(async () => {
@@ -40,9 +44,15 @@ describe('modelReleaseWorkflow', () => {
     const waiting = await eventually(() => statusOf(releaseId), awaitingApproval);
     expect(waiting.gates.map((g) => [g.gate, g.verdict])).toEqual([
       ['acquire', 'pass'],
+      ['scan', 'pass'],
       ['license', 'pass'],
     ]);
-    expect(waiting.manifest?.files.map((f) => f.path)).toEqual(['README.md', 'config.json', 'weights/dense.bin']);
+    expect(waiting.manifest?.files.map((f) => f.path)).toEqual([
+      'README.md',
+      'config.json',
+      'model.json',
+      'weights/dense.bin',
+    ]);
     expect(waiting.awaiting?.approvalsMissing).toBe(2);
     expect(waiting.awaiting?.missingRoles).toEqual([expect.objectContaining({ role: 'release-manager', count: 1 })]);
     expect(waiting.awaiting?.from).toEqual(expect.arrayContaining(['alice', 'bob', 'dana']));
@@ -72,6 +82,7 @@ describe('modelReleaseWorkflow', () => {
     expect(deployment).toContain(`policy.modelrelease.io/release-id: ${releaseId}`);
     expect(deployment).toContain('policy.modelrelease.io/license: Apache-2.0');
     expect(deployment).toContain('policy.modelrelease.io/license-verdict: pass');
+    expect(deployment).toContain('policy.modelrelease.io/scan-verdict: pass');
     await recordHistory(env.client, releaseId, 'released');
   });
 
@@ -108,6 +119,29 @@ describe('modelReleaseWorkflow', () => {
     expect(status.stage).toBe('failed');
     expect(status.reason).toMatch(/^license fail: /);
     expect(status.approvals).toEqual([]);
+  });
+
+  it('a pickle that runs a shell command when loaded fails the scan gate and stops the release', async () => {
+    const request = await env.model('trojan', '1.0.0', { environment: 'staging' });
+    const dir = request.model.source.slice('file://'.length);
+    await execFileAsync(join(PROJECT_ROOT, '.venv', 'bin', 'python'), [
+      '-c',
+      'import os, pickle, sys\nclass P:\n    def __reduce__(self):\n        return (os.system, ("id",))\nopen(sys.argv[1], "wb").write(pickle.dumps({"w": P()}, protocol=4))',
+      join(dir, 'weights.pkl'),
+    ]);
+    const { releaseId } = await startRelease(env.client, request, { taskQueue: env.settings.taskQueue });
+    await env.client.workflow
+      .getHandle(releaseId)
+      .result()
+      .catch(() => undefined);
+    const status = await statusOf(releaseId);
+    expect(status.stage).toBe('failed');
+    expect(status.reason).toMatch(/^scan fail: /);
+    const scan = status.gates.find((g) => g.gate === 'scan');
+    expect(
+      scan?.findings.some((f) => f.location.startsWith('weights.pkl') && /os\.system|posix\.system/.test(f.message)),
+    ).toBe(true);
+    expect(scan?.evidence).toMatch(/scan\.json$/);
   });
 
   it('a second start of the same release returns the running one, never a second workflow', async () => {

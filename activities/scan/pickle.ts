@@ -1,0 +1,777 @@
+/**
+ * A streaming pickle opcode walker. It never unpickles: it simulates just enough of the unpickler's stack and memo
+ * to know what every GLOBAL, STACK_GLOBAL (including names fetched from the memo), INST and OBJ imports, and what
+ * REDUCE, BUILD, NEWOBJ and NEWOBJ_EX call. Memory is bounded: strings are cut, containers keep a few items, and the
+ * memo and stack have limits whose breach is a finding rather than a crash.
+ */
+import type { Severity } from '../../workflows/types';
+import { finding, type ScanFinding } from './findings';
+import type { GlobalPolicy } from './globals';
+import type { ByteReader } from './reader';
+
+/** A simulated stack value: only what classification needs survives. */
+type V =
+  | { t: 'str'; v: string }
+  | { t: 'int'; v: number | bigint }
+  | { t: 'global'; module: string; name: string }
+  | { t: 'obj'; callee?: Extract<V, { t: 'global' }>; args?: V }
+  | { t: 'tuple'; items: V[] }
+  | { t: 'dict'; items: Map<string, V> }
+  | { t: 'other' };
+
+const OTHER: V = { t: 'other' };
+const NONE: V = { t: 'other' };
+/** Characters of a string that are kept (names and messages need no more). */
+const STR_KEEP = 1024;
+/** Items a tuple or dict keeps; enough for shapes and joblib's array state. */
+const CONTAINER_KEEP = 64;
+/** Bytes of a protocol-0 line that are kept. */
+const LINE_KEEP = 4096;
+/** The value torch.save writes first in its legacy (non-zip) format. */
+const TORCH_LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
+
+export interface PickleLimits {
+  /** Memo entries before the walk stops with a limit finding. */
+  maxMemo: number;
+  /** Stack depth before the walk stops with a limit finding. */
+  maxStack: number;
+}
+
+export const DEFAULT_PICKLE_LIMITS: PickleLimits = { maxMemo: 4_000_000, maxStack: 1_000_000 };
+
+/** One imported global, with where it was first imported and how it was used. */
+export interface PickleImport {
+  module: string;
+  name: string;
+  offset: number;
+  count: number;
+  /** How many times it was called (REDUCE, NEWOBJ, OBJ, INST, BUILD on its instances). */
+  calls: number;
+  /** The first call: opcode, offset, and its first string argument when it has one. */
+  firstCall?: { op: string; offset: number; arg?: string };
+}
+
+export interface PickleWalk {
+  /** pickle, torch-legacy (torch.save's pre-1.6 stream) or joblib (numpy arrays inline). */
+  kind: 'pickle' | 'torch-legacy' | 'joblib';
+  protocol: number;
+  pickles: number;
+  imports: Map<string, PickleImport>;
+  /** Structural findings (parse errors, limits, dynamic imports and calls); classification adds the rest. */
+  findings: ScanFinding[];
+  /** Bytes consumed. */
+  bytes: number;
+}
+
+class PickleError extends Error {
+  constructor(
+    message: string,
+    readonly offset: number,
+    readonly limit = false,
+  ) {
+    super(message);
+  }
+}
+
+/** Walks every pickle in the stream (several may follow each other, as in torch's legacy format). */
+export async function walkPickle(
+  reader: ByteReader,
+  path: string,
+  options: { limits?: PickleLimits; onProgress?: (bytes: number) => void; signal?: AbortSignal } = {},
+): Promise<PickleWalk> {
+  const walk: PickleWalk = { kind: 'pickle', protocol: 0, pickles: 0, imports: new Map(), findings: [], bytes: 0 };
+  const ctx: WalkContext = {
+    reader,
+    path,
+    walk,
+    limits: options.limits ?? DEFAULT_PICKLE_LIMITS,
+    dynamicCalls: 0,
+    onProgress: options.onProgress,
+    signal: options.signal,
+    lastProgress: 0,
+  };
+  const start = reader.offset;
+  try {
+    let expected = Infinity;
+    for (;;) {
+      const top = await new Machine(ctx).run();
+      walk.pickles++;
+      if (walk.pickles === 1 && top.t === 'int' && top.v === TORCH_LEGACY_MAGIC) {
+        // Legacy torch.save: magic, protocol, sys_info, the object, storage keys; then raw storage bytes.
+        walk.kind = 'torch-legacy';
+        expected = 5;
+      }
+      if (walk.pickles >= expected) break;
+      if (await reader.atEnd()) break;
+      await reader.fill(2);
+      const b0 = reader.buf[reader.pos];
+      const b1 = reader.buf[reader.pos + 1] ?? 0;
+      // Another pickle follows only when a PROTO opcode starts it; anything else is trailing data.
+      if (b0 !== 0x80 || b1 > 5) {
+        walk.findings.push(
+          finding(
+            'pickle.trailing-data',
+            path,
+            `bytes after the pickle's STOP opcode are not part of the pickle; pickle.load ignores them`,
+            { offset: reader.offset },
+          ),
+        );
+        break;
+      }
+    }
+    if (walk.kind === 'torch-legacy' && walk.pickles < 5 && !(await reader.atEnd()))
+      walk.findings.push(
+        finding('pickle.parse-error', path, 'legacy torch stream ends early', { offset: reader.offset }),
+      );
+  } catch (err) {
+    if (err instanceof PickleError) {
+      walk.findings.push(
+        finding(err.limit ? 'pickle.limit' : 'pickle.parse-error', path, err.message, { offset: err.offset }),
+      );
+    } else throw err;
+  }
+  if (ctx.dynamicCalls > 0 && ctx.firstDynamicCall) {
+    walk.findings.push(
+      finding(
+        'pickle.dynamic-call',
+        path,
+        `calls ${ctx.dynamicCalls} value(s) that were not imported globals (the callable is computed at load time)`,
+        { offset: ctx.firstDynamicCall },
+      ),
+    );
+  }
+  walk.bytes = reader.offset - start;
+  return walk;
+}
+
+interface WalkContext {
+  reader: ByteReader;
+  path: string;
+  walk: PickleWalk;
+  limits: PickleLimits;
+  dynamicCalls: number;
+  firstDynamicCall?: number;
+  onProgress?: (bytes: number) => void;
+  signal?: AbortSignal;
+  lastProgress: number;
+}
+
+/** One unpickler: its own stack, marks and memo (a nested pickle, as in joblib object arrays, gets a fresh one). */
+class Machine {
+  private stack: V[] = [];
+  private marks: number[] = [];
+  private memo = new Map<number, V>();
+
+  constructor(private readonly ctx: WalkContext) {}
+
+  private fail(message: string, offset: number): never {
+    throw new PickleError(message, offset);
+  }
+
+  private truncated(op: number, at: number): never {
+    this.fail(`stream ends inside opcode 0x${op.toString(16)} (truncated pickle)`, at);
+  }
+
+  private pop(at: number): V {
+    const base = this.marks.length > 0 ? (this.marks[this.marks.length - 1] ?? 0) : 0;
+    if (this.stack.length <= base) this.fail('stack underflow (malformed pickle)', at);
+    return this.stack.pop() as V;
+  }
+
+  private top(at: number): V {
+    const base = this.marks.length > 0 ? (this.marks[this.marks.length - 1] ?? 0) : 0;
+    if (this.stack.length <= base) this.fail('stack underflow (malformed pickle)', at);
+    return this.stack[this.stack.length - 1] as V;
+  }
+
+  private popMark(at: number): V[] {
+    const mark = this.marks.pop();
+    if (mark === undefined) this.fail('opcode needs a MARK but none is open (malformed pickle)', at);
+    return this.stack.splice(mark);
+  }
+
+  private imported(module: string, name: string, at: number): Extract<V, { t: 'global' }> {
+    const key = `${module}\u0000${name}`;
+    const seen = this.ctx.walk.imports.get(key);
+    if (seen) seen.count++;
+    else this.ctx.walk.imports.set(key, { module, name, offset: at, count: 1, calls: 0 });
+    return { t: 'global', module, name };
+  }
+
+  private called(callee: V, op: string, at: number, args?: V): V {
+    if (callee.t === 'global') {
+      const record = this.ctx.walk.imports.get(`${callee.module}\u0000${callee.name}`);
+      if (record) {
+        record.calls++;
+        if (!record.firstCall) {
+          const first = args?.t === 'tuple' ? args.items[0] : undefined;
+          record.firstCall = { op, offset: at, ...(first?.t === 'str' ? { arg: first.v.slice(0, 120) } : {}) };
+        }
+      }
+      return { t: 'obj', callee, args };
+    }
+    if (callee.t === 'obj' && callee.callee && op === 'BUILD') return callee;
+    this.ctx.dynamicCalls++;
+    this.ctx.firstDynamicCall ??= at;
+    return { t: 'obj' };
+  }
+
+  private memoPut(index: number, value: V, at: number): void {
+    this.memo.set(index, value);
+    if (this.memo.size > this.ctx.limits.maxMemo)
+      throw new PickleError(`more than ${this.ctx.limits.maxMemo} memo entries (scan.limits.maxPickleMemo)`, at, true);
+  }
+
+  private memoGet(index: number, at: number): V {
+    const v = this.memo.get(index);
+    if (v === undefined) this.fail(`memo entry ${index} is read before it is written (malformed pickle)`, at);
+    return v;
+  }
+
+  /** Runs to STOP and returns the value left on the stack. */
+  async run(): Promise<V> {
+    const r = this.ctx.reader;
+    const walk = this.ctx.walk;
+    for (;;) {
+      if (r.available < 9) await r.fill(9);
+      if (r.available === 0) this.fail('stream ends before STOP (truncated pickle)', r.offset);
+      const at = r.offset;
+      const buf = r.buf;
+      const p = r.pos;
+      const op = buf[p] as number;
+      const have = r.available - 1;
+      r.pos = p + 1;
+      switch (op) {
+        case 0x80: // PROTO
+          if (have < 1) this.truncated(op, at);
+          walk.protocol = Math.max(walk.protocol, buf[p + 1] as number);
+          if ((buf[p + 1] as number) > 5) this.fail(`unsupported pickle protocol ${buf[p + 1]}`, at);
+          r.pos = p + 2;
+          break;
+        case 0x95: // FRAME: framing is transparent to the opcode stream
+          if (have < 8) this.truncated(op, at);
+          r.pos = p + 9;
+          break;
+        case 0x2e: {
+          // STOP
+          const value = this.stack.length > 0 ? (this.stack[this.stack.length - 1] as V) : OTHER;
+          this.progress();
+          return value;
+        }
+        case 0x28: // MARK
+          this.marks.push(this.stack.length);
+          break;
+        case 0x30: {
+          // POP: pops a value, or the topmost mark when nothing is above it
+          const base = this.marks.length > 0 ? (this.marks[this.marks.length - 1] ?? 0) : 0;
+          if (this.stack.length > base) this.stack.pop();
+          else if (this.marks.length > 0) this.marks.pop();
+          else this.fail('POP on an empty stack (malformed pickle)', at);
+          break;
+        }
+        case 0x31: // POP_MARK
+          this.popMark(at);
+          break;
+        case 0x32: // DUP
+          this.stack.push(this.top(at));
+          break;
+        case 0x4a: // BININT
+          if (have < 4) this.truncated(op, at);
+          this.stack.push({ t: 'int', v: buf.readInt32LE(p + 1) });
+          r.pos = p + 5;
+          break;
+        case 0x4b: // BININT1
+          if (have < 1) this.truncated(op, at);
+          this.stack.push({ t: 'int', v: buf[p + 1] as number });
+          r.pos = p + 2;
+          break;
+        case 0x4d: // BININT2
+          if (have < 2) this.truncated(op, at);
+          this.stack.push({ t: 'int', v: buf.readUInt16LE(p + 1) });
+          r.pos = p + 3;
+          break;
+        case 0x8a: {
+          // LONG1
+          if (have < 1) this.truncated(op, at);
+          const n = buf[p + 1] as number;
+          r.pos = p + 2;
+          if (!(await r.fill(n))) this.fail('stream ends inside LONG1 (truncated pickle)', at);
+          this.stack.push({ t: 'int', v: n <= 16 ? readLong(r.buf, r.pos, n) : 0 });
+          r.pos += n;
+          break;
+        }
+        case 0x8b: {
+          // LONG4
+          if (have < 4) this.truncated(op, at);
+          const n = buf.readUInt32LE(p + 1);
+          r.pos = p + 5;
+          if (!(await r.skip(n))) this.fail('stream ends inside LONG4 (truncated pickle)', at);
+          this.stack.push({ t: 'int', v: 0 });
+          break;
+        }
+        case 0x47: // BINFLOAT
+          if (have < 8) this.truncated(op, at);
+          r.pos = p + 9;
+          this.stack.push(OTHER);
+          break;
+        case 0x4e: // NONE
+          this.stack.push(NONE);
+          break;
+        case 0x88: // NEWTRUE
+        case 0x89: // NEWFALSE
+          this.stack.push(OTHER);
+          break;
+        case 0x49: // INT (also protocol 0 TRUE/FALSE)
+        case 0x4c: // LONG
+        case 0x46: {
+          // FLOAT
+          const line = await this.line(at);
+          const text = line.replace(/L$/, '');
+          this.stack.push(op === 0x46 || !/^-?\d+$/.test(text) ? OTHER : { t: 'int', v: safeInt(text) });
+          break;
+        }
+        case 0x53: {
+          // STRING 'quoted repr'
+          const line = await this.line(at);
+          this.stack.push({ t: 'str', v: unquote(line) });
+          break;
+        }
+        case 0x56: {
+          // UNICODE raw-unicode-escape
+          const line = await this.line(at);
+          this.stack.push({
+            t: 'str',
+            v: line.replace(/\\u([0-9a-fA-F]{4})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+          });
+          break;
+        }
+        case 0x8c: {
+          // SHORT_BINUNICODE
+          if (have < 1) this.truncated(op, at);
+          const n = buf[p + 1] as number;
+          r.pos = p + 2;
+          this.stack.push({ t: 'str', v: await this.text(n, 'utf8', at) });
+          break;
+        }
+        case 0x58: {
+          // BINUNICODE
+          if (have < 4) this.truncated(op, at);
+          const n = buf.readUInt32LE(p + 1);
+          r.pos = p + 5;
+          this.stack.push({ t: 'str', v: await this.text(n, 'utf8', at) });
+          break;
+        }
+        case 0x8d: {
+          // BINUNICODE8
+          if (have < 8) this.truncated(op, at);
+          const n = Number(buf.readBigUInt64LE(p + 1));
+          r.pos = p + 9;
+          this.stack.push({ t: 'str', v: await this.text(n, 'utf8', at) });
+          break;
+        }
+        case 0x55: {
+          // SHORT_BINSTRING
+          if (have < 1) this.truncated(op, at);
+          const n = buf[p + 1] as number;
+          r.pos = p + 2;
+          this.stack.push({ t: 'str', v: await this.text(n, 'latin1', at) });
+          break;
+        }
+        case 0x54: {
+          // BINSTRING
+          if (have < 4) this.truncated(op, at);
+          const n = buf.readInt32LE(p + 1);
+          if (n < 0) this.fail('negative BINSTRING length', at);
+          r.pos = p + 5;
+          this.stack.push({ t: 'str', v: await this.text(n, 'latin1', at) });
+          break;
+        }
+        case 0x43: // SHORT_BINBYTES
+          if (have < 1) this.truncated(op, at);
+          r.pos = p + 2;
+          await this.skipBytes(buf[p + 1] as number, at);
+          break;
+        case 0x42: // BINBYTES
+          if (have < 4) this.truncated(op, at);
+          r.pos = p + 5;
+          await this.skipBytes(buf.readUInt32LE(p + 1), at);
+          break;
+        case 0x8e: // BINBYTES8
+        case 0x96: // BYTEARRAY8
+          if (have < 8) this.truncated(op, at);
+          r.pos = p + 9;
+          await this.skipBytes(Number(buf.readBigUInt64LE(p + 1)), at);
+          break;
+        case 0x97: // NEXT_BUFFER (out-of-band buffer)
+          this.stack.push(OTHER);
+          break;
+        case 0x98: // READONLY_BUFFER
+          this.top(at);
+          break;
+        case 0x29: // EMPTY_TUPLE
+          this.stack.push({ t: 'tuple', items: [] });
+          break;
+        case 0x74: // TUPLE
+          this.stack.push({ t: 'tuple', items: keep(this.popMark(at)) });
+          break;
+        case 0x85: // TUPLE1
+          this.stack.push({ t: 'tuple', items: [this.pop(at)] });
+          break;
+        case 0x86: {
+          // TUPLE2
+          const b = this.pop(at);
+          const a = this.pop(at);
+          this.stack.push({ t: 'tuple', items: [a, b] });
+          break;
+        }
+        case 0x87: {
+          // TUPLE3
+          const c = this.pop(at);
+          const b = this.pop(at);
+          const a = this.pop(at);
+          this.stack.push({ t: 'tuple', items: [a, b, c] });
+          break;
+        }
+        case 0x5d: // EMPTY_LIST
+        case 0x8f: // EMPTY_SET
+          this.stack.push(OTHER);
+          break;
+        case 0x6c: // LIST
+        case 0x91: // FROZENSET
+          this.popMark(at);
+          this.stack.push(OTHER);
+          break;
+        case 0x61: // APPEND
+          this.pop(at);
+          this.top(at);
+          break;
+        case 0x65: // APPENDS
+        case 0x90: // ADDITEMS
+          this.popMark(at);
+          this.top(at);
+          break;
+        case 0x7d: // EMPTY_DICT
+          this.stack.push({ t: 'dict', items: new Map() });
+          break;
+        case 0x64: {
+          // DICT
+          const items = this.popMark(at);
+          const dict: V = { t: 'dict', items: new Map() };
+          for (let i = 0; i + 1 < items.length; i += 2) setItem(dict, items[i] as V, items[i + 1] as V);
+          this.stack.push(dict);
+          break;
+        }
+        case 0x73: {
+          // SETITEM
+          const value = this.pop(at);
+          const key = this.pop(at);
+          setItem(this.top(at), key, value);
+          break;
+        }
+        case 0x75: {
+          // SETITEMS
+          const items = this.popMark(at);
+          const dict = this.top(at);
+          for (let i = 0; i + 1 < items.length; i += 2) setItem(dict, items[i] as V, items[i + 1] as V);
+          break;
+        }
+        case 0x63: {
+          // GLOBAL module\nname\n
+          const module = await this.line(at);
+          const name = await this.line(at);
+          this.stack.push(this.imported(module, name, at));
+          break;
+        }
+        case 0x93: {
+          // STACK_GLOBAL
+          const name = this.pop(at);
+          const module = this.pop(at);
+          if (module.t === 'str' && name.t === 'str') this.stack.push(this.imported(module.v, name.v, at));
+          else {
+            walk.findings.push(
+              finding(
+                'pickle.dynamic-import',
+                this.ctx.path,
+                'STACK_GLOBAL imports a module/name that is not a literal string (computed at load time)',
+                { offset: at },
+              ),
+            );
+            this.stack.push(OTHER);
+          }
+          break;
+        }
+        case 0x69: {
+          // INST module\nname\n, arguments from the mark
+          const module = await this.line(at);
+          const name = await this.line(at);
+          const args = this.popMark(at);
+          const cls = this.imported(module, name, at);
+          this.stack.push(this.called(cls, 'INST', at, { t: 'tuple', items: keep(args) }));
+          break;
+        }
+        case 0x6f: {
+          // OBJ: class and arguments from the mark
+          const items = this.popMark(at);
+          const cls = items[0];
+          if (!cls) this.fail('OBJ without a class (malformed pickle)', at);
+          this.stack.push(this.called(cls, 'OBJ', at, { t: 'tuple', items: keep(items.slice(1)) }));
+          break;
+        }
+        case 0x52: {
+          // REDUCE
+          const args = this.pop(at);
+          const callee = this.pop(at);
+          this.stack.push(this.called(callee, 'REDUCE', at, args));
+          break;
+        }
+        case 0x81: {
+          // NEWOBJ
+          const args = this.pop(at);
+          const cls = this.pop(at);
+          this.stack.push(this.called(cls, 'NEWOBJ', at, args));
+          break;
+        }
+        case 0x92: {
+          // NEWOBJ_EX
+          this.pop(at);
+          const args = this.pop(at);
+          const cls = this.pop(at);
+          this.stack.push(this.called(cls, 'NEWOBJ_EX', at, args));
+          break;
+        }
+        case 0x62: {
+          // BUILD: obj.__setstate__(state) — the object's class decides what runs
+          const state = this.pop(at);
+          const obj = this.top(at);
+          if (obj.t === 'obj' && obj.callee) {
+            this.called(obj.callee, 'BUILD', at);
+            if (obj.callee.module === 'joblib.numpy_pickle' && obj.callee.name === 'NumpyArrayWrapper') {
+              // joblib writes the array's bytes right after BUILD and its unpickler reads them there.
+              this.stack.pop();
+              this.stack.push(OTHER);
+              await this.joblibArray(state, at);
+            }
+          } else if (obj.t !== 'obj' && obj.t !== 'other' && obj.t !== 'dict') {
+            this.called(obj, 'BUILD', at);
+          }
+          break;
+        }
+        case 0x82: // EXT1
+        case 0x83: // EXT2
+        case 0x84: {
+          // EXT4
+          const n = op === 0x82 ? 1 : op === 0x83 ? 2 : 4;
+          if (have < n) this.truncated(op, at);
+          const code = n === 1 ? (buf[p + 1] as number) : n === 2 ? buf.readUInt16LE(p + 1) : buf.readInt32LE(p + 1);
+          r.pos = p + 1 + n;
+          walk.findings.push(
+            finding(
+              'pickle.extension-code',
+              this.ctx.path,
+              `imports extension code ${code}: what it names depends on the loading process's copyreg registry`,
+              { offset: at },
+            ),
+          );
+          this.stack.push(OTHER);
+          break;
+        }
+        case 0x50: // PERSID id\n
+          await this.line(at);
+          this.stack.push(OTHER);
+          break;
+        case 0x51: // BINPERSID
+          this.pop(at);
+          this.stack.push(OTHER);
+          break;
+        case 0x67: // GET n\n
+          this.stack.push(this.memoGet(safeIndex(await this.line(at), at), at));
+          break;
+        case 0x68: // BINGET
+          if (have < 1) this.truncated(op, at);
+          r.pos = p + 2;
+          this.stack.push(this.memoGet(buf[p + 1] as number, at));
+          break;
+        case 0x6a: // LONG_BINGET
+          if (have < 4) this.truncated(op, at);
+          r.pos = p + 5;
+          this.stack.push(this.memoGet(buf.readUInt32LE(p + 1), at));
+          break;
+        case 0x70: // PUT n\n
+          this.memoPut(safeIndex(await this.line(at), at), this.top(at), at);
+          break;
+        case 0x71: // BINPUT
+          if (have < 1) this.truncated(op, at);
+          r.pos = p + 2;
+          this.memoPut(buf[p + 1] as number, this.top(at), at);
+          break;
+        case 0x72: // LONG_BINPUT
+          if (have < 4) this.truncated(op, at);
+          r.pos = p + 5;
+          this.memoPut(buf.readUInt32LE(p + 1), this.top(at), at);
+          break;
+        case 0x94: // MEMOIZE
+          this.memoPut(this.memo.size, this.top(at), at);
+          break;
+        default:
+          this.fail(`invalid opcode 0x${op.toString(16).padStart(2, '0')} (not a pickle, or corrupted)`, at);
+      }
+      if (this.stack.length > this.ctx.limits.maxStack)
+        throw new PickleError(`stack deeper than ${this.ctx.limits.maxStack} (scan.limits.maxPickleStack)`, at, true);
+      if (r.offset - this.ctx.lastProgress > 1 << 24) this.progress();
+    }
+  }
+
+  private progress(): void {
+    const r = this.ctx.reader;
+    this.ctx.lastProgress = r.offset;
+    this.ctx.onProgress?.(r.offset);
+    if (this.ctx.signal?.aborted) throw this.ctx.signal.reason ?? new Error('scan cancelled');
+  }
+
+  private async line(at: number): Promise<string> {
+    const got = await this.ctx.reader.readLine(LINE_KEEP);
+    if (!got) this.fail('stream ends inside a text argument (truncated pickle)', at);
+    return got.line.toString('utf8').replace(/\r$/, '');
+  }
+
+  private async text(n: number, encoding: BufferEncoding, at: number): Promise<string> {
+    const r = this.ctx.reader;
+    if (n <= STR_KEEP) {
+      if (!(await r.fill(n))) this.fail('stream ends inside a string (truncated pickle)', at);
+      const s = r.buf.toString(encoding, r.pos, r.pos + n);
+      r.pos += n;
+      return s;
+    }
+    await r.fill(STR_KEEP);
+    const head = r.buf.toString(encoding, r.pos, r.pos + Math.min(STR_KEEP, r.available));
+    if (!(await r.skip(n))) this.fail('stream ends inside a string (truncated pickle)', at);
+    return `${head}…`;
+  }
+
+  private async skipBytes(n: number, at: number): Promise<void> {
+    if (!(await this.ctx.reader.skip(n))) this.fail('stream ends inside a bytes value (truncated pickle)', at);
+    this.stack.push(OTHER);
+  }
+
+  /** Skips (or, for object arrays, walks) the array data joblib writes after a NumpyArrayWrapper's BUILD. */
+  private async joblibArray(state: V, at: number): Promise<void> {
+    const r = this.ctx.reader;
+    this.ctx.walk.kind = 'joblib';
+    const items = state.t === 'dict' ? state.items : new Map<string, V>();
+    const shape = items.get('shape');
+    const dtype = items.get('dtype');
+    const descrValue = dtype?.t === 'obj' && dtype.args?.t === 'tuple' ? dtype.args.items[0] : undefined;
+    const descr = descrValue?.t === 'str' ? descrValue.v : undefined;
+    if (descr === undefined || shape?.t !== 'tuple' || shape.items.some((d) => d.t !== 'int'))
+      this.fail('joblib array without a readable shape and dtype: its data cannot be located', at);
+    if (descr.startsWith('O')) {
+      // Object arrays are a nested pickle with its own unpickler.
+      await new Machine(this.ctx).run();
+      return;
+    }
+    const itemSize = dtypeSize(descr);
+    if (itemSize === undefined) this.fail(`joblib array of dtype "${descr}": its size is unknown`, at);
+    let count = 1n;
+    for (const d of shape.items) count *= BigInt((d as { v: number | bigint }).v);
+    const alignment = items.get('numpy_array_alignment_bytes');
+    if (alignment?.t === 'int') {
+      const pad = await r.read(1);
+      if (!pad || !(await r.skip(pad[0] as number))) this.fail('joblib array padding is truncated', at);
+    }
+    if (!(await r.skip(Number(count * BigInt(itemSize))))) this.fail('joblib array data is truncated', at);
+  }
+}
+
+/** Itemsize of a numpy dtype string such as f8, <i4, |b1, U10, S5, V16, M8[ns]. */
+export function dtypeSize(descr: string): number | undefined {
+  const m = /^[<>|=]?([a-zA-Z?])(\d*)(\[\w+\])?$/.exec(descr);
+  if (!m) return undefined;
+  const kind = m[1] as string;
+  const n = m[2] ? Number(m[2]) : undefined;
+  if (kind === '?') return 1;
+  if (kind === 'U') return (n ?? 0) * 4;
+  if ('SaV'.includes(kind)) return n ?? 0;
+  if ('biufcmM'.includes(kind)) return n ?? (kind === 'b' ? 1 : undefined);
+  return undefined;
+}
+
+function keep(items: V[]): V[] {
+  return items.length > CONTAINER_KEEP ? items.slice(0, CONTAINER_KEEP) : items;
+}
+
+function setItem(dict: V, key: V, value: V): void {
+  if (dict.t === 'dict' && key.t === 'str' && dict.items.size < CONTAINER_KEEP) dict.items.set(key.v, value);
+}
+
+function readLong(buf: Buffer, pos: number, n: number): bigint {
+  if (n === 0) return 0n;
+  let v = 0n;
+  for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(buf[pos + i] as number);
+  // Two's complement: the top bit of the last byte is the sign.
+  if (((buf[pos + n - 1] as number) & 0x80) !== 0) v -= 1n << BigInt(8 * n);
+  return v;
+}
+
+function safeInt(text: string): number | bigint {
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : BigInt(text);
+}
+
+function safeIndex(text: string, at: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new PickleError(`memo index "${text.slice(0, 40)}" is not a number`, at);
+  return n;
+}
+
+/** Undo Python 2 string repr quoting: 'abc' or "abc" with backslash escapes. */
+function unquote(line: string): string {
+  const q = line[0];
+  const body = (q === "'" || q === '"') && line.endsWith(q) ? line.slice(1, -1) : line;
+  return body.replace(/\\(x[0-9a-fA-F]{2}|.)/g, (_, e: string) => {
+    if (e.startsWith('x') && e.length === 3) return String.fromCharCode(parseInt(e.slice(1), 16));
+    return ({ n: '\n', t: '\t', r: '\r', '0': '\0' } as Record<string, string>)[e] ?? e;
+  });
+}
+
+/** Severity and message for each import, per the policy. */
+export function classifyImports(walk: PickleWalk, path: string, policy: GlobalPolicy, strict: boolean): ScanFinding[] {
+  const out: ScanFinding[] = [];
+  for (const imp of walk.imports.values()) {
+    const cls = policy.classify(imp.module, imp.name);
+    if (cls.kind === 'allowed') continue;
+    const what = `${imp.module}.${imp.name}`;
+    const use = imp.firstCall
+      ? ` and calls it${imp.firstCall.arg !== undefined ? ` with ${JSON.stringify(imp.firstCall.arg)}` : ''} (${imp.firstCall.op} at byte ${imp.firstCall.offset})`
+      : '';
+    const times = imp.count > 1 ? ` (${imp.count} times)` : '';
+    if (cls.kind === 'denied') {
+      out.push(
+        finding('pickle.dangerous-global', path, `imports ${what}${use}${times}: it ${cls.why}`, {
+          offset: imp.offset,
+          severity: cls.severity as Severity,
+        }),
+      );
+    } else if (strict) {
+      out.push(
+        finding(
+          'pickle.not-allowlisted',
+          path,
+          `imports ${what}${use}${times}, which the strict policy does not allow`,
+          {
+            offset: imp.offset,
+          },
+        ),
+      );
+    } else {
+      out.push(
+        finding(
+          'pickle.unknown-global',
+          path,
+          `imports ${what}${use}${times}, which is in neither the allowlist nor the denylist: loading it runs that code`,
+          { offset: imp.offset },
+        ),
+      );
+    }
+  }
+  return out;
+}

@@ -1,0 +1,254 @@
+/**
+ * Protobuf model formats through protobufjs with minimal schemas: only the fields the checks read are declared, so
+ * tensor bytes are skipped by the decoder rather than copied.
+ * - SavedModel (saved_model.pb): GraphDef and function-library node ops that run Python or touch files.
+ * - keras_metadata.pb: the Keras layer configs of a SavedModel (Lambda, custom objects).
+ * - ONNX: external data locations of every initializer, including those in subgraphs and functions.
+ */
+import { posix } from 'node:path';
+import protobuf from 'protobufjs';
+import { finding, type ScanFinding } from './findings';
+import { kerasConfigFindings } from './keras';
+
+const SCHEMA = `
+syntax = "proto3";
+message SavedModel { int64 saved_model_schema_version = 1; repeated MetaGraphDef meta_graphs = 2; }
+message MetaGraphDef { MetaInfoDef meta_info_def = 1; GraphDef graph_def = 2; }
+message MetaInfoDef { repeated string tags = 4; }
+message GraphDef { repeated NodeDef node = 1; FunctionDefLibrary library = 2; }
+message NodeDef { string name = 1; string op = 2; }
+message FunctionDefLibrary { repeated FunctionDef function = 1; }
+message FunctionDef { OpDef signature = 1; repeated NodeDef node_def = 3; }
+message OpDef { string name = 1; }
+
+message SavedMetadata { repeated SavedObject nodes = 1; }
+message SavedObject { int32 node_id = 2; string node_path = 3; string identifier = 4; string metadata = 5; }
+
+message ModelProto { int64 ir_version = 1; GraphProto graph = 7; repeated FunctionProto functions = 25; }
+message GraphProto { repeated NodeProto node = 1; string name = 2; repeated TensorProto initializer = 5; repeated SparseTensorProto sparse_initializer = 15; }
+message NodeProto { string name = 3; string op_type = 4; string domain = 7; repeated AttributeProto attribute = 5; }
+message AttributeProto { string name = 1; TensorProto t = 5; GraphProto g = 6; repeated TensorProto tensors = 10; repeated GraphProto graphs = 11; SparseTensorProto sparse_tensor = 22; repeated SparseTensorProto sparse_tensors = 23; }
+message TensorProto { string name = 8; repeated StringStringEntryProto external_data = 13; int32 data_location = 14; }
+message SparseTensorProto { TensorProto values = 1; TensorProto indices = 2; }
+message StringStringEntryProto { string key = 1; string value = 2; }
+message FunctionProto { string name = 1; repeated NodeProto node = 7; }
+`;
+
+let root: protobuf.Root | undefined;
+function types(): protobuf.Root {
+  root ??= protobuf.parse(SCHEMA, { keepCase: true }).root;
+  return root;
+}
+
+/** Ops that run Python in the loading process. */
+const PYTHON_OPS = new Set(['PyFunc', 'PyFuncStateless', 'EagerPyFunc']);
+/**
+ * Ops that read or write arbitrary files. Checkpoint ops (SaveV2, RestoreV2, MergeV2Checkpoints) are in every
+ * SavedModel's saver graph and address only the model's own variables, so they are not reported.
+ */
+const FILE_OPS = new Set([
+  'ReadFile',
+  'WriteFile',
+  'MatchingFiles',
+  'ImmutableConst',
+  'TextLineDataset',
+  'TFRecordDataset',
+  'FixedLengthRecordDataset',
+  'FixedLengthRecordDatasetV2',
+  'CreateSummaryFileWriter',
+  'CreateSummaryDbWriter',
+  'WriteRawProtoSummary',
+  'Save',
+  'SaveSlices',
+  'Restore',
+  'RestoreSlice',
+  'DebugIdentityV2',
+  'DebugIdentityV3',
+  'LoadAndRemapMatrix',
+  'ExperimentalSaveDataset',
+  'SaveDataset',
+  'SaveDatasetV2',
+  'LoadDataset',
+]);
+
+interface NodeDef {
+  name?: string;
+  op?: string;
+}
+
+/** Findings for a SavedModel's graph and function library. */
+export function scanSavedModel(bytes: Buffer, path: string): ScanFinding[] {
+  let model: {
+    meta_graphs?: {
+      graph_def?: {
+        node?: NodeDef[];
+        library?: { function?: { signature?: { name?: string }; node_def?: NodeDef[] }[] };
+      };
+    }[];
+  };
+  try {
+    model = types().lookupType('SavedModel').decode(bytes) as typeof model;
+  } catch (err) {
+    return [finding('savedmodel.invalid', path, `saved_model.pb does not decode: ${(err as Error).message}`)];
+  }
+  const counts = new Map<string, { count: number; where: string }>();
+  const visit = (nodes: NodeDef[] | undefined, where: string): void => {
+    for (const node of nodes ?? []) {
+      const op = node.op ?? '';
+      if (!PYTHON_OPS.has(op) && !FILE_OPS.has(op)) continue;
+      const seen = counts.get(op);
+      if (seen) seen.count++;
+      else counts.set(op, { count: 1, where: `${where} node ${JSON.stringify(node.name ?? '?')}` });
+    }
+  };
+  for (const graph of model.meta_graphs ?? []) {
+    visit(graph.graph_def?.node, 'graph');
+    for (const fn of graph.graph_def?.library?.function ?? [])
+      visit(fn.node_def, `function ${JSON.stringify(fn.signature?.name ?? '?')}`);
+  }
+  return [...counts].map(([op, { count, where }]) =>
+    finding(
+      PYTHON_OPS.has(op) ? 'savedmodel.python-op' : 'savedmodel.file-op',
+      path,
+      `${op} op (${count}×, first in ${where}) ${PYTHON_OPS.has(op) ? 'runs Python code' : 'reads or writes files'} when the graph runs`,
+    ),
+  );
+}
+
+/** Findings for keras_metadata.pb: every node's metadata is a Keras layer config in JSON. */
+export function scanKerasMetadata(bytes: Buffer, path: string): ScanFinding[] {
+  let meta: { nodes?: { node_path?: string; metadata?: string }[] };
+  try {
+    meta = types().lookupType('SavedMetadata').decode(bytes) as typeof meta;
+  } catch (err) {
+    return [finding('keras.invalid-config', path, `keras_metadata.pb does not decode: ${(err as Error).message}`)];
+  }
+  const out: ScanFinding[] = [];
+  for (const node of meta.nodes ?? []) {
+    if (!node.metadata) continue;
+    try {
+      out.push(...kerasConfigFindings(JSON.parse(node.metadata), path));
+    } catch {
+      out.push(finding('keras.invalid-config', path, `metadata of ${node.node_path ?? '?'} is not JSON`));
+    }
+  }
+  return out;
+}
+
+interface TensorProto {
+  name?: string;
+  data_location?: number;
+  external_data?: { key?: string; value?: string }[];
+}
+interface GraphProto {
+  node?: NodeProto[];
+  initializer?: TensorProto[];
+  sparse_initializer?: { values?: TensorProto; indices?: TensorProto }[];
+}
+interface NodeProto {
+  attribute?: {
+    t?: TensorProto;
+    g?: GraphProto;
+    tensors?: TensorProto[];
+    graphs?: GraphProto[];
+    sparse_tensor?: { values?: TensorProto; indices?: TensorProto };
+    sparse_tensors?: { values?: TensorProto; indices?: TensorProto }[];
+  }[];
+}
+
+/**
+ * Findings for an ONNX model's external data. Returns the model-relative paths it references, so the scanner can
+ * recognise those files as tensor data rather than an unknown format.
+ */
+export function scanOnnx(
+  bytes: Buffer,
+  path: string,
+  modelFiles: ReadonlySet<string>,
+): { findings: ScanFinding[]; references: string[] } {
+  let model: { graph?: GraphProto; functions?: { node?: NodeProto[] }[] };
+  try {
+    model = types().lookupType('ModelProto').decode(bytes) as typeof model;
+  } catch (err) {
+    return {
+      findings: [finding('onnx.invalid', path, `ONNX model does not decode: ${(err as Error).message}`)],
+      references: [],
+    };
+  }
+  const findings: ScanFinding[] = [];
+  const references = new Set<string>();
+  const reported = new Set<string>();
+  const tensor = (t: TensorProto | undefined): void => {
+    if (!t?.external_data?.length && t?.data_location !== 1) return;
+    const location = t.external_data?.find((e) => e.key === 'location')?.value;
+    if (location === undefined) {
+      findings.push(
+        finding('onnx.invalid', path, `tensor ${JSON.stringify(t.name ?? '?')} is external but names no location`),
+      );
+      return;
+    }
+    const resolved = resolveInside(path, location);
+    if (!resolved) {
+      if (!reported.has(location)) {
+        reported.add(location);
+        findings.push(
+          finding(
+            'onnx.external-data-escape',
+            path,
+            `tensor ${JSON.stringify(t.name ?? '?')} reads external data from ${JSON.stringify(location)}, outside the model directory`,
+          ),
+        );
+      }
+      return;
+    }
+    references.add(resolved);
+    if (!modelFiles.has(resolved) && !reported.has(resolved)) {
+      reported.add(resolved);
+      findings.push(
+        finding(
+          'onnx.external-data-missing',
+          path,
+          `external data file ${JSON.stringify(resolved)} is not part of the model`,
+        ),
+      );
+    }
+  };
+  const sparse = (s: { values?: TensorProto; indices?: TensorProto } | undefined): void => {
+    tensor(s?.values);
+    tensor(s?.indices);
+  };
+  let depth = 0;
+  const graph = (g: GraphProto | undefined): void => {
+    if (!g || ++depth > 64) return;
+    for (const t of g.initializer ?? []) tensor(t);
+    for (const s of g.sparse_initializer ?? []) sparse(s);
+    nodes(g.node);
+    depth--;
+  };
+  const nodes = (list: NodeProto[] | undefined): void => {
+    for (const n of list ?? [])
+      for (const a of n.attribute ?? []) {
+        tensor(a.t);
+        for (const t of a.tensors ?? []) tensor(t);
+        sparse(a.sparse_tensor);
+        for (const s of a.sparse_tensors ?? []) sparse(s);
+        graph(a.g);
+        for (const g of a.graphs ?? []) graph(g);
+      }
+  };
+  graph(model.graph);
+  for (const fn of model.functions ?? []) nodes(fn.node);
+  return { findings, references: [...references] };
+}
+
+/**
+ * Resolves `reference` against the directory of `fromPath` (both model-relative, forward slashes). Undefined when
+ * it is absolute, a URL, or climbs out of the model directory.
+ */
+export function resolveInside(fromPath: string, reference: string): string | undefined {
+  if (/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(reference) || reference.startsWith('/') || reference.startsWith('\\'))
+    return undefined;
+  const base = fromPath.includes('!') ? fromPath.slice(fromPath.lastIndexOf('!') + 1) : fromPath;
+  const joined = posix.normalize(posix.join(posix.dirname(base), reference.replace(/\\/g, '/')));
+  if (joined === '..' || joined.startsWith('../') || joined.startsWith('/')) return undefined;
+  return joined;
+}

@@ -1,0 +1,172 @@
+/**
+ * `mrel scan` as a user runs it: text, JSON and SARIF output, policy loading, and the documented exit codes
+ * (0 pass, 1 findings at or above --fail-on, 2 bad usage or input, 3 something not examined).
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { register, SCAN_EXIT } from '../../client/commands/scan';
+import { makeFixtures } from './fixtures';
+
+let dir: string;
+let configDir: string;
+const cwd = process.cwd();
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mrel-scan-cli-'));
+  await makeFixtures(dir);
+  configDir = join(dir, 'config');
+  await mkdir(join(configDir, 'policies'), { recursive: true });
+  await writeFile(join(configDir, 'policies', 'default.yaml'), 'approval: {}\n');
+  await writeFile(join(configDir, 'policies', 'strict.yaml'), 'scan:\n  strict: true\n  failOn: medium\n');
+  await writeFile(join(configDir, 'policies', 'broken.yaml'), 'scan:\n  failOn: severe\n  extra: 1\n');
+  process.env.MREL_CONFIG_DIR = configDir;
+  process.chdir(dir);
+});
+afterAll(async () => {
+  process.chdir(cwd);
+  delete process.env.MREL_CONFIG_DIR;
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function mrel(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  let code = 0;
+  const program = new Command('mrel')
+    .option('--json')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => out.push(s),
+      writeErr: (s) => err.push(s),
+    });
+  register(program, {
+    io: { out: (l) => out.push(l), err: (l) => err.push(l) },
+    setExit: (c) => (code = c),
+    json: () => program.opts<{ json?: boolean }>().json === true,
+    client: () => Promise.reject(new Error('scan needs no Temporal')),
+  });
+  try {
+    await program.parseAsync(args, { from: 'user' });
+  } catch {
+    code = SCAN_EXIT.usage;
+  }
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('mrel scan', () => {
+  it('passes benign files (exit 0) and prints a summary', async () => {
+    const r = await mrel('scan', 'benign/torch-zip.pt', 'benign/model.safetensors', 'benign/array.npy');
+    expect(r.code).toBe(SCAN_EXIT.pass);
+    expect(r.out).toBe('pass: 3 file(s) scanned (1 torch-zip, 1 safetensors, 1 npy), 0 finding(s)');
+  });
+
+  it('fails on a malicious pickle (exit 1) and says where and what', async () => {
+    const r = await mrel('scan', 'evil/torch-zip.pt');
+    expect(r.code).toBe(SCAN_EXIT.findings);
+    expect(r.out).toContain('CRITICAL pickle.dangerous-global  evil/torch-zip.pt!archive/data.pkl:');
+    expect(r.out).toContain('imports posix.system and calls it with "echo pwned"');
+  });
+
+  it('--fail-on critical lets a high finding through; --policy strict fails an unknown global', async () => {
+    expect((await mrel('scan', 'evil/zip-slip.zip')).code).toBe(SCAN_EXIT.findings);
+    expect((await mrel('scan', 'evil/zip-slip.zip', '--fail-on', 'critical')).code).toBe(SCAN_EXIT.pass);
+    const r = await mrel('scan', 'evil/dynamic-import.pkl', '--fail-on', 'critical');
+    expect(r.code).toBe(SCAN_EXIT.findings);
+  });
+
+  it('exits 3 when something could not be examined and nothing failed', async () => {
+    await writeFile(join(dir, 'weights.msgpack'), Buffer.from([0xde, 0, 1, 0xa1, 0x61, 1, 0, 0, 0]));
+    const r = await mrel('scan', 'weights.msgpack', '--format', 'json');
+    expect(r.code).toBe(SCAN_EXIT.notExamined);
+    expect(JSON.parse(r.out)).toEqual({
+      verdict: 'error',
+      files: [
+        {
+          path: 'weights.msgpack',
+          format: 'unknown',
+          size: 9,
+          findings: [expect.objectContaining({ ruleId: 'format.unknown' })],
+        },
+      ],
+      findings: [
+        {
+          ruleId: 'format.unknown',
+          severity: 'medium',
+          path: 'weights.msgpack',
+          offset: 0,
+          message: expect.stringContaining('not examined'),
+        },
+      ],
+    });
+  });
+
+  it('exits 2 for a missing path, an unknown format option and a broken policy (naming the field)', async () => {
+    const missing = await mrel('scan', 'nope.bin');
+    expect(missing).toMatchObject({ code: SCAN_EXIT.usage, err: 'mrel scan: nope.bin: no such file or directory' });
+    expect((await mrel('scan', 'benign/array.npy', '--format', 'xml')).code).toBe(SCAN_EXIT.usage);
+    const broken = await mrel('scan', 'benign/array.npy', '--policy', 'broken');
+    expect(broken.code).toBe(SCAN_EXIT.usage);
+    expect(broken.err).toContain('broken.yaml: scan.failOn must be one of critical, high, medium, low');
+    expect(broken.err).toContain('Unrecognized key');
+    expect((await mrel('scan', 'benign/array.npy', '--policy', 'absent')).code).toBe(SCAN_EXIT.usage);
+  });
+
+  it('--policy reads config/policies/<name>.yaml: strict mode and failOn apply', async () => {
+    const { python } = await import('./fixtures');
+    await python(
+      "import pickle, sys, types\nm = types.ModuleType('vendorlib')\nsys.modules['vendorlib'] = m\nclass Cfg: pass\nCfg.__module__ = 'vendorlib'\nm.Cfg = Cfg\nopen('cfg.pkl','wb').write(pickle.dumps(Cfg(), protocol=2))",
+      dir,
+    );
+    expect((await mrel('scan', 'cfg.pkl')).code).toBe(SCAN_EXIT.pass);
+    const strict = await mrel('scan', 'cfg.pkl', '--policy', 'strict');
+    expect(strict.code).toBe(SCAN_EXIT.findings);
+    expect(strict.out).toContain('pickle.not-allowlisted');
+  });
+
+  it('scans directories recursively and writes SARIF 2.1.0 that code scanning accepts', async () => {
+    const r = await mrel('scan', 'evil', '--format', 'sarif');
+    expect(r.code).toBe(SCAN_EXIT.findings);
+    const sarif = JSON.parse(r.out) as {
+      version: string;
+      runs: {
+        tool: { driver: { name: string; rules: { id: string; shortDescription: { text: string } }[] } };
+        results: {
+          ruleId: string;
+          ruleIndex: number;
+          level: string;
+          message: { text: string };
+          locations: {
+            physicalLocation: { artifactLocation: { uri: string }; region: { startLine: number; byteOffset?: number } };
+          }[];
+        }[];
+      }[];
+    };
+    expect(sarif.version).toBe('2.1.0');
+    const [run] = sarif.runs;
+    const ruleIds = run!.tool.driver.rules.map((rule) => rule.id);
+    expect(ruleIds).toEqual(
+      expect.arrayContaining(['pickle.dangerous-global', 'archive.path-traversal', 'keras.lambda']),
+    );
+    for (const result of run!.results) {
+      expect(ruleIds[result.ruleIndex]).toBe(result.ruleId);
+      expect(['error', 'warning', 'note']).toContain(result.level);
+      const loc = result.locations[0]!.physicalLocation;
+      expect(loc.artifactLocation.uri).toMatch(/^evil\/[^!]+$/);
+      expect(loc.region.startLine).toBe(1);
+    }
+    const inst = run!.results.find((x) => x.locations[0]!.physicalLocation.artifactLocation.uri === 'evil/inst.pkl');
+    expect(inst).toMatchObject({ ruleId: 'pickle.dangerous-global', level: 'error' });
+    expect(inst!.locations[0]!.physicalLocation.region.byteOffset).toBe(15);
+    const nested = run!.results.find(
+      (x) => x.locations[0]!.physicalLocation.artifactLocation.uri === 'evil/torch-zip.pt',
+    );
+    expect(nested!.message.text).toMatch(/^archive\/data\.pkl \(byte \d+\): imports posix\.system/);
+  });
+
+  it('--json on the program means JSON output', async () => {
+    const r = await mrel('--json', 'scan', 'benign/array.npy');
+    expect(JSON.parse(r.out)).toMatchObject({ verdict: 'pass', files: [{ path: 'benign/array.npy', format: 'npy' }] });
+  });
+});

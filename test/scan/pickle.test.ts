@@ -1,0 +1,193 @@
+/**
+ * The pickle walker against real pickles made by Python's pickle module: every known way to smuggle a call in is
+ * reported with its file and byte offset; torch-style state dicts pass; broken streams are never a pass.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gateFindings, scanVerdict } from '../../activities/scan';
+import { makeFixtures, python, scan } from './fixtures';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mrel-scan-pickle-'));
+  await makeFixtures(dir);
+});
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+const verdictOf = (report: Awaited<ReturnType<typeof scan>>, failOn: 'high' | 'medium' = 'high') =>
+  scanVerdict(gateFindings(report.findings, [], new Date().toISOString()), failOn);
+
+describe('malicious pickles', () => {
+  it.each([0, 1, 2, 3, 4, 5])(
+    'os.system through __reduce__ at protocol %i is critical, with the command',
+    async (p) => {
+      const report = await scan(dir, [`evil/os-system-p${p}.pkl`]);
+      const [f] = report.findings.filter((x) => x.ruleId === 'pickle.dangerous-global');
+      expect(f).toMatchObject({ severity: 'critical', path: `evil/os-system-p${p}.pkl` });
+      expect(f?.message).toMatch(/posix\.system and calls it with "echo pwned"/);
+      expect(f?.offset).toBeGreaterThan(0);
+      expect(verdictOf(report)).toBe('fail');
+    },
+  );
+
+  it.each([
+    ['eval.pkl', /__builtin__\.eval/],
+    ['exec.pkl', /builtins\.exec/],
+    ['importlib.pkl', /importlib\.import_module and calls it with "os"/],
+    ['marshal-function.pkl', /types\.FunctionType|marshal\.loads/],
+    ['memo-stack-global.pkl', /os\.system and calls it with "echo pwned"/],
+    ['inst.pkl', /os\.system and calls it with "echo pwned" \(INST/],
+    ['obj.pkl', /os\.system and calls it with "echo pwned" \(OBJ/],
+    ['dotted-name.pkl', /posixpath\.os\.system/],
+  ])('%s is reported as a dangerous global', async (file, message) => {
+    const report = await scan(dir, [`evil/${file}`]);
+    const dangerous = report.findings.filter((f) => f.ruleId === 'pickle.dangerous-global');
+    expect(dangerous.map((f) => f.message).join('\n')).toMatch(message);
+    expect(dangerous.every((f) => f.severity === 'critical')).toBe(true);
+  });
+
+  it('marshal + types.FunctionType reports both the code loader and the function constructor', async () => {
+    const report = await scan(dir, ['evil/marshal-function.pkl']);
+    const messages = report.findings.map((f) => f.message).join('\n');
+    expect(messages).toContain('marshal.loads');
+    expect(messages).toContain('types.FunctionType');
+  });
+
+  it('a module name computed at load time is a dynamic import', async () => {
+    const report = await scan(dir, ['evil/dynamic-import.pkl']);
+    expect(report.findings).toContainEqual(
+      expect.objectContaining({ ruleId: 'pickle.dynamic-import', severity: 'critical', offset: 30 }),
+    );
+  });
+
+  it('pickles nested in a PyTorch zip, a legacy tar, an .npy object array, an .npz and joblib are found', async () => {
+    const report = await scan(dir, [
+      'evil/torch-zip.pt',
+      'evil/legacy-tar.pt',
+      'evil/object-array.npy',
+      'evil/arrays.npz',
+      'evil/model.joblib',
+    ]);
+    const paths = report.findings.filter((f) => f.ruleId === 'pickle.dangerous-global').map((f) => f.path);
+    expect(paths).toEqual([
+      'evil/torch-zip.pt!archive/data.pkl',
+      'evil/legacy-tar.pt!pickle',
+      'evil/object-array.npy',
+      'evil/arrays.npz!b.npy',
+      'evil/model.joblib',
+    ]);
+    expect(report.files.map((f) => f.format)).toEqual(['torch-zip', 'torch-legacy-tar', 'npy', 'npz', 'joblib']);
+  });
+});
+
+describe('benign checkpoints', () => {
+  it('torch-style state dicts (plain, zip, protocol 4 zip, legacy stream), numpy, joblib and safetensors pass', async () => {
+    const files = [
+      'benign/state-dict.pkl',
+      'benign/torch-zip.pt',
+      'benign/torch-zip-p4.bin',
+      'benign/legacy.pt',
+      'benign/legacy-tar.pt',
+      'benign/array.npy',
+      'benign/arrays.npz',
+      'benign/model.joblib',
+      'benign/model.safetensors',
+    ];
+    const report = await scan(dir, files);
+    expect(report.findings).toEqual([]);
+    expect(report.files.map((f) => f.format)).toEqual([
+      'pickle',
+      'torch-zip',
+      'torch-zip',
+      'torch-legacy',
+      'torch-legacy-tar',
+      'npy',
+      'npz',
+      'joblib',
+      'safetensors',
+    ]);
+    expect(verdictOf(report, 'medium')).toBe('pass');
+  });
+});
+
+describe('policy', () => {
+  it('an unknown global is medium; strict mode makes it high; the allowlist clears it; deny makes it critical', async () => {
+    await python(
+      `import pickle, sys, types\nm = types.ModuleType('my_project.config')\nsys.modules['my_project.config'] = m\nsys.modules['my_project'] = types.ModuleType('my_project')\nclass Config:\n    pass\nConfig.__module__ = 'my_project.config'\nm.Config = Config\nopen('custom.pkl','wb').write(pickle.dumps(Config(), protocol=4))`,
+      dir,
+    );
+    const unknown = await scan(dir, ['custom.pkl']);
+    expect(unknown.findings).toEqual([
+      expect.objectContaining({
+        ruleId: 'pickle.unknown-global',
+        severity: 'medium',
+        message: expect.stringContaining('my_project.config.Config'),
+      }),
+    ]);
+    expect(verdictOf(unknown)).toBe('warn');
+    const strict = await scan(dir, ['custom.pkl'], { strict: true });
+    expect(strict.findings).toEqual([expect.objectContaining({ ruleId: 'pickle.not-allowlisted', severity: 'high' })]);
+    expect(verdictOf(strict)).toBe('fail');
+    expect((await scan(dir, ['custom.pkl'], { allowGlobals: ['my_project.config:Config'] })).findings).toEqual([]);
+    expect((await scan(dir, ['custom.pkl'], { allowGlobals: ['my_project.*:*'] })).findings).toEqual([]);
+    const denied = await scan(dir, ['custom.pkl'], { denyGlobals: ['my_project.config:*'] });
+    expect(denied.findings).toEqual([
+      expect.objectContaining({ ruleId: 'pickle.dangerous-global', severity: 'critical' }),
+    ]);
+  });
+
+  it('an allowlist entry cannot re-open a denied module', async () => {
+    const report = await scan(dir, ['evil/inst.pkl'], { allowGlobals: ['os:system'] });
+    expect(report.findings).toContainEqual(expect.objectContaining({ ruleId: 'pickle.dangerous-global' }));
+  });
+});
+
+describe('broken pickles are never a pass', () => {
+  it('a truncated pickle reports what it saw and a parse error, so the verdict is at best error', async () => {
+    const evil = await readFile(join(dir, 'evil/os-system-p4.pkl'));
+    await writeFile(join(dir, 'truncated-evil.pkl'), evil.subarray(0, evil.length - 3));
+    const benign = await readFile(join(dir, 'benign/state-dict.pkl'));
+    await writeFile(join(dir, 'truncated-benign.pkl'), benign.subarray(0, 120));
+    const report = await scan(dir, ['truncated-evil.pkl', 'truncated-benign.pkl']);
+    expect(report.findings.map((f) => `${f.path} ${f.ruleId}`)).toEqual([
+      'truncated-evil.pkl pickle.dangerous-global',
+      'truncated-evil.pkl pickle.parse-error',
+      'truncated-benign.pkl pickle.parse-error',
+    ]);
+    expect(report.incomplete).toBe(true);
+    const benignOnly = await scan(dir, ['truncated-benign.pkl']);
+    expect(verdictOf(benignOnly)).toBe('error');
+  });
+
+  it('an invalid opcode, a memo read before write, and trailing garbage are reported', async () => {
+    await writeFile(join(dir, 'bad-opcode.pkl'), Buffer.from([0x80, 0x04, 0xff, 0x2e]));
+    await writeFile(join(dir, 'bad-memo.pkl'), Buffer.from([0x80, 0x04, 0x68, 0x07, 0x2e]));
+    await writeFile(
+      join(dir, 'trailing.pkl'),
+      Buffer.concat([Buffer.from([0x80, 0x04, 0x4e, 0x2e]), Buffer.from('junk')]),
+    );
+    const report = await scan(dir, ['bad-opcode.pkl', 'bad-memo.pkl', 'trailing.pkl']);
+    expect(report.findings).toEqual([
+      expect.objectContaining({
+        path: 'bad-opcode.pkl',
+        ruleId: 'pickle.parse-error',
+        offset: 2,
+        message: expect.stringContaining('invalid opcode 0xff'),
+      }),
+      expect.objectContaining({
+        path: 'bad-memo.pkl',
+        ruleId: 'pickle.parse-error',
+        message: expect.stringContaining('memo entry 7'),
+      }),
+      expect.objectContaining({ path: 'trailing.pkl', ruleId: 'pickle.trailing-data', offset: 4 }),
+    ]);
+  });
+
+  it('a memo limit hit is a finding, not a crash', async () => {
+    const report = await scan(dir, ['benign/state-dict.pkl'], { limits: { maxPickleMemo: 3 } });
+    expect(report.findings).toEqual([expect.objectContaining({ ruleId: 'pickle.limit' })]);
+    expect(report.incomplete).toBe(true);
+  });
+});
