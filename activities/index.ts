@@ -3,9 +3,11 @@
  */
 import { createAcquireActivities } from './acquire';
 import { createConfigActivities } from './config';
+import { createCostActivities } from './cost';
 import { createGitOpsActivities } from './gitops';
 import { createLicenseActivities } from './license';
 import { createScanActivities } from './scan';
+import { createImageScanActivities } from './scan/image';
 
 export interface ReleaseActivityDeps {
   configDir?: string;
@@ -13,6 +15,10 @@ export interface ReleaseActivityDeps {
   hfEndpoint?: string;
   hfToken?: string;
   gitops: Parameters<typeof createGitOpsActivities>[0];
+  /** The hardware price catalog; default config/pricing.yaml. */
+  pricingFile?: string;
+  /** Base directory for a relative `image.advisoryDir` (default: the worker's working directory). */
+  advisoryBaseDir?: string;
 }
 
 export function createReleaseActivities(deps: ReleaseActivityDeps) {
@@ -22,6 +28,8 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
     ...createGitOpsActivities(deps.gitops),
     ...createLicenseActivities({ storeRoot: deps.storeRoot }),
     ...createScanActivities({ storeRoot: deps.storeRoot }),
+    ...createImageScanActivities({ storeRoot: deps.storeRoot, baseDir: deps.advisoryBaseDir }),
+    ...createCostActivities({ storeRoot: deps.storeRoot, pricingFile: deps.pricingFile }),
   };
 }
 

@@ -3,6 +3,8 @@
  * gate's own rules when the policy loads, so a bad section fails the release at the door, not halfway through.
  */
 import { licensePolicyProblems } from '../activities/license/policy-check';
+import { costPolicyRoles, parseCostPolicy } from './policy-cost';
+import { imagePolicySchema } from './policy-image';
 import { scanPolicySchema } from './policy-scan';
 import type { z } from 'zod';
 
@@ -12,6 +14,17 @@ export type SectionCheck = (section: unknown, ctx: { knownRoles: string[] }) => 
 export const GATE_POLICY_CHECKS: Record<string, SectionCheck> = {
   license: (section, { knownRoles }) => licensePolicyProblems(section, knownRoles),
   scan: (section) => schemaProblems('scan', scanPolicySchema, section),
+  image: (section) => schemaProblems('image', imagePolicySchema, section),
+  cost: (section, { knownRoles }) => {
+    const parsed = parseCostPolicy(section);
+    if ('problems' in parsed) return parsed.problems;
+    return costPolicyRoles(parsed.policy)
+      .filter((role) => !knownRoles.includes(role))
+      .map(
+        (role) =>
+          `cost: review role "${role}" is not a known role (known: ${knownRoles.join(', ')}); add it under roles: in approvers.yaml or fix the name`,
+      );
+  },
 };
 
 /** One line per schema issue, with the section name in front of the field path (`scan.failOn …`). */

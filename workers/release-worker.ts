@@ -18,6 +18,7 @@ export async function createReleaseWorker(
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createReleaseActivities({
       configDir: settings.configDir,
+      pricingFile: settings.pricingFile,
       storeRoot: settings.storeRoot,
       hfEndpoint: settings.hfEndpoint,
       hfToken: settings.hfToken,

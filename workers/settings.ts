@@ -19,6 +19,7 @@ const settingsSchema = z.object({
   MREL_GITOPS_BRANCH: z.string().min(1).default('main'),
   MREL_SERVING_IMAGE: z.string().min(1).optional(),
   MREL_CONFIG_DIR: z.string().min(1).optional(),
+  MREL_PRICING_FILE: z.string().min(1).optional(),
   HF_ENDPOINT: z.string().url('must be a URL such as https://huggingface.co').optional(),
   HF_TOKEN: z.string().min(1).optional(),
 });
@@ -34,6 +35,7 @@ export interface Settings {
   gitopsWorkRoot: string;
   servingImage?: string;
   configDir?: string;
+  pricingFile?: string;
   hfEndpoint?: string;
   hfToken?: string;
 }
@@ -57,6 +59,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     gitopsWorkRoot: join(dataDir, 'gitops-work'),
     servingImage: e.MREL_SERVING_IMAGE,
     configDir: e.MREL_CONFIG_DIR,
+    pricingFile: e.MREL_PRICING_FILE,
     hfEndpoint: e.HF_ENDPOINT,
     hfToken: e.HF_TOKEN,
   };

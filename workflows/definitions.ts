@@ -56,6 +56,8 @@ export enum FailureType {
   UnsupportedSource = 'UnsupportedSource',
   GitOpsConflict = 'GitOpsConflict',
   GitOpsRejected = 'GitOpsRejected',
+  /** The image or tag does not exist in its registry. */
+  ImageNotFound = 'ImageNotFound',
   /** The release ended as failed (a gate failed or errored); details carry the final ReleaseStatus. */
   ReleaseFailed = 'ReleaseFailed',
 }

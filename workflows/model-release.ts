@@ -73,6 +73,8 @@ export interface GateContext {
 /** One gate: a name, and how to run it. Gates in one phase run in parallel; a fail or error stops the release. */
 export interface GateStep {
   name: string;
+  /** Whether the gate applies to this release (default: always). Decided at start, from the request. */
+  when?: (request: ReleaseRequest) => boolean;
   run(ctx: GateContext): Promise<GateResult>;
 }
 
@@ -108,10 +110,16 @@ type GateActivityName = {
 }[keyof ReleaseActivities];
 
 /** A gate that is one activity call with the release's GateInput. */
-function activityGate(name: string, activity: GateActivityName, options: ActivityOptions = SHORT): GateStep {
+function activityGate(
+  name: string,
+  activity: GateActivityName,
+  options: ActivityOptions = SHORT,
+  when?: GateStep['when'],
+): GateStep {
   const proxy = proxyActivities<ReleaseActivities>(options);
   return {
     name,
+    when,
     async run(ctx) {
       const { model } = ctx.request;
       return proxy[activity].executeWithOptions({ ...options, summary: `${name} ${model.name}@${model.version}` }, [
@@ -140,9 +148,19 @@ export const CONTENT_GATES_PATCH = 'content-gates-v1';
 /**
  * The gate pipeline, phase by phase. Adding a gate is one entry here (a phase of several runs them in parallel).
  */
-function gatePhases(): GateStep[][] {
+function gatePhases(request: ReleaseRequest): GateStep[][] {
   if (!patched(CONTENT_GATES_PATCH)) return [[acquireGate]];
-  return [[acquireGate], [activityGate('scan', 'scanModel', LONG), activityGate('license', 'checkLicense', LONG)]];
+  const phases: GateStep[][] = [
+    [acquireGate],
+    [
+      activityGate('scan', 'scanModel', LONG),
+      activityGate('license', 'checkLicense', LONG),
+      // The inference image and its dependencies, when the request names the image it ships in.
+      activityGate('image', 'scanImage', LONG, (r) => r.image !== undefined),
+    ],
+    [activityGate('cost', 'estimateCost', LONG)],
+  ];
+  return phases.map((phase) => phase.filter((gate) => gate.when?.(request) ?? true)).filter((p) => p.length > 0);
 }
 
 export async function modelReleaseWorkflow(input: ReleaseRequest): Promise<ReleaseStatus> {
@@ -174,7 +192,7 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
   }
   const request = parsed.data;
   const { workflowId } = workflowInfo();
-  const phases = gatePhases();
+  const phases = gatePhases(request);
   const state = new ReleaseState(
     request,
     workflowId,

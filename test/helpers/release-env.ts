@@ -96,6 +96,7 @@ export async function createReleaseEnv(label: string): Promise<ReleaseEnv> {
         policy: 'default',
         requestedBy: 'ci',
         team: 'risk',
+        traffic: { averageRequestsPerSecond: 2, peakRequestsPerSecond: 5, compute: { msPerRequest: 4 } },
         ...overrides,
       };
     },

@@ -65,6 +65,7 @@ it('a release without enough approvals within the policy timeout ends as expired
     environment: 'production',
     policy: 'default',
     requestedBy: 'ci',
+    traffic: { averageRequestsPerSecond: 1, peakRequestsPerSecond: 2, compute: { msPerRequest: 4 } },
   };
   const status = await worker.runUntil(async () => {
     const handle = await env.client.workflow.start<typeof modelReleaseWorkflow>('modelReleaseWorkflow', {

@@ -46,7 +46,11 @@ describe('modelReleaseWorkflow', () => {
       ['acquire', 'pass'],
       ['scan', 'pass'],
       ['license', 'pass'],
+      ['cost', 'pass'],
     ]);
+    const cost = waiting.gates.find((g) => g.gate === 'cost');
+    expect(cost?.metrics.monthlyTco).toBeGreaterThan(0);
+    expect(cost?.deployment?.nodeSelector?.['node.kubernetes.io/instance-type']).toBe(cost?.metrics.instanceType);
     expect(waiting.manifest?.files.map((f) => f.path)).toEqual([
       'README.md',
       'config.json',
@@ -83,6 +87,8 @@ describe('modelReleaseWorkflow', () => {
     expect(deployment).toContain('policy.modelrelease.io/license: Apache-2.0');
     expect(deployment).toContain('policy.modelrelease.io/license-verdict: pass');
     expect(deployment).toContain('policy.modelrelease.io/scan-verdict: pass');
+    expect(deployment).toContain(`node.kubernetes.io/instance-type: ${String(cost?.metrics.instanceType)}`);
+    expect(deployment).toContain(`replicas: ${String(cost?.deployment?.replicas)}`);
     await recordHistory(env.client, releaseId, 'released');
   });
 

@@ -1,0 +1,158 @@
+/**
+ * The image and dependency vulnerability gate as a Temporal activity: the pure scan in ./scan, the decision in
+ * ./gate, evidence in the store, heartbeats while layers stream, and errors mapped to what Temporal should do.
+ */
+import { readFile } from 'node:fs/promises';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import { describeImagePolicyError, parseImagePolicy, type ImagePolicy } from '../../../config/policy-image';
+import { FailureType } from '../../../workflows/definitions';
+import type { GateInput, GateResult } from '../../../workflows/types';
+import { writeEvidence } from '../../common/gate-kit';
+import { storePath } from '../../acquire';
+import { ImageScanError, type ImageScanErrorCode } from './errors';
+import { decideImageGate, IMAGE_GATE, MAX_RESULT_FINDINGS } from './gate';
+import { lockFilesOf, scanImage, type ImageScanProgress } from './scan';
+
+export { decideImageGate, IMAGE_GATE, MAX_RESULT_FINDINGS } from './gate';
+export { ImageScanError, RegistryUnavailableError } from './errors';
+export type { ImageScanErrorCode } from './errors';
+export { lockFilesOf, scanImage, SCANNER_VERSION } from './scan';
+export type { ImageScanOptions, ImageScanReport, LockFileSource } from './scan';
+export { toSarif } from './sarif';
+
+export interface ImageScanDeps {
+  /** Root of the content-addressed store: lock files are read from it, evidence is written to it. */
+  storeRoot: string;
+  /** Base for a relative `image.advisoryDir` (default: the worker's working directory). */
+  baseDir?: string;
+  /** The image scanned when a request names none (the worker's MREL_SERVING_IMAGE). */
+  defaultImage?: string;
+  /** Basic credentials per registry host. */
+  registryCredentials?: Record<string, { username: string; password: string }>;
+  /** fetch for the registry and the OSV API. */
+  fetch?: typeof fetch;
+}
+
+/** Failure types of permanent scan errors. */
+const failureTypes: Record<ImageScanErrorCode, string> = {
+  InvalidImageRef: FailureType.InvalidRequest,
+  ImageNotFound: FailureType.ImageNotFound,
+  ImageAccessDenied: FailureType.SourceRejected,
+  DigestMismatch: FailureType.DigestMismatch,
+  UnsupportedImage: FailureType.UnsupportedSource,
+  InvalidConfig: FailureType.InvalidConfig,
+};
+
+const HEARTBEAT_INTERVAL_MS = 1_000;
+
+export function createImageScanActivities(deps: ImageScanDeps) {
+  return {
+    /**
+     * Scans the release's image (request.image.ref, else the default serving image) and the model repository's lock
+     * files for known vulnerabilities, and checks the image config (root user, secrets in env, labels, ports).
+     *
+     * Pins what it scanned: `metrics.imageDigest` and the annotations `image-digest` / `image-ref` (repo@sha256:…)
+     * are what the Deployment must run. Writes `evidence/<release>/image.json` (the full report and findings) and
+     * `image.cdx.json` (the CycloneDX 1.6 SBOM). Idempotent (evidence is rewritten with the same content for the
+     * same digest and advisories). Heartbeats `{ phase, layer, bytes }`: give it a heartbeat timeout. An unknown
+     * image or tag, a refused pull or an unusable policy is non-retryable; a registry or OSV API that is down is a
+     * plain error and retried. Anything left unexamined makes the verdict `error`, never `pass`.
+     */
+    async scanImage(input: GateInput): Promise<GateResult> {
+      const context = activityContext();
+      const startedAt = new Date().toISOString();
+      let policy: ImagePolicy;
+      try {
+        policy = parseImagePolicy(input.policy);
+      } catch (err) {
+        const lines = err instanceof z.ZodError ? describeImagePolicyError(err) : [String(err)];
+        throw ApplicationFailure.nonRetryable(`policy ${lines.join('; ')}`, FailureType.InvalidConfig);
+      }
+      const storeRoot = deps.storeRoot ?? input.manifest.storeRoot;
+      const ref = input.request.image?.ref ?? deps.defaultImage;
+      if (!ref) {
+        return {
+          gate: IMAGE_GATE,
+          verdict: 'error',
+          summary: 'no image to scan: the request names no image.ref and the worker has no default serving image',
+          metrics: {},
+          findings: [],
+          startedAt,
+          finishedAt: new Date().toISOString(),
+        };
+      }
+      const lockFiles = lockFilesOf(input.manifest.files).map((f) => ({
+        path: f.path,
+        read: () => readFile(storePath(input.manifest.storeRoot, f.sha256)),
+      }));
+      try {
+        const report = await scanImage(ref, {
+          policy,
+          baseDir: deps.baseDir,
+          lockFiles,
+          registry: { fetch: deps.fetch, credentials: deps.registryCredentials },
+          fetch: deps.fetch,
+          signal: context?.cancellationSignal,
+          onProgress: context && throttledHeartbeat(context),
+        });
+        const now = new Date().toISOString();
+        const decision = decideImageGate(report, policy, input.waivers, now);
+        const { sbom, ...rest } = report;
+        const sbomPath = await writeEvidence(storeRoot, input.releaseId, `${IMAGE_GATE}.cdx`, sbom);
+        const evidence = await writeEvidence(storeRoot, input.releaseId, IMAGE_GATE, {
+          gate: IMAGE_GATE,
+          policy,
+          verdict: decision.verdict,
+          summary: decision.summary,
+          findings: decision.findings,
+          report: rest,
+          sbom: sbomPath,
+        });
+        return {
+          gate: IMAGE_GATE,
+          verdict: decision.verdict,
+          summary: decision.summary,
+          metrics: { ...decision.metrics, sbom: sbomPath },
+          findings: decision.findings.slice(0, MAX_RESULT_FINDINGS),
+          evidence,
+          annotations: decision.annotations,
+          // What runs is what was scanned: the Deployment pins the image by the digest resolved here.
+          ...(decision.annotations['image-ref'] ? { deployment: { image: decision.annotations['image-ref'] } } : {}),
+          startedAt,
+          finishedAt: new Date().toISOString(),
+        };
+      } catch (err) {
+        if (context?.cancellationSignal.aborted) throw context.cancellationSignal.reason ?? err;
+        if (err instanceof ImageScanError) {
+          throw ApplicationFailure.nonRetryable(err.message, failureTypes[err.code], { ref, code: err.code });
+        }
+        throw err;
+      }
+    },
+  };
+}
+
+export type ImageScanActivities = ReturnType<typeof createImageScanActivities>;
+
+function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    // Outside a worker (CLI, plain tests): no heartbeats, no cancellation.
+    return undefined;
+  }
+}
+
+function throttledHeartbeat(context: Context): (progress: ImageScanProgress) => void {
+  let lastPhase: string | undefined;
+  let lastAt = 0;
+  return (progress) => {
+    const now = Date.now();
+    if (progress.phase === lastPhase && now - lastAt < HEARTBEAT_INTERVAL_MS) return;
+    lastPhase = progress.phase;
+    lastAt = now;
+    context.heartbeat(progress);
+  };
+}

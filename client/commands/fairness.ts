@@ -1,0 +1,255 @@
+/**
+ * `mrel fairness`: group fairness metrics from a dataset of labels and predictions (no model, no Temporal), with
+ * Fairlearn's and AIF360's definitions and seeded bootstrap intervals. With `--policy` it also judges them.
+ *
+ * Exit codes:
+ *   0  computed (and, with --policy, within the bounds or only warnings)
+ *   1  with --policy: a bound is exceeded
+ *   2  bad usage or bad data (the message names the column and row)
+ *   3  with --policy: the gate could not decide (e.g. a metric undefined, insufficientData: error)
+ */
+import { Option } from 'commander';
+import { ConfigError, DEFAULT_CONFIG_DIR, loadApprovers, loadPolicy } from '../../config/loader';
+import { parseEvaluationPolicy, type EvaluationPolicy } from '../../config/policy-evaluate';
+import { datasetPath } from '../../activities/evaluate/dataset';
+import { EvaluationError } from '../../activities/evaluate/errors';
+import {
+  emptyGroupCounts,
+  addRows,
+  fairnessReport,
+  reportColumns,
+  type FairnessReport,
+} from '../../activities/evaluate/fairness-report';
+import { gateResult, judgeFairness } from '../../activities/evaluate/judge';
+import { loadPredictionTable } from '../../activities/evaluate/table';
+import type { Finding, Verdict } from '../../workflows/types';
+import type { CommandContext } from './context';
+import type { RegisterCommands } from './index';
+
+export const FAIRNESS_EXIT = { ok: 0, outOfBounds: 1, usage: 2, undecided: 3 } as const;
+
+interface FairnessOptions {
+  data: string;
+  label: string;
+  prediction: string;
+  protected: string;
+  favorable: string;
+  privileged: string[];
+  minGroupSize?: number;
+  resamples?: number;
+  seed?: number;
+  confidence?: number;
+  intersections: boolean;
+  policy?: string;
+  format?: 'text' | 'json';
+}
+
+/** `--privileged sex=male --privileged race=white` → { sex: 'male', race: 'white' }. */
+export function parsePrivileged(values: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const at = v.indexOf('=');
+    if (at <= 0 || at === v.length - 1)
+      throw new EvaluationError('InvalidEvaluationConfig', `--privileged ${v}: write column=value`);
+    out[v.slice(0, at)] = v.slice(at + 1);
+  }
+  return out;
+}
+
+/** A comma-separated column list. */
+export function parseList(value: string): string[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+const integer = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n))
+    throw new EvaluationError('InvalidEvaluationConfig', `${name} ${v}: must be a whole number`);
+  return n;
+};
+
+/** Loads config/policies/<name>.yaml and validates its evaluation: section (usage errors name file and field). */
+export async function loadEvaluationPolicy(
+  name: string | undefined,
+  configDir = DEFAULT_CONFIG_DIR,
+): Promise<{
+  policy: EvaluationPolicy;
+  file?: string;
+}> {
+  if (name === undefined) return { policy: parseEvaluationPolicy(undefined) };
+  try {
+    const approvers = await loadApprovers(configDir);
+    const loaded = await loadPolicy(name, approvers, configDir);
+    const section = (loaded as Record<string, unknown>).evaluation;
+    try {
+      return { policy: parseEvaluationPolicy(section, loaded.file), file: loaded.file };
+    } catch (err) {
+      throw new EvaluationError('InvalidEvaluationConfig', (err as Error).message);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      throw new EvaluationError(
+        'InvalidEvaluationConfig',
+        [`policy "${name}" does not load:`, ...err.problems].join('\n  - '),
+      );
+    }
+    throw err;
+  }
+}
+
+/** Builds the `fairness` command; `configDir` is where `--policy` names are looked up. */
+export function createFairnessCommand(options: { configDir?: string } = {}): RegisterCommands {
+  return (program, ctx) => {
+    program
+      .command('fairness')
+      .description('group fairness metrics from labels and predictions in a CSV or JSON Lines file (no model)')
+      .requiredOption('--data <file>', 'CSV or JSON Lines (.jsonl) dataset')
+      .requiredOption('--label <column>', 'the true outcome')
+      .requiredOption('--prediction <column>', "the model's predicted outcome")
+      .requiredOption('--protected <columns>', 'protected attribute column(s), comma-separated')
+      .option('--favorable <value>', 'the favorable outcome value', '1')
+      .option('--privileged <column=value>', 'privileged group for AIF360 metrics (repeatable)', collect, [])
+      .option(
+        '--min-group-size <n>',
+        'smaller groups are reported but not compared (default 30)',
+        integer('--min-group-size'),
+      )
+      .option('--resamples <n>', 'bootstrap resamples (default 1000; 0: no intervals)', integer('--resamples'))
+      .option('--seed <n>', 'bootstrap seed', integer('--seed'))
+      .option('--confidence <level>', 'confidence level of the intervals (default 0.95)', Number)
+      .option('--no-intersections', 'do not compare intersections of several protected attributes')
+      .option('--policy <name>', "judge by this policy's evaluation.fairness bounds (config/policies/<name>.yaml)")
+      .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']))
+      .action(async (opts: FairnessOptions) => {
+        try {
+          const { policy } = await loadEvaluationPolicy(opts.policy, options.configDir);
+          const fairness = {
+            ...policy.fairness,
+            minGroupSize: opts.minGroupSize ?? policy.fairness.minGroupSize,
+            intersections: opts.intersections,
+            confidence: opts.confidence ?? policy.fairness.confidence,
+            bootstrap: {
+              resamples: opts.resamples ?? policy.fairness.bootstrap.resamples,
+              seed: opts.seed ?? policy.fairness.bootstrap.seed,
+            },
+            privileged: { ...policy.fairness.privileged, ...parsePrivileged(opts.privileged) },
+          };
+          const table = await loadPredictionTable(datasetPath(opts.data), {
+            label: opts.label,
+            prediction: opts.prediction,
+            favorable: opts.favorable,
+            protected: parseList(opts.protected),
+          });
+          const columns = reportColumns(table.groups, fairness.intersections);
+          const counts = emptyGroupCounts(columns);
+          addRows(counts, columns, table.yTrue, table.yPred, 0, table.rows);
+          const report = fairnessReport(columns, counts, fairness);
+          const json = opts.format === 'json' || (opts.format === undefined && ctx.json());
+          if (opts.policy === undefined) {
+            ctx.io.out(json ? JSON.stringify(report, null, 2) : renderFairness(report));
+            ctx.setExit(FAIRNESS_EXIT.ok);
+            return;
+          }
+          const now = new Date().toISOString();
+          const { result } = gateResult({
+            gate: 'fairness',
+            judgement: judgeFairness(report, fairness),
+            waivers: [],
+            extraMetrics: { rows: table.rows },
+            startedAt: now,
+            finishedAt: now,
+          });
+          if (json)
+            ctx.io.out(
+              JSON.stringify(
+                { ...report, verdict: result.verdict, summary: result.summary, findings: result.findings },
+                null,
+                2,
+              ),
+            );
+          else
+            ctx.io.out(
+              `${renderFairness(report)}\n\n${renderVerdict(result.verdict, result.summary, result.findings)}`,
+            );
+          ctx.setExit(verdictExit(result.verdict));
+        } catch (err) {
+          usageError(ctx, 'fairness', err);
+        }
+      });
+  };
+}
+
+/** The `fairness` command with the repository's config/ directory. */
+export const register: RegisterCommands = createFairnessCommand();
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** Exit code of a gate verdict (pass and warn exit 0). */
+export function verdictExit(verdict: Verdict): number {
+  if (verdict === 'fail') return FAIRNESS_EXIT.outOfBounds;
+  if (verdict === 'error') return FAIRNESS_EXIT.undecided;
+  return FAIRNESS_EXIT.ok;
+}
+
+/** Evaluation errors are the user's to fix (exit 2); anything else is a bug and propagates. */
+export function usageError(ctx: CommandContext, command: string, err: unknown): void {
+  if (!(err instanceof EvaluationError)) throw err;
+  const [first, ...rest] = err.message.split('\n');
+  ctx.io.err(`mrel ${command}: ${first}`);
+  for (const line of rest) ctx.io.err(`  ${line}`);
+  ctx.setExit(FAIRNESS_EXIT.usage);
+}
+
+const num = (v: number | undefined): string => (v === undefined ? '-' : Number.isFinite(v) ? v.toFixed(4) : String(v));
+
+/** The report as a table per attribute. */
+export function renderFairness(report: FairnessReport): string {
+  const lines: string[] = [];
+  for (const [name, a] of Object.entries(report.attributes)) {
+    lines.push(`${name}${a.privileged ? ` (privileged: ${a.privileged})` : ''}`);
+    lines.push('  group            count  selection    tpr      fpr      accuracy  precision');
+    for (const [value, g] of Object.entries(a.groups)) {
+      const note = a.insufficientGroups.includes(value) ? '  (insufficient data)' : '';
+      lines.push(
+        `  ${value.padEnd(15)} ${String(g.count).padStart(6)}  ${num(g.selectionRate).padStart(9)}  ${num(g.tpr).padStart(7)}  ${num(g.fpr).padStart(7)}  ${num(g.accuracy).padStart(8)}  ${num(g.precision).padStart(9)}${note}`,
+      );
+    }
+    const metrics = [
+      'demographicParityDifference',
+      'demographicParityRatio',
+      'equalOpportunityDifference',
+      'equalOpportunityRatio',
+      'equalizedOddsDifference',
+      'equalizedOddsRatio',
+      'statisticalParityDifference',
+      'disparateImpact',
+      'averageOddsDifference',
+    ] as const;
+    for (const m of metrics) {
+      const v = a[m];
+      if (v === undefined) continue;
+      const ci = a.ci[m];
+      const interval = ci ? `  [${num(ci.lower)}, ${num(ci.upper)}]` : '';
+      lines.push(`  ${m.padEnd(28)} ${num(v)}${interval}`);
+    }
+    lines.push('');
+  }
+  const first = Object.values(report.attributes)[0];
+  if (first && first.bootstrap.resamples > 0) {
+    lines.push(
+      `intervals: ${Math.round(first.bootstrap.confidence * 100)}% percentile bootstrap, ${first.bootstrap.resamples} resamples, seed ${first.bootstrap.seed}`,
+    );
+  }
+  return lines.join('\n').trimEnd();
+}
+
+export function renderVerdict(verdict: Verdict, summary: string, findings: Finding[]): string {
+  const lines = [`${verdict.toUpperCase()}  ${summary}`];
+  for (const f of findings) lines.push(`  [${f.severity}] ${f.ruleId} ${f.location}: ${f.message}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,108 @@
+/** The footprint read from weight headers, checked against what the reference libraries read back. */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect } from 'vitest';
+import { CostError } from '../../activities/cost/errors';
+import { readFootprint } from '../../activities/cost/footprint';
+import type { ArtifactFile } from '../../workflows/types';
+import { referenceWeights, test, tfjsModel } from './fixtures';
+import { stat } from 'node:fs/promises';
+
+async function filesOf(dir: string, paths: string[]): Promise<ArtifactFile[]> {
+  return Promise.all(paths.map(async (path) => ({ path, size: (await stat(join(dir, path))).size, sha256: '' })));
+}
+
+const inDir = (dir: string) => (f: ArtifactFile) => join(dir, f.path);
+
+describe('readFootprint', () => {
+  test('safetensors: parameters and bytes per dtype as the safetensors library reads them', async ({ tmp }) => {
+    const expected = await referenceWeights('safetensors', join(tmp, 'model.safetensors'));
+    const footprint = await readFootprint(await filesOf(tmp, ['model.safetensors']), inDir(tmp));
+    expect(footprint.parameters).toBe(expected.parameters);
+    expect(footprint.storedBytes).toBe(expected.bytes);
+    expect(footprint.memoryBytes).toBe(expected.bytes);
+    expect(footprint.byDtype).toEqual(expected.byDtype);
+    expect(footprint.formats).toEqual(['safetensors']);
+  });
+
+  test('GGUF: quantized block sizes and the KV cache shape as the gguf library reads them', async ({ tmp }) => {
+    const expected = await referenceWeights('gguf', join(tmp, 'model.gguf'));
+    const footprint = await readFootprint(await filesOf(tmp, ['model.gguf']), inDir(tmp));
+    expect(footprint.parameters).toBe(expected.parameters);
+    expect(footprint.storedBytes).toBe(expected.bytes);
+    expect(footprint.byDtype).toEqual(expected.byDtype);
+    // 2 layers × 2 KV heads × (64 / 4) wide × keys and values × 2 bytes (f16).
+    expect(footprint.llm).toEqual({
+      architecture: 'llama',
+      contextLength: 512,
+      kvCacheBytesPerToken: 2 * 2 * 2 * 16 * 2,
+    });
+  });
+
+  test('tfjs: quantized weights count stored bytes on disk and float32 bytes once loaded', async ({ tmp }) => {
+    await tfjsModel(tmp);
+    const footprint = await readFootprint(await filesOf(tmp, ['group1-shard1of1.bin', 'model.json']), inDir(tmp));
+    expect(footprint.parameters).toBe(5050);
+    expect(footprint.storedBytes).toBe(5000 + 200);
+    expect(footprint.memoryBytes).toBe(5050 * 4);
+    expect(footprint.byDtype).toEqual({
+      'float32<-uint8': { parameters: 5000, bytes: 5000 },
+      float32: { parameters: 50, bytes: 200 },
+    });
+    // The shard is covered by the manifest, not reported as an unknown file.
+    expect(footprint.unread).toEqual([]);
+  });
+
+  test('sizes come from headers, not names: a renamed safetensors file reads the same', async ({ tmp }) => {
+    const expected = await referenceWeights('safetensors', join(tmp, 'weights.bin'));
+    const footprint = await readFootprint(await filesOf(tmp, ['weights.bin']), inDir(tmp));
+    expect(footprint.parameters).toBe(expected.parameters);
+  });
+
+  test('large files no reader knows count at their size toward memory and are listed', async ({ tmp }) => {
+    await referenceWeights('safetensors', join(tmp, 'model.safetensors'));
+    await writeFile(join(tmp, 'extra.onnx'), Buffer.alloc(2 * 1024 * 1024, 1));
+    await writeFile(join(tmp, 'config.json'), '{"hidden": 64}');
+    const footprint = await readFootprint(
+      await filesOf(tmp, ['config.json', 'extra.onnx', 'model.safetensors']),
+      inDir(tmp),
+    );
+    expect(footprint.unread).toEqual([{ path: 'extra.onnx', size: 2 * 1024 * 1024 }]);
+    expect(footprint.memoryBytes).toBe(footprint.storedBytes + 2 * 1024 * 1024);
+  });
+
+  test('a model without any readable weights is an UnreadableModel error naming its files', async ({ tmp }) => {
+    await writeFile(join(tmp, 'pytorch_model.bin'), Buffer.alloc(4096, 7));
+    const err = await readFootprint(await filesOf(tmp, ['pytorch_model.bin']), inDir(tmp)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CostError);
+    expect(err).toMatchObject({ code: 'UnreadableModel', message: expect.stringContaining('pytorch_model.bin') });
+  });
+
+  test('a corrupt safetensors header is an UnreadableModel error naming the file and tensor', async ({ tmp }) => {
+    const header = JSON.stringify({ w: { dtype: 'F32', shape: [10, 10], data_offsets: [0, 100] } });
+    const buf = Buffer.alloc(8 + header.length + 400);
+    buf.writeBigUInt64LE(BigInt(header.length), 0);
+    buf.write(header, 8);
+    await writeFile(join(tmp, 'bad.safetensors'), buf);
+    await expect(readFootprint(await filesOf(tmp, ['bad.safetensors']), inDir(tmp))).rejects.toThrow(
+      /bad\.safetensors: tensor "w" spans 100 bytes but F32\[10,10\] needs 400/,
+    );
+  });
+
+  test('a truncated GGUF is an UnreadableModel error', async ({ tmp }) => {
+    await referenceWeights('gguf', join(tmp, 'full.gguf'));
+    const { readFile } = await import('node:fs/promises');
+    const bytes = await readFile(join(tmp, 'full.gguf'));
+    await writeFile(join(tmp, 'cut.gguf'), bytes.subarray(0, 200));
+    await expect(readFootprint(await filesOf(tmp, ['cut.gguf']), inDir(tmp))).rejects.toThrow(
+      /cut\.gguf: GGUF header is truncated/,
+    );
+  });
+
+  test('a tfjs manifest naming a missing shard is an error', async ({ tmp }) => {
+    await tfjsModel(tmp);
+    await expect(readFootprint(await filesOf(tmp, ['model.json']), inDir(tmp))).rejects.toThrow(
+      /names shard "group1-shard1of1.bin", which is not among the model's files/,
+    );
+  });
+});

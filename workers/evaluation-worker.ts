@@ -1,0 +1,31 @@
+/**
+ * Builds the evaluation worker (task queue `evaluation`): activities only, no workflows. Used by
+ * workers/evaluation.ts and the tests. The tfjs backend must be chosen before (initBackend): it is process-wide.
+ */
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createEvaluationActivities, type BackendInfo } from '../activities/evaluate';
+import { EVALUATION_TASK_QUEUE } from '../workflows/definitions';
+import type { Settings } from './settings';
+
+export interface EvaluationWorkerOptions {
+  backend: BackendInfo;
+  connection?: NativeConnection;
+  /** Defaults to `evaluation` (MREL_EVALUATION_TASK_QUEUE in workers/evaluation.ts). */
+  taskQueue?: string;
+  /**
+   * Evaluations are memory- and compute-heavy and share one tfjs engine: a few at a time (default 2, so that a
+   * release's three gates overlap without starving each other).
+   */
+  maxConcurrentActivityTaskExecutions?: number;
+}
+
+export async function createEvaluationWorker(settings: Settings, options: EvaluationWorkerOptions): Promise<Worker> {
+  const connection = options.connection ?? (await NativeConnection.connect({ address: settings.address }));
+  return Worker.create({
+    connection,
+    namespace: settings.namespace,
+    taskQueue: options.taskQueue ?? EVALUATION_TASK_QUEUE,
+    activities: createEvaluationActivities({ storeRoot: settings.storeRoot, backend: options.backend }),
+    maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 2,
+  });
+}

@@ -1,0 +1,26 @@
+/**
+ * The evaluation worker process: serves the fairness, robustness and explain activities on the `evaluation` task
+ * queue (GPU nodes in production). TFJS_BACKEND=auto|tensorflow-gpu|tensorflow|wasm|cpu picks the tfjs backend at
+ * start (auto: the first that loads); MREL_EVALUATION_TASK_QUEUE overrides the queue. Other settings as for the
+ * release worker (workers/settings.ts): TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MREL_STORE, …
+ */
+import { initBackend, parseBackendPreference } from '../activities/evaluate';
+import { EVALUATION_TASK_QUEUE } from '../workflows/definitions';
+import { createEvaluationWorker } from './evaluation-worker';
+import { loadSettings } from './settings';
+
+async function main(): Promise<void> {
+  const settings = loadSettings();
+  const backend = await initBackend(parseBackendPreference(process.env.TFJS_BACKEND));
+  const taskQueue = process.env.MREL_EVALUATION_TASK_QUEUE || EVALUATION_TASK_QUEUE;
+  const worker = await createEvaluationWorker(settings, { backend, taskQueue });
+  const skipped = backend.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
+  console.log(`evaluation worker on ${settings.address}, queue ${taskQueue}, tfjs backend ${backend.name}`);
+  if (skipped) console.log(`  (skipped: ${skipped})`);
+  await worker.run();
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
