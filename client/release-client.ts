@@ -11,6 +11,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
+import { trafficSchema } from '../activities/cost/traffic';
 import { ConfigError, resolveReleaseConfig, zodProblems } from '../config/loader';
 import {
   decideUpdate,
@@ -73,6 +74,20 @@ export async function validateRequest(raw: unknown, configDir?: string): Promise
   const parsed = releaseRequestSchema.safeParse(raw);
   if (!parsed.success) {
     throw new ReleaseClientError('INVALID_REQUEST', 'the release request is invalid', zodProblems(parsed.error));
+  }
+  // The cost gate needs the traffic profile; its shape is checked here so that problems name their fields at once.
+  const traffic = trafficSchema.safeParse(parsed.data.traffic);
+  if (parsed.data.traffic === undefined) {
+    throw new ReleaseClientError('INVALID_REQUEST', 'the release request is invalid', [
+      'traffic is required: the cost gate prices every release (give averageRequestsPerSecond, peakRequestsPerSecond and compute.msPerRequest, or a history)',
+    ]);
+  }
+  if (!traffic.success) {
+    throw new ReleaseClientError(
+      'INVALID_REQUEST',
+      'the release request is invalid',
+      zodProblems(traffic.error).map((p) => `traffic.${p}`),
+    );
   }
   try {
     await resolveReleaseConfig(parsed.data, configDir);
