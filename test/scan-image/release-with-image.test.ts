@@ -5,6 +5,7 @@
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { getRelease, startRelease } from '../../client/release-client';
 import { DEFAULT_CONFIG_DIR } from '../../config/loader';
 import type { ReleaseStatus } from '../../workflows/types';
@@ -30,11 +31,9 @@ beforeAll(async () => {
   const advisoryDir = await writeAdvisoryDir([DEBIAN_OPENSSL, GHSA_PILLOW, GHSA_LODASH]);
   configDir = join(env.dir, 'config');
   await cp(DEFAULT_CONFIG_DIR, configDir, { recursive: true });
-  const policy = await readFile(join(configDir, 'policies', 'default.yaml'), 'utf8');
-  await writeFile(
-    join(configDir, 'policies', 'default.yaml'),
-    `${policy.replace(/^image:[\s\S]*?(?=^\S)/m, '')}\nimage:\n  advisoryDir: ${advisoryDir}\n  failOn: high\n`,
-  );
+  const policyFile = join(configDir, 'policies', 'default.yaml');
+  const policy = parse(await readFile(policyFile, 'utf8')) as Record<string, unknown>;
+  await writeFile(policyFile, stringify({ ...policy, image: { advisoryDir, failOn: 'high' } }));
   env.settings.configDir = configDir;
   await env.startWorker();
 });
