@@ -3,7 +3,8 @@
  * non-retryable ApplicationFailures, heartbeats progress while files stream, and turns cancellation into aborted
  * transfers.
  */
-import { Context } from '@temporalio/activity';
+import { activityContext, throttledHeartbeat } from '../common/activity-context';
+import type { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../workflows/definitions';
 import type { ArtifactManifest, ModelRef } from '../../workflows/types';
@@ -65,7 +66,7 @@ export function createAcquireActivities(deps: AcquireDeps) {
           hfToken,
           fetch: deps.fetch,
           signal: context?.cancellationSignal,
-          onProgress: context && throttledHeartbeat(context),
+          onProgress: context && throttledHeartbeat<AcquireProgress>(context, (p) => p.file, HEARTBEAT_INTERVAL_MS),
         });
       } catch (err) {
         throw toActivityFailure(err, context);
@@ -82,25 +83,4 @@ function toActivityFailure(err: unknown, context?: Context): unknown {
     return ApplicationFailure.nonRetryable(err.message, failureTypes[err.code], err.details);
   }
   return err;
-}
-
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    // Called outside a worker (scripts, plain tests): no heartbeats, no cancellation.
-    return undefined;
-  }
-}
-
-function throttledHeartbeat(context: Context): (progress: AcquireProgress) => void {
-  let lastFile: string | undefined;
-  let lastAt = 0;
-  return (progress) => {
-    const now = Date.now();
-    if (progress.file === lastFile && now - lastAt < HEARTBEAT_INTERVAL_MS) return;
-    lastFile = progress.file;
-    lastAt = now;
-    context.heartbeat(progress);
-  };
 }

@@ -3,7 +3,7 @@
  * reads the model's weight headers from the artifact store, heartbeats progress, honours cancellation, writes the
  * full evidence into the store and returns a compact GateResult (with the Deployment's sizing).
  */
-import { Context } from '@temporalio/activity';
+import { activityContext, throttledHeartbeat } from '../common/activity-context';
 import { ConfigError } from '../../config/loader';
 import { DEFAULT_PRICING_FILE, loadPricing, type PricingCatalog } from '../../config/pricing';
 import type { GateInput, GateResult } from '../../workflows/types';
@@ -71,7 +71,7 @@ export function createCostActivities(deps: CostDeps): CostActivities {
           locate: (file) => storePath(storeRoot, file.sha256),
           fetch: deps.fetch,
           signal: context?.cancellationSignal,
-          onProgress: context && throttledHeartbeat(context),
+          onProgress: context && throttledHeartbeat<CostProgress>(context, (p) => p.step, HEARTBEAT_INTERVAL_MS),
         });
         const path = await writeEvidence(deps.storeRoot, input.releaseId, GATE, evidence);
         return { ...result, evidence: path };
@@ -81,26 +81,5 @@ export function createCostActivities(deps: CostDeps): CostActivities {
         throw err;
       }
     },
-  };
-}
-
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    // Called outside a worker (scripts, plain tests): no heartbeats, no cancellation.
-    return undefined;
-  }
-}
-
-function throttledHeartbeat(context: Context): (progress: CostProgress) => void {
-  let lastStep: string | undefined;
-  let lastAt = 0;
-  return (progress) => {
-    const now = Date.now();
-    if (progress.step === lastStep && now - lastAt < HEARTBEAT_INTERVAL_MS) return;
-    lastStep = progress.step;
-    lastAt = now;
-    context.heartbeat(progress);
   };
 }

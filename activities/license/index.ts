@@ -3,7 +3,7 @@
  * through the acquired manifest (by digest, from the artifact store), heartbeats per source file, writes the full
  * evidence into the store, and returns a compact GateResult.
  */
-import { Context } from '@temporalio/activity';
+import { activityContext } from '../common/activity-context';
 import { ApplicationFailure } from '@temporalio/common';
 import { checkLicensePolicy, type LicensePolicy } from '../../config/policy-license';
 import { FailureType } from '../../workflows/definitions';
@@ -109,15 +109,6 @@ export function toGateResult(report: LicenseReport, evidence: string | undefined
     startedAt,
     finishedAt: new Date().toISOString(),
   };
-}
-
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    // Called outside an activity (tests, the CLI): no heartbeats, no cancellation.
-    return undefined;
-  }
 }
 
 export type LicenseActivities = ReturnType<typeof createLicenseActivities>;

@@ -3,7 +3,7 @@
  * content-addressed store, heartbeats progress, honours cancellation, writes the full evidence to the store and
  * returns a compact GateResult.
  */
-import { Context } from '@temporalio/activity';
+import { activityContext, throttledHeartbeat } from '../common/activity-context';
 import { ApplicationFailure } from '@temporalio/common';
 import { parseScanPolicy, type ScanPolicy } from '../../config/policy-scan';
 import { FailureType } from '../../workflows/definitions';
@@ -55,7 +55,7 @@ export function createScanActivities(deps: ScanDeps) {
       const report = await scanTargets(targets, {
         policy,
         signal: context?.cancellationSignal,
-        onProgress: context && throttledHeartbeat(context),
+        onProgress: context && throttledHeartbeat<ScanProgress>(context, (p) => p.file, HEARTBEAT_INTERVAL_MS),
       });
       const finishedAt = new Date().toISOString();
       const findings = gateFindings(report.findings, input.waivers, finishedAt).sort(bySeverity);
@@ -112,25 +112,4 @@ function summarize(
   const waived = counts.waived ? ` (${counts.waived} waived)` : '';
   const incomplete = notExamined > 0 ? `; ${notExamined} thing(s) could not be examined` : '';
   return `scanned ${files} file(s): ${found}${waived}${incomplete}; fails on ${failOn} → ${verdict}`;
-}
-
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    // Called outside a worker (the CLI, plain tests): no heartbeats, no cancellation.
-    return undefined;
-  }
-}
-
-function throttledHeartbeat(context: Context): (progress: ScanProgress) => void {
-  let lastFile: string | undefined;
-  let lastAt = 0;
-  return (progress) => {
-    const now = Date.now();
-    if (progress.file === lastFile && now - lastAt < HEARTBEAT_INTERVAL_MS) return;
-    lastFile = progress.file;
-    lastAt = now;
-    context.heartbeat(progress);
-  };
 }

@@ -2,8 +2,8 @@
  * The image and dependency vulnerability gate as a Temporal activity: the pure scan in ./scan, the decision in
  * ./gate, evidence in the store, heartbeats while layers stream, and errors mapped to what Temporal should do.
  */
+import { activityContext, throttledHeartbeat } from '../../common/activity-context';
 import { readFile } from 'node:fs/promises';
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { describeImagePolicyError, parseImagePolicy, type ImagePolicy } from '../../../config/policy-image';
@@ -95,7 +95,7 @@ export function createImageScanActivities(deps: ImageScanDeps) {
           registry: { fetch: deps.fetch, credentials: deps.registryCredentials },
           fetch: deps.fetch,
           signal: context?.cancellationSignal,
-          onProgress: context && throttledHeartbeat(context),
+          onProgress: context && throttledHeartbeat<ImageScanProgress>(context, (p) => p.phase, HEARTBEAT_INTERVAL_MS),
         });
         const now = new Date().toISOString();
         const decision = decideImageGate(report, policy, input.waivers, now);
@@ -135,24 +135,3 @@ export function createImageScanActivities(deps: ImageScanDeps) {
 }
 
 export type ImageScanActivities = ReturnType<typeof createImageScanActivities>;
-
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    // Outside a worker (CLI, plain tests): no heartbeats, no cancellation.
-    return undefined;
-  }
-}
-
-function throttledHeartbeat(context: Context): (progress: ImageScanProgress) => void {
-  let lastPhase: string | undefined;
-  let lastAt = 0;
-  return (progress) => {
-    const now = Date.now();
-    if (progress.phase === lastPhase && now - lastAt < HEARTBEAT_INTERVAL_MS) return;
-    lastPhase = progress.phase;
-    lastAt = now;
-    context.heartbeat(progress);
-  };
-}
