@@ -31,7 +31,7 @@ interface GlobalOptions extends ClientOptions {
   json?: boolean;
 }
 
-/** Reads a request file (YAML or JSON). `file://./x` sources resolve against the file's directory. */
+/** Reads a request file (YAML or JSON). Relative `file://` model sources and datasets resolve against its directory. */
 export async function readRequestFile(path: string): Promise<unknown> {
   let text: string;
   try {
@@ -47,12 +47,18 @@ export async function readRequestFile(path: string): Promise<unknown> {
       doc.errors.map((e) => e.message.split('\n')[0] ?? e.message),
     );
   }
-  const data = doc.toJS() as unknown;
-  const model = (data as { model?: { source?: unknown } } | null)?.model;
-  if (model && typeof model.source === 'string' && model.source.startsWith('file://')) {
-    const rest = model.source.slice('file://'.length);
-    if (!isAbsolute(rest)) model.source = `file://${resolve(dirname(resolve(path)), rest)}`;
-  }
+  const data = doc.toJS() as {
+    model?: { source?: unknown };
+    evaluation?: { dataset?: unknown };
+  } | null;
+  const base = dirname(resolve(path));
+  const absolute = (uri: unknown): unknown => {
+    if (typeof uri !== 'string' || !uri.startsWith('file://')) return uri;
+    const rest = uri.slice('file://'.length);
+    return isAbsolute(rest) ? uri : `file://${resolve(base, rest)}`;
+  };
+  if (data?.model) data.model.source = absolute(data.model.source);
+  if (data?.evaluation) data.evaluation.dataset = absolute(data.evaluation.dataset);
   return data;
 }
 

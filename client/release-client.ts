@@ -30,6 +30,7 @@ import {
   type DecideInput,
   type DecideOutcome,
   type ReleaseRequest,
+  type ReleaseConfig,
   type ReleaseStatus,
 } from '../workflows/types';
 
@@ -89,8 +90,9 @@ export async function validateRequest(raw: unknown, configDir?: string): Promise
       zodProblems(traffic.error).map((p) => `traffic.${p}`),
     );
   }
+  let config: ReleaseConfig;
   try {
-    await resolveReleaseConfig(parsed.data, configDir);
+    config = await resolveReleaseConfig(parsed.data, configDir);
   } catch (err) {
     if (err instanceof ConfigError) {
       throw new ReleaseClientError(
@@ -100,6 +102,12 @@ export async function validateRequest(raw: unknown, configDir?: string): Promise
       );
     }
     throw err;
+  }
+  const evaluationPolicy = config.gatePolicies.evaluation as { required?: boolean } | undefined;
+  if (evaluationPolicy?.required === true && parsed.data.evaluation === undefined) {
+    throw new ReleaseClientError('INVALID_REQUEST', 'the release request is invalid', [
+      `evaluation is required by policy ${config.policy.name}: give dataset, label, protected and favorable`,
+    ]);
   }
   return parsed.data;
 }

@@ -4,6 +4,7 @@
  */
 import { licensePolicyProblems } from '../activities/license/policy-check';
 import { costPolicyRoles, parseCostPolicy } from './policy-cost';
+import { evaluationPolicyProblems } from './policy-evaluate';
 import { imagePolicySchema } from './policy-image';
 import { scanPolicySchema } from './policy-scan';
 import type { z } from 'zod';
@@ -15,6 +16,7 @@ export const GATE_POLICY_CHECKS: Record<string, SectionCheck> = {
   license: (section, { knownRoles }) => licensePolicyProblems(section, knownRoles),
   scan: (section) => schemaProblems('scan', scanPolicySchema, section),
   image: (section) => schemaProblems('image', imagePolicySchema, section),
+  evaluation: (section) => evaluationPolicyProblems(section),
   cost: (section, { knownRoles }) => {
     const parsed = parseCostPolicy(section);
     if ('problems' in parsed) return parsed.problems;

@@ -124,6 +124,8 @@ const explainabilitySchema = z
 
 export const evaluationPolicySchema = z
   .object({
+    /** A request without an `evaluation` block (dataset, label, protected attributes) is refused at the door. */
+    required: z.boolean().default(false),
     fairness: fairnessSchema.default(fairnessSchema.parse({})),
     robustness: robustnessSchema.default(robustnessSchema.parse({})),
     explainability: explainabilitySchema.default(explainabilitySchema.parse({})),
@@ -158,4 +160,14 @@ export function parseEvaluationPolicy(section: unknown, source = 'policy'): Eval
     return `${source}: ${field}: ${message}`;
   });
   throw new Error(lines.join('\n'));
+}
+
+/** Problems of a policy's `evaluation:` section, one line each naming the field (empty when it is valid). */
+export function evaluationPolicyProblems(section: unknown): string[] {
+  try {
+    parseEvaluationPolicy(section, 'policy');
+    return [];
+  } catch (err) {
+    return (err as Error).message.split('\n').map((line) => line.replace(/^policy: /, ''));
+  }
 }

@@ -1,93 +1,124 @@
 /**
- * Writes the demo model that `npm start` releases: a small TensorFlow.js layers model (logistic regression over
- * four credit features) with its weight shard and a model card. Deterministic: the same bytes on every run, so
- * the committed files can be checked with `npx tsx scripts/make-demo-model.ts --check`.
+ * Writes the demo that `npm start` releases: credit-risk models trained with tfjs on generated credit data
+ * (scripts/credit-data.ts, seeded), each with its weight shard and model card, the curated evaluation datasets, and
+ * the release requests with every file's digest pinned.
+ *
+ *   npx tsx scripts/make-demo-model.ts
+ *
+ * - examples/models/credit-risk: trained without the protected attribute on unbiased labels (passes the gates);
+ * - examples/models/credit-risk-biased: trained on labels with an injected group bias, with the group as an input
+ *   (fails the fairness gate);
+ * - examples/data/*.csv: held-out rows of the same distributions;
+ * - examples/releases/*.yaml: requests for production and staging.
  */
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { initBackend, parseBackendPreference } from '../activities/evaluate/backend';
+import { BIASED_FEATURES, FAIR_FEATURES, generateCredit, saveModel, toCsv, trainCreditModel } from './credit-data';
 import { PROJECT_ROOT } from './temporal-cli';
 
-const DIR = join(PROJECT_ROOT, 'examples', 'models', 'credit-risk');
-const FEATURES = ['income', 'debt_ratio', 'years_employed', 'late_payments'];
-const KERNEL = [0.82, -1.37, 0.41, -0.96];
-const BIAS = [0.15];
+const EXAMPLES = join(PROJECT_ROOT, 'examples');
 
-function files(): Record<string, Buffer> {
-  const weights = Buffer.from(Float32Array.from([...KERNEL, ...BIAS]).buffer);
-  const model = {
-    format: 'layers-model',
-    generatedBy: 'modelrelease scripts/make-demo-model.ts',
-    convertedBy: null,
-    modelTopology: {
-      class_name: 'Sequential',
-      config: {
-        name: 'credit_risk',
-        layers: [
-          {
-            class_name: 'Dense',
-            config: {
-              name: 'score',
-              units: 1,
-              activation: 'sigmoid',
-              use_bias: true,
-              trainable: true,
-              dtype: 'float32',
-              batch_input_shape: [null, FEATURES.length],
-              kernel_initializer: { class_name: 'Zeros', config: {} },
-              bias_initializer: { class_name: 'Zeros', config: {} },
-            },
-          },
-        ],
-      },
-      keras_version: 'tfjs-layers 4.22.0',
-      backend: 'tensor_flow.js',
-    },
-    weightsManifest: [
-      {
-        paths: ['group1-shard1of1.bin'],
-        weights: [
-          { name: 'score/kernel', shape: [FEATURES.length, 1], dtype: 'float32' },
-          { name: 'score/bias', shape: [1], dtype: 'float32' },
-        ],
-      },
-    ],
-    userDefinedMetadata: { features: FEATURES, label: 'default_within_12m', favorable: 0 },
-  };
-  const card = [
+interface DemoModel {
+  name: string;
+  biased: boolean;
+  description: string;
+}
+
+const MODELS: DemoModel[] = [
+  {
+    name: 'credit-risk',
+    biased: false,
+    description:
+      'An MLP (inputs → 8 relu → 2 softmax) that approves or declines credit from income, debt ratio, tenure and ' +
+      'region. Trained with tfjs on generated, unbiased data; the protected attributes are not inputs.',
+  },
+  {
+    name: 'credit-risk-biased',
+    biased: true,
+    description:
+      'The same architecture trained on labels with an injected group bias, with the group and a zip-code proxy as ' +
+      'inputs: the fairness gate is expected to stop it.',
+  },
+];
+
+function card(model: DemoModel): string {
+  return [
     '---',
     'license: apache-2.0',
     'library_name: tfjs',
-    'tags: [tabular-classification, credit-risk, demo]',
+    'tags: [tabular-classification, credit, demo]',
     '---',
-    '# credit-risk',
+    `# ${model.name}`,
     '',
-    'Logistic regression over four credit features (income, debt ratio, years employed, late payments) that',
-    'scores the probability of default within 12 months. A demo model for modelrelease: small, real, and',
-    'loadable with `tf.loadLayersModel`.',
+    model.description,
     '',
   ].join('\n');
+}
+
+async function digests(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const file of (await readdir(dir)).sort()) {
+    out[file] = createHash('sha256')
+      .update(await readFile(join(dir, file)))
+      .digest('hex');
+  }
+  return out;
+}
+
+function request(model: DemoModel, environment: string, pins: Record<string, string>): Record<string, unknown> {
   return {
-    'model.json': Buffer.from(`${JSON.stringify(model, null, 2)}\n`),
-    'group1-shard1of1.bin': weights,
-    'README.md': Buffer.from(card),
+    model: { name: model.name, version: '1.0.0', source: `file://../models/${model.name}`, digests: pins },
+    environment,
+    policy: 'default',
+    team: 'risk-analytics',
+    costCenter: 'cc-4711',
+    requestedBy: 'demo@modelrelease.local',
+    evaluation: {
+      dataset: `file://../data/${model.name}-eval.csv`,
+      label: 'approved',
+      favorable: 1,
+      protected: ['group', 'sex'],
+    },
+    traffic: {
+      averageRequestsPerSecond: 20,
+      peakRequestsPerSecond: 60,
+      rowsPerRequest: 1,
+      latencySloMs: 200,
+    },
   };
 }
 
 async function main(): Promise<void> {
-  const check = process.argv.includes('--check');
-  await mkdir(DIR, { recursive: true });
-  let stale = 0;
-  for (const [name, content] of Object.entries(files())) {
-    const path = join(DIR, name);
-    if (check) {
-      const current = await readFile(path).catch(() => Buffer.alloc(0));
-      if (!current.equals(content)) {
-        console.error(`${path} differs from what make-demo-model.ts writes`);
-        stale++;
-      }
-    } else await writeFile(path, content);
+  const backend = await initBackend(parseBackendPreference(process.env.TFJS_BACKEND));
+  await mkdir(join(EXAMPLES, 'data'), { recursive: true });
+  await mkdir(join(EXAMPLES, 'releases'), { recursive: true });
+  for (const model of MODELS) {
+    const dir = join(EXAMPLES, 'models', model.name);
+    await rm(dir, { recursive: true, force: true });
+    const train = generateCredit(4000, { biased: model.biased, seed: model.biased ? 11 : 12 });
+    const heldOut = generateCredit(4000, { biased: model.biased, seed: model.biased ? 21 : 22 });
+    const trained = await trainCreditModel(train, model.biased ? BIASED_FEATURES : FAIR_FEATURES);
+    await saveModel(trained.model, dir, trained.metadata);
+    trained.model.dispose();
+    await writeFile(join(dir, 'README.md'), card(model));
+    await writeFile(join(EXAMPLES, 'data', `${model.name}-eval.csv`), toCsv(heldOut));
+    const pins = await digests(dir);
+    const environments = model.biased ? ['staging'] : ['production', 'staging'];
+    for (const environment of environments) {
+      const name = model.biased ? `${model.name}-${environment}` : `credit-risk-${environment}`;
+      const header =
+        `# A release request (generated by scripts/make-demo-model.ts): ./bin/mrel start examples/releases/${name}.yaml --wait\n` +
+        '# Relative file:// paths resolve against this file; the digests pin every file of the model.\n';
+      await writeFile(
+        join(EXAMPLES, 'releases', `${name}.yaml`),
+        header + stringify(request(model, environment, pins)),
+      );
+    }
   }
-  if (stale > 0) process.exit(1);
+  console.log(`wrote ${MODELS.map((m) => m.name).join(', ')} (tfjs backend ${backend.name})`);
 }
 
 await main();

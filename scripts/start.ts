@@ -12,6 +12,8 @@ import { promisify } from 'node:util';
 import { readRequestFile } from '../client/cli';
 import { connectClient, getRelease, startRelease } from '../client/release-client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { initBackend, parseBackendPreference } from '../activities/evaluate/backend';
+import { createEvaluationWorker } from '../workers/evaluation-worker';
 import { createReleaseWorker } from '../workers/release-worker';
 import { loadSettings } from '../workers/settings';
 import type { ReleaseStatus } from '../workflows/types';
@@ -63,12 +65,17 @@ async function main(): Promise<void> {
       await exec('git', ['init', '--quiet', '--bare', '--initial-branch=main', settings.gitopsRepo]);
     }
     const worker = await createReleaseWorker(settings);
-    const running = worker.run();
+    // The evaluation queue's worker runs here too (on GPU nodes in production: workers/evaluation.ts).
+    const backend = await initBackend(parseBackendPreference(process.env.TFJS_BACKEND));
+    const evaluationWorker = await createEvaluationWorker(settings, { backend });
+    console.log(`release worker and evaluation worker (tfjs backend ${backend.name}) are running`);
+    const running = Promise.all([worker.run(), evaluationWorker.run()]);
     const shutdown = (signal: string): void => {
       if (stopping) return;
       stopping = true;
       console.log(`\n${signal}: stopping the worker and the Temporal server (pid ${server.pid}) …`);
       worker.shutdown();
+      evaluationWorker.shutdown();
     };
     process.once('SIGINT', () => shutdown('SIGINT'));
     process.once('SIGTERM', () => shutdown('SIGTERM'));
@@ -86,12 +93,12 @@ async function main(): Promise<void> {
 }
 
 async function waitForDecisionPoint(probe: () => Promise<ReleaseStatus>): Promise<ReleaseStatus> {
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 300_000;
   for (;;) {
     const status = await probe().catch(() => undefined);
     if (status && ['approval', 'released', 'rejected', 'expired', 'failed'].includes(status.stage)) return status;
     if (Date.now() > deadline)
-      throw new Error('the demo release did not reach approval within 60 s; see .temporal/server.log');
+      throw new Error('the demo release did not reach approval within 5 minutes; see .temporal/server.log');
     await new Promise((r) => setTimeout(r, 300));
   }
 }

@@ -143,14 +143,19 @@ export function usefulApprovers(approvals: Decision[], config: ReleaseConfig, ex
     .sort();
 }
 
-/** "2 approvals, one of them release-manager" — what the UI shows as awaited. */
+/**
+ * What the UI shows as awaited: "2 approvals from [release-manager, ml-lead], including 1× release-manager; and
+ * 1× legal (license llama3 needs review)". Requirements that gates added are listed with their reasons.
+ */
 export function describeRequirement(rule: ApprovalRule, extra: RoleRequirement[] = []): string {
-  const required = mergeRequirements([...rule.requiredRoles, ...extra]);
+  const policy = mergeRequirements(rule.requiredRoles);
   const total = Math.max(
     rule.minApprovers,
-    required.reduce((n, r) => n + r.count, 0),
+    policy.reduce((n, r) => n + r.count, 0),
   );
-  const base = `${total} approval${total === 1 ? '' : 's'} from [${rule.allowedRoles.join(', ')}]`;
-  if (required.length === 0) return base;
-  return `${base}, including ${required.map((r) => `${r.count}× ${r.role}`).join(', ')}`;
+  let text = `${total} approval${total === 1 ? '' : 's'} from [${rule.allowedRoles.join(', ')}]`;
+  if (policy.length > 0) text += `, including ${policy.map((r) => `${r.count}× ${r.role}`).join(', ')}`;
+  const fromGates = mergeRequirements(extra);
+  if (fromGates.length > 0) text += `; and ${fromGates.map((r) => `${r.count}× ${r.role} (${r.reason})`).join(', ')}`;
+  return text;
 }

@@ -22,10 +22,12 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { ReleaseActivities } from '../activities';
+import type { EvaluationActivities } from '../activities/evaluate';
 import { durationMs } from './approval';
 import {
   approveSignal,
   decideUpdate,
+  EVALUATION_TASK_QUEUE,
   FailureType,
   ModelNameKey,
   ModelVersionKey,
@@ -58,6 +60,14 @@ const LONG: ActivityOptions = {
   startToCloseTimeout: '6 hours',
   heartbeatTimeout: '2 minutes',
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 10 },
+};
+
+/** Evaluation activities: on the evaluation task queue (GPU workers), long, heartbeating, resumable. */
+const EVALUATION: ActivityOptions = {
+  taskQueue: EVALUATION_TASK_QUEUE,
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 5 },
 };
 
 const short = proxyActivities<ReleaseActivities>(SHORT);
@@ -104,39 +114,43 @@ const acquireGate: GateStep = {
   },
 };
 
-/** Gate activities: `(input: GateInput) => Promise<GateResult>` on the release worker. */
+/** Gate activities: `(input: GateInput) => Promise<GateResult>` on the release or the evaluation worker. */
+type AllActivities = ReleaseActivities & EvaluationActivities;
 type GateActivityName = {
-  [K in keyof ReleaseActivities]: ReleaseActivities[K] extends (input: GateInput) => Promise<GateResult> ? K : never;
-}[keyof ReleaseActivities];
+  [K in keyof AllActivities]: AllActivities[K] extends (input: GateInput) => Promise<GateResult> ? K : never;
+}[keyof AllActivities];
 
-/** A gate that is one activity call with the release's GateInput. */
+/**
+ * A gate that is one activity call with the release's GateInput. `section` names the policy section it reads (the
+ * gate's own name by default; the three evaluation gates share `evaluation`).
+ */
 function activityGate(
   name: string,
   activity: GateActivityName,
   options: ActivityOptions = SHORT,
-  when?: GateStep['when'],
+  extra: { when?: GateStep['when']; section?: string } = {},
 ): GateStep {
-  const proxy = proxyActivities<ReleaseActivities>(options);
+  const proxy = proxyActivities<AllActivities>(options);
   return {
     name,
-    when,
+    when: extra.when,
     async run(ctx) {
       const { model } = ctx.request;
       return proxy[activity].executeWithOptions({ ...options, summary: `${name} ${model.name}@${model.version}` }, [
-        gateInput(ctx, name),
+        gateInput(ctx, name, extra.section ?? name),
       ]);
     },
   };
 }
 
-function gateInput(ctx: GateContext, gate: string): GateInput {
+function gateInput(ctx: GateContext, gate: string, section: string): GateInput {
   const config = ctx.state.config;
   if (!config || !ctx.manifest) throw new Error(`gate ${gate} ran before config and acquire`);
   return {
     releaseId: ctx.state.status.releaseId,
     request: ctx.request,
     manifest: ctx.manifest,
-    policy: config.gatePolicies[gate],
+    policy: config.gatePolicies[section],
     waivers: config.waivers.filter((w) => w.gate === gate),
     earlier: ctx.state.status.gates,
   };
@@ -148,6 +162,8 @@ export const CONTENT_GATES_PATCH = 'content-gates-v1';
 /**
  * The gate pipeline, phase by phase. Adding a gate is one entry here (a phase of several runs them in parallel).
  */
+const hasEvaluation = (request: ReleaseRequest): boolean => request.evaluation !== undefined;
+
 function gatePhases(request: ReleaseRequest): GateStep[][] {
   if (!patched(CONTENT_GATES_PATCH)) return [[acquireGate]];
   const phases: GateStep[][] = [
@@ -156,8 +172,15 @@ function gatePhases(request: ReleaseRequest): GateStep[][] {
       activityGate('scan', 'scanModel', LONG),
       activityGate('license', 'checkLicense', LONG),
       // The inference image and its dependencies, when the request names the image it ships in.
-      activityGate('image', 'scanImage', LONG, (r) => r.image !== undefined),
+      activityGate('image', 'scanImage', LONG, { when: (r) => r.image !== undefined }),
     ],
+    // Measured against the curated dataset the request names (the policy can require one at the door).
+    [
+      activityGate('fairness', 'evaluateFairness', EVALUATION, { when: hasEvaluation, section: 'evaluation' }),
+      activityGate('robustness', 'evaluateRobustness', EVALUATION, { when: hasEvaluation, section: 'evaluation' }),
+      activityGate('explain', 'explainModel', EVALUATION, { when: hasEvaluation, section: 'evaluation' }),
+    ],
+    // Last: it reads the throughput the evaluation measured and prices the other gates' verdicts as risk.
     [activityGate('cost', 'estimateCost', LONG)],
   ];
   return phases.map((phase) => phase.filter((gate) => gate.when?.(request) ?? true)).filter((p) => p.length > 0);

@@ -168,7 +168,7 @@ export class ReleaseState {
         const running = s.stage === phase.join('+');
         rows.push([
           gate,
-          result ? VERDICT_ICON[result.verdict] : running ? '⏳ running' : '· pending',
+          result ? VERDICT_ICON[result.verdict] : running ? '⏳ running' : this.ended ? '· not run' : '· pending',
           result?.summary ?? '',
         ]);
       }
@@ -176,7 +176,7 @@ export class ReleaseState {
     rows.push(['approval', this.approvalCell(), this.approvalDetail()]);
     rows.push([
       'gitops',
-      s.commit ? '✅ committed' : s.stage === 'gitops' ? '⏳ committing' : '· pending',
+      s.commit ? '✅ committed' : s.stage === 'gitops' ? '⏳ committing' : this.ended ? '· not run' : '· pending',
       s.commit ? `${s.commit.sha.slice(0, 12)} on ${s.commit.branch}` : '',
     ]);
     const lines = [
@@ -200,7 +200,7 @@ export class ReleaseState {
     if (s.approvals.length > 0 && this.config && this.progress().satisfied) return '✅ approved';
     if (s.stage === 'approval') return '⏳ awaiting';
     if (s.stage === 'expired') return '⛔ expired';
-    return '· pending';
+    return this.ended ? '· not run' : '· pending';
   }
 
   private approvalDetail(): string {

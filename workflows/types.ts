@@ -43,10 +43,16 @@ export const releaseRequestSchema = z
     policy: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'names a file in config/policies without .yaml'),
     evaluation: z
       .object({
+        /** The curated dataset (CSV or JSON Lines), file:// URI or path on the evaluation worker. */
         dataset: z.string().min(1),
         label: z.string().min(1),
         protected: z.array(z.string().min(1)).min(1),
         favorable: z.union([z.string(), z.number()]),
+        /** Feature columns and preprocessing, when the model's metadata does not carry them. */
+        features: z.array(z.union([z.string().min(1), z.record(z.string(), z.unknown())])).optional(),
+        classes: z.array(z.union([z.string(), z.number()])).optional(),
+        threshold: z.number().optional(),
+        output: z.enum(['probabilities', 'logits']).optional(),
       })
       .optional(),
     traffic: z.record(z.string(), z.unknown()).optional(),

@@ -1,0 +1,227 @@
+/**
+ * Real parts for the evaluation tests: a tfjs backend chosen like the worker chooses it, temp directories, models
+ * trained on generated data and stored through the real acquire stage, the project venv's Python for Fairlearn,
+ * and the CLI commands on a commander program with captured output.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { Command } from 'commander';
+import { test as base } from 'vitest';
+import { acquireArtifacts } from '../../activities/acquire/acquire';
+import { initBackend, parseBackendPreference, type BackendInfo } from '../../activities/evaluate/backend';
+import type { CommandContext } from '../../client/commands/context';
+import type { RegisterCommands } from '../../client/commands/index';
+import type { DatasetInfo } from '../../activities/evaluate/dataset';
+import type { ArtifactManifest, Finding, GateInput, ReleaseRequest } from '../../workflows/types';
+import {
+  BIASED_FEATURES,
+  FAIR_FEATURES,
+  generateCredit,
+  saveModel,
+  toCsv,
+  trainCreditModel,
+  type CreditRow,
+} from '../../scripts/credit-data';
+
+const exec = promisify(execFile);
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+
+/**
+ * The backend these tests run on: MREL_TEST_TFJS_BACKEND, else TFJS_BACKEND, else auto (native TensorFlow when
+ * scripts/setup-tfjs.mjs built it). CI runs the folder once more with MREL_TEST_TFJS_BACKEND=wasm.
+ */
+export function useBackend(
+  preference = process.env.MREL_TEST_TFJS_BACKEND ?? process.env.TFJS_BACKEND,
+): Promise<BackendInfo> {
+  return initBackend(parseBackendPreference(preference));
+}
+
+/** The project venv's Python (where CI installs fairlearn and aif360), found relative to the repository. */
+export function venvPython(): string {
+  return join(REPO, '.venv', 'bin', 'python');
+}
+
+/** Runs a Python script from this folder with the venv's interpreter and parses its JSON output. */
+export async function runPythonJson(script: string, args: string[]): Promise<unknown> {
+  const { stdout } = await exec(venvPython(), [join(REPO, 'test', 'evaluate', script), ...args], {
+    maxBuffer: 64 << 20,
+  });
+  return JSON.parse(stdout) as unknown;
+}
+
+interface Dirs {
+  /** A fresh temp directory per test, removed afterwards. */
+  tmp: string;
+  /** `<tmp>/store`, the artifact store root. */
+  storeRoot: string;
+}
+
+export const test = base.extend<Dirs>({
+  // vitest reads a fixture's dependencies from its destructuring pattern: this one has none.
+  tmp: async ({}, use) => {
+    const dir = await mkdtemp(join(tmpdir(), 'evaluate-test-'));
+    await use(dir);
+    await rm(dir, { recursive: true, force: true });
+  },
+  storeRoot: async ({ tmp }, use) => {
+    await use(join(tmp, 'store'));
+  },
+});
+
+export interface ModelFixture {
+  /** The model directory (model.json + shard). */
+  dir: string;
+  /** A held-out CSV of the same distribution. */
+  data: string;
+  rows: CreditRow[];
+}
+
+export interface TrainedFixtures {
+  root: string;
+  /** Trained on labels with an injected group bias, and given the group (and its proxy) as inputs. */
+  biased: ModelFixture;
+  /** Trained on unbiased labels without the group. */
+  fair: ModelFixture;
+  /** Trained on biased labels without the group but with zip_score, which tracks it. */
+  proxy: ModelFixture;
+  close(): Promise<void>;
+}
+
+export type ModelKind = 'biased' | 'fair' | 'proxy';
+
+const KINDS: Record<ModelKind, { biased: boolean; features: string[]; seed: number }> = {
+  biased: { biased: true, features: BIASED_FEATURES, seed: 11 },
+  fair: { biased: false, features: FAIR_FEATURES, seed: 12 },
+  proxy: { biased: true, features: FAIR_FEATURES.concat('zip_score'), seed: 13 },
+};
+
+/**
+ * Trains one kind of model on generated rows and writes it with a held-out CSV under `root`. The held-out set is
+ * larger than the training set: the fair model must pass on the conservative ends of the intervals, and those
+ * narrow with more rows.
+ */
+export async function trainModelFixture(
+  root: string,
+  kind: ModelKind,
+  rows = 2000,
+  heldOutRows = 6000,
+): Promise<ModelFixture> {
+  const { biased, features, seed } = KINDS[kind];
+  const train = generateCredit(rows, { biased, seed });
+  const heldOut = generateCredit(heldOutRows, { biased, seed: seed + 100 });
+  const trained = await trainCreditModel(train, features);
+  const dir = join(root, kind);
+  await saveModel(trained.model, dir, trained.metadata);
+  trained.model.dispose();
+  const data = join(root, `${kind}.csv`);
+  await writeFile(data, toCsv(heldOut));
+  return { dir, data, rows: heldOut };
+}
+
+/** Trains the three models once (a few seconds) for a test file. */
+export async function trainFixtures(rows = 2000): Promise<TrainedFixtures> {
+  const root = await mkdtemp(join(tmpdir(), 'evaluate-models-'));
+  return {
+    root,
+    biased: await trainModelFixture(root, 'biased', rows),
+    fair: await trainModelFixture(root, 'fair', rows),
+    proxy: await trainModelFixture(root, 'proxy', rows),
+    close: () => rm(root, { recursive: true, force: true }),
+  };
+}
+
+/** Stores a model directory through the real acquire stage and returns its manifest. */
+export function storeModel(dir: string, storeRoot: string, name = 'credit'): Promise<ArtifactManifest> {
+  return acquireArtifacts({ name, version: '1.0.0', source: pathToFileURL(dir).href }, { storeRoot });
+}
+
+/** A GateInput for a stored model and a dataset file. */
+export function gateInput(
+  manifest: ArtifactManifest,
+  data: string,
+  options: {
+    policy?: unknown;
+    evaluation?: Partial<NonNullable<ReleaseRequest['evaluation']>> & Record<string, unknown>;
+  } = {},
+): GateInput {
+  return {
+    releaseId: `release/${manifest.model}/${manifest.version}/production`,
+    request: {
+      model: { name: manifest.model, version: manifest.version, source: manifest.source },
+      environment: 'production',
+      policy: 'default',
+      requestedBy: 'ci',
+      evaluation: {
+        dataset: pathToFileURL(data).href,
+        label: 'approved',
+        protected: ['group', 'sex'],
+        favorable: 1,
+        ...options.evaluation,
+      },
+    },
+    manifest,
+    policy: options.policy,
+    waivers: [],
+    earlier: [],
+  };
+}
+
+export interface CliRun {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** Runs a command module the way mrel does, with output captured: `await cli(register, ['fairness', …])`. */
+export async function cli(register: RegisterCommands, args: string[]): Promise<CliRun> {
+  const out: string[] = [];
+  const err: string[] = [];
+  let code = 0;
+  const ctx: CommandContext = {
+    io: { out: (l) => out.push(l), err: (l) => err.push(l) },
+    setExit: (c) => {
+      code = c;
+    },
+    json: () => false,
+    client: () => Promise.reject(new Error('these commands do not need Temporal')),
+  };
+  const program = new Command('mrel').exitOverride().configureOutput({
+    writeOut: (s) => out.push(s.trimEnd()),
+    writeErr: (s) => err.push(s.trimEnd()),
+  });
+  register(program, ctx);
+  try {
+    await program.parseAsync(['node', 'mrel', ...args]);
+  } catch (e) {
+    // commander's own usage errors (missing required option, bad choice) end here with exit code 1.
+    code = (e as { exitCode?: number }).exitCode === 0 ? 0 : 2;
+  }
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/** A gate's evidence file as the gates write it (see activities/evaluate/gates.ts). */
+export interface Evidence<Report = unknown> {
+  gate: string;
+  releaseId?: string;
+  verdict: string;
+  backend: BackendInfo;
+  dataset: DatasetInfo;
+  report: Report;
+  resumedFromRow: number;
+  findings: Finding[];
+}
+
+export async function readEvidence<Report>(path: string): Promise<Evidence<Report>> {
+  return JSON.parse(await readFile(path, 'utf8')) as Evidence<Report>;
+}
+
+/** Writes a file, creating its directory. */
+export async function write(path: string, content: string): Promise<string> {
+  await mkdir(join(path, '..'), { recursive: true });
+  await writeFile(path, content);
+  return path;
+}
