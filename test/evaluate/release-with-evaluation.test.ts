@@ -6,11 +6,12 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Worker } from '@temporalio/worker';
+import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getRelease, startRelease } from '../../client/release-client';
 import { createEvaluationWorker } from '../../workers/evaluation-worker';
 import type { ReleaseRequest, ReleaseStatus } from '../../workflows/types';
+import { recordHistory } from '../helpers/histories';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 import { trainModelFixture, useBackend, type ModelFixture } from './fixtures';
 
@@ -78,6 +79,7 @@ describe('a release with an evaluation', () => {
     const patch = await env.git('show', 'main:apps/fair-credit/overlays/staging/deployment-patch.yaml');
     expect(patch).toContain('policy.modelrelease.io/fairness-verdict: pass');
     expect(patch).toContain('policy.modelrelease.io/bias-drift-threshold: "0.05"');
+    await recordHistory(env.client, releaseId, 'evaluated-released');
   });
 
   it('a model that learned a group bias fails fairness and never reaches approval', async () => {
