@@ -2,6 +2,7 @@
  * The `evaluation:` section of a policy file: bounds for the fairness, robustness and explainability gates. Every
  * field has a default, so an empty (or missing) section gives a working gate; errors name the field and what to do.
  */
+import { BETWEEN_GROUP_METRICS } from '../activities/evaluate/fairness';
 import { z } from 'zod';
 
 /** A bound on one metric: it must stay within [min, max] (either side may be open). */
@@ -16,17 +17,7 @@ const boundSchema = z
 
 export type MetricBound = z.infer<typeof boundSchema>;
 
-const METRIC_NAMES = [
-  'demographicParityDifference',
-  'demographicParityRatio',
-  'equalOpportunityDifference',
-  'equalOpportunityRatio',
-  'equalizedOddsDifference',
-  'equalizedOddsRatio',
-  'statisticalParityDifference',
-  'disparateImpact',
-  'averageOddsDifference',
-] as const;
+const METRIC_NAMES = BETWEEN_GROUP_METRICS;
 
 const fairnessSchema = z
   .object({

@@ -39,7 +39,8 @@ export interface BetweenGroupMetrics {
 
 export type BetweenGroupMetricName = keyof BetweenGroupMetrics;
 
-export const BETWEEN_GROUP_METRICS: BetweenGroupMetricName[] = [
+/** Every between-group metric, in report order (also the names a policy may bound). */
+export const BETWEEN_GROUP_METRICS = [
   'demographicParityDifference',
   'demographicParityRatio',
   'equalOpportunityDifference',
@@ -49,7 +50,7 @@ export const BETWEEN_GROUP_METRICS: BetweenGroupMetricName[] = [
   'statisticalParityDifference',
   'disparateImpact',
   'averageOddsDifference',
-];
+] as const satisfies readonly BetweenGroupMetricName[];
 
 /**
  * Adds each row's outcome to its group's cell. `yTrue`/`yPred` are 1 for the favorable label. `counts` has

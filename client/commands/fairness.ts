@@ -8,6 +8,7 @@
  *   2  bad usage or bad data (the message names the column and row)
  *   3  with --policy: the gate could not decide (e.g. a metric undefined, insufficientData: error)
  */
+import { BETWEEN_GROUP_METRICS } from '../../activities/evaluate/fairness';
 import { Option } from 'commander';
 import { ConfigError, DEFAULT_CONFIG_DIR, loadApprovers, loadPolicy } from '../../config/loader';
 import { parseEvaluationPolicy, type EvaluationPolicy } from '../../config/policy-evaluate';
@@ -219,17 +220,7 @@ export function renderFairness(report: FairnessReport): string {
         `  ${value.padEnd(15)} ${String(g.count).padStart(6)}  ${num(g.selectionRate).padStart(9)}  ${num(g.tpr).padStart(7)}  ${num(g.fpr).padStart(7)}  ${num(g.accuracy).padStart(8)}  ${num(g.precision).padStart(9)}${note}`,
       );
     }
-    const metrics = [
-      'demographicParityDifference',
-      'demographicParityRatio',
-      'equalOpportunityDifference',
-      'equalOpportunityRatio',
-      'equalizedOddsDifference',
-      'equalizedOddsRatio',
-      'statisticalParityDifference',
-      'disparateImpact',
-      'averageOddsDifference',
-    ] as const;
+    const metrics = BETWEEN_GROUP_METRICS;
     for (const m of metrics) {
       const v = a[m];
       if (v === undefined) continue;
