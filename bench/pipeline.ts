@@ -410,6 +410,17 @@ async function writeModels(root: string, n: number): Promise<Model[]> {
     await writeFile(join(dir, 'config.json'), JSON.stringify({ name, version: VERSION, layers: [8, 4, 2] }, null, 2));
     const weights = Float32Array.from({ length: 64 }, (_, k) => Math.sin(i * 64 + k));
     await writeFile(join(dir, 'weights', 'dense.bin'), Buffer.from(weights.buffer));
+    // A TF.js model names its shard, so the scan gate knows every byte's format.
+    await writeFile(
+      join(dir, 'model.json'),
+      JSON.stringify({
+        format: 'layers-model',
+        modelTopology: { class_name: 'Sequential', config: { name, layers: [] } },
+        weightsManifest: [
+          { paths: ['weights/dense.bin'], weights: [{ name: 'dense/kernel', shape: [64], dtype: 'float32' }] },
+        ],
+      }),
+    );
     await writeFile(join(dir, 'README.md'), `---\nlicense: apache-2.0\n---\n# ${name}\n\nA benchmark model.\n`);
     models.push({
       name,
@@ -419,6 +430,7 @@ async function writeModels(root: string, n: number): Promise<Model[]> {
         environment: ENVIRONMENT,
         policy: 'default',
         requestedBy: 'bench',
+        traffic: { averageRequestsPerSecond: 2, peakRequestsPerSecond: 5, compute: { msPerRequest: 4 } },
       },
     });
   }
