@@ -67,6 +67,7 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
       try {
         const result = await serial.run(() =>
           publishRelease({
+            keepClone: true,
             repoUrl: deps.repoUrl,
             branch,
             workRoot: deps.workRoot,

@@ -2,7 +2,8 @@
  * Git operations of the gitops stage, on real repositories through simple-git. Every publish works in a fresh clone
  * of its own under the work root, so concurrent activities in one worker never share a work tree.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,8 +25,16 @@ export interface PublishProgress {
 export interface PublishOptions {
   repoUrl: string;
   branch: string;
-  /** Scratch directory; each publish clones into a fresh folder below it and removes it afterwards. */
+  /**
+   * Scratch directory; each publish clones into a fresh folder below it and removes it afterwards, unless
+   * `keepClone` is set.
+   */
   workRoot: string;
+  /**
+   * Keep the clone between publishes (below workRoot, one per repository, branch and process) so that each publish
+   * fetches and checks out only what changed. Only for callers that publish one at a time in this process.
+   */
+  keepClone?: boolean;
   releaseId: string;
   files: RenderedFiles;
   message: string;
@@ -55,11 +64,22 @@ export async function publishRelease(options: PublishOptions): Promise<PublishRe
   const maxAttempts = options.maxAttempts ?? DEFAULT_PUSH_ATTEMPTS;
   const paths = [...files.keys()].sort();
   await mkdir(options.workRoot, { recursive: true });
-  const dir = await mkdtemp(join(options.workRoot, 'gitops-'));
+  // A kept clone (one publisher at a time per process, see SerialQueue) fetches only what is new and checks out only
+  // what changed; a fresh clone per publish costs a full fetch and checkout each time. Any failure drops the clone.
+  const keptDir = options.keepClone ? join(options.workRoot, keptCloneName(options.repoUrl, branch)) : undefined;
+  const reuse = keptDir !== undefined && (await isClone(keptDir));
+  const dir = keptDir ?? (await mkdtemp(join(options.workRoot, 'gitops-')));
+  let keep = false;
   try {
+    if (!reuse) {
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir, { recursive: true });
+    }
     const git = gitAt(dir, options.identity ?? DEFAULT_AUTHOR, signal);
-    await git.raw(['init', '-q', `--initial-branch=${branch}`]);
-    await git.raw(['remote', 'add', 'origin', localOrUrl(options.repoUrl)]);
+    if (!reuse) {
+      await git.raw(['init', '-q', `--initial-branch=${branch}`]);
+      await git.raw(['remote', 'add', 'origin', localOrUrl(options.repoUrl)]);
+    }
     let lastConflict = '';
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       signal?.throwIfAborted();
@@ -68,7 +88,10 @@ export async function publishRelease(options: PublishOptions): Promise<PublishRe
       await resetTo(git, branch, remoteRef);
       if (remoteRef !== undefined) {
         const existing = await searchReleaseCommit(git, remoteRef, options.releaseId);
-        if (existing !== undefined) return { sha: existing, paths, alreadyPresent: true };
+        if (existing !== undefined) {
+          keep = keptDir !== undefined;
+          return { sha: existing, paths, alreadyPresent: true };
+        }
       }
       options.onProgress?.({ step: 'commit', attempt });
       await writeFiles(dir, files);
@@ -78,7 +101,10 @@ export async function publishRelease(options: PublishOptions): Promise<PublishRe
       signal?.throwIfAborted();
       options.onProgress?.({ step: 'push', attempt });
       const pushed = await pushBranch(git, 'origin', branch);
-      if (pushed.ok) return { sha, paths, alreadyPresent: false };
+      if (pushed.ok) {
+        keep = keptDir !== undefined;
+        return { sha, paths, alreadyPresent: false };
+      }
       lastConflict = pushed.conflict;
       if (attempt < maxAttempts) {
         options.onProgress?.({ step: 'backoff', attempt });
@@ -89,7 +115,22 @@ export async function publishRelease(options: PublishOptions): Promise<PublishRe
       `push of ${options.releaseId} to ${branch} of ${options.repoUrl} lost ${maxAttempts} races against other writers: ${lastConflict}`,
     );
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    if (!keep) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** One kept clone per repository, branch and process (two worker processes never share a work tree). */
+function keptCloneName(repoUrl: string, branch: string): string {
+  const key = createHash('sha256').update(`${repoUrl}\0${branch}`).digest('hex').slice(0, 16);
+  return `clone-${key}-${process.pid}`;
+}
+
+async function isClone(dir: string): Promise<boolean> {
+  try {
+    await access(join(dir, '.git', 'HEAD'));
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -153,6 +194,8 @@ async function fetchBranch(git: SimpleGit, remote: string, branch: string, into:
 async function resetTo(git: SimpleGit, branch: string, remoteRef: string | undefined): Promise<void> {
   if (remoteRef !== undefined) {
     await git.raw(['checkout', '-q', '-f', '-B', branch, remoteRef]);
+    // Files an earlier, failed attempt wrote but never committed.
+    await git.raw(['clean', '-q', '-f', '-d']);
   } else {
     // An empty remote: the first release creates the branch, so start it from nothing.
     await git.raw(['symbolic-ref', 'HEAD', `refs/heads/${branch}`]);

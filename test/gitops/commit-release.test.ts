@@ -201,13 +201,20 @@ describe('commitRelease', () => {
     expect((await gitIn(bare).raw(['for-each-ref', 'refs/heads'])).trim()).toBe('');
   });
 
-  test('leaves no clone behind in the work root', async ({ tmp }) => {
+  test('keeps one clone per repository for the next release, and none after a failure', async ({ tmp }) => {
     const bare = await bareRepo(tmp);
     const workRoot = join(tmp, 'work');
     const activities = createGitOpsActivities({ repoUrl: bare, workRoot });
-    await commitRelease(activities, releaseInput());
+    await commitRelease(activities, releaseInput({ model: 'first' }));
+    const kept = await readdir(workRoot);
+    expect(kept).toEqual([expect.stringMatching(/^clone-[0-9a-f]{16}-\d+$/)]);
+    // The next release reuses it (and sees the first release's commit as its parent).
+    const second = await commitRelease(activities, releaseInput({ model: 'second' }));
+    expect(await readdir(workRoot)).toEqual(kept);
+    const parents = (await gitIn(bare).raw(['log', '--format=%P', '-1', second.sha])).trim();
+    expect(parents).not.toBe('');
     await rejection(commitRelease(createGitOpsActivities({ repoUrl: join(tmp, 'nope'), workRoot }), releaseInput()));
-    expect(await readdir(workRoot)).toEqual([]);
+    expect(await readdir(workRoot)).toEqual(kept);
   });
 });
 
