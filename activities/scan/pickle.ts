@@ -350,7 +350,7 @@ class Machine {
           if (have < 1) this.truncated(op, at);
           const n = buf[p + 1] as number;
           r.pos = p + 2;
-          this.stack.push({ t: 'str', v: await this.text(n, 'utf8', at) });
+          this.stack.push({ t: 'str', v: this.textNow(n, 'utf8') ?? (await this.text(n, 'utf8', at)) });
           break;
         }
         case 0x58: {
@@ -358,7 +358,7 @@ class Machine {
           if (have < 4) this.truncated(op, at);
           const n = buf.readUInt32LE(p + 1);
           r.pos = p + 5;
-          this.stack.push({ t: 'str', v: await this.text(n, 'utf8', at) });
+          this.stack.push({ t: 'str', v: this.textNow(n, 'utf8') ?? (await this.text(n, 'utf8', at)) });
           break;
         }
         case 0x8d: {
@@ -366,7 +366,7 @@ class Machine {
           if (have < 8) this.truncated(op, at);
           const n = Number(buf.readBigUInt64LE(p + 1));
           r.pos = p + 9;
-          this.stack.push({ t: 'str', v: await this.text(n, 'utf8', at) });
+          this.stack.push({ t: 'str', v: this.textNow(n, 'utf8') ?? (await this.text(n, 'utf8', at)) });
           break;
         }
         case 0x55: {
@@ -374,7 +374,7 @@ class Machine {
           if (have < 1) this.truncated(op, at);
           const n = buf[p + 1] as number;
           r.pos = p + 2;
-          this.stack.push({ t: 'str', v: await this.text(n, 'latin1', at) });
+          this.stack.push({ t: 'str', v: this.textNow(n, 'latin1') ?? (await this.text(n, 'latin1', at)) });
           break;
         }
         case 0x54: {
@@ -383,18 +383,18 @@ class Machine {
           const n = buf.readInt32LE(p + 1);
           if (n < 0) this.fail('negative BINSTRING length', at);
           r.pos = p + 5;
-          this.stack.push({ t: 'str', v: await this.text(n, 'latin1', at) });
+          this.stack.push({ t: 'str', v: this.textNow(n, 'latin1') ?? (await this.text(n, 'latin1', at)) });
           break;
         }
         case 0x43: // SHORT_BINBYTES
           if (have < 1) this.truncated(op, at);
           r.pos = p + 2;
-          await this.skipBytes(buf[p + 1] as number, at);
+          if (!this.skipNow(buf[p + 1] as number)) await this.skipBytes(buf[p + 1] as number, at);
           break;
         case 0x42: // BINBYTES
           if (have < 4) this.truncated(op, at);
           r.pos = p + 5;
-          await this.skipBytes(buf.readUInt32LE(p + 1), at);
+          if (!this.skipNow(buf.readUInt32LE(p + 1))) await this.skipBytes(buf.readUInt32LE(p + 1), at);
           break;
         case 0x8e: // BINBYTES8
         case 0x96: // BYTEARRAY8
@@ -632,6 +632,27 @@ class Machine {
     const got = await this.ctx.reader.readLine(LINE_KEEP);
     if (!got) this.fail('stream ends inside a text argument (truncated pickle)', at);
     return got.line.toString('utf8').replace(/\r$/, '');
+  }
+
+  /**
+   * The string when its bytes are already in the buffer (the common case): no promise, no microtask. Undefined sends
+   * the caller to text(), which fills or skips across chunks.
+   */
+  private textNow(n: number, encoding: BufferEncoding): string | undefined {
+    const r = this.ctx.reader;
+    if (n > STR_KEEP || r.available < n) return undefined;
+    const s = r.buf.toString(encoding, r.pos, r.pos + n);
+    r.pos += n;
+    return s;
+  }
+
+  /** Skips a bytes value already in the buffer; false sends the caller to skipBytes(). */
+  private skipNow(n: number): boolean {
+    const r = this.ctx.reader;
+    if (r.available < n) return false;
+    r.pos += n;
+    this.stack.push(OTHER);
+    return true;
   }
 
   private async text(n: number, encoding: BufferEncoding, at: number): Promise<string> {
