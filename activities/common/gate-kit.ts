@@ -9,6 +9,15 @@ import type { Finding, Severity, Verdict, Waiver } from '../../workflows/types';
 
 export const SEVERITY_RANK: Record<Severity, number> = { info: 0, low: 1, medium: 2, high: 3, critical: 4 };
 
+/** The SARIF 2.1.0 `level` of each severity (both scan reports write SARIF for code-scanning dashboards). */
+export const SARIF_LEVEL: Record<Severity, 'error' | 'warning' | 'note'> = {
+  critical: 'error',
+  high: 'error',
+  medium: 'warning',
+  low: 'note',
+  info: 'note',
+};
+
 /** True when `severity` is at or above `threshold`. */
 export function atLeast(severity: Severity, threshold: Severity): boolean {
   return SEVERITY_RANK[severity] >= SEVERITY_RANK[threshold];

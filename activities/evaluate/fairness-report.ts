@@ -10,6 +10,7 @@ import {
   CELLS,
   groupStats,
   type BetweenGroupMetricName,
+  type BetweenGroupMetrics,
   type ConfidenceInterval,
   type GroupStats,
 } from './fairness';
@@ -17,17 +18,8 @@ import { valueKey } from './dataset';
 import { EvaluationError } from './errors';
 import { intersect, type GroupColumn } from './table';
 
-export interface AttributeReport {
+export interface AttributeReport extends BetweenGroupMetrics {
   groups: Record<string, GroupStats>;
-  demographicParityDifference: number;
-  demographicParityRatio: number;
-  equalOpportunityDifference: number;
-  equalOpportunityRatio: number;
-  equalizedOddsDifference: number;
-  equalizedOddsRatio: number;
-  statisticalParityDifference?: number;
-  disparateImpact?: number;
-  averageOddsDifference?: number;
   /** The privileged group the AIF360 metrics compare against. */
   privileged?: string;
   /** Groups with fewer rows than the minimum: reported, but left out of the between-group metrics. */

@@ -2,6 +2,7 @@
  * What a scan looks like to its readers: gate findings (with waivers and the verdict), the JSON and SARIF 2.1.0
  * documents of `mrel scan`, and a plain-text report.
  */
+import { SARIF_LEVEL } from '../common/gate-kit';
 import { createHash } from 'node:crypto';
 import type { Finding, Severity, Verdict, Waiver } from '../../workflows/types';
 import { location } from '../../workflows/types';
@@ -54,13 +55,7 @@ export function scanJson(report: ScanReport, verdict: Verdict) {
   };
 }
 
-const LEVEL: Record<Severity, 'error' | 'warning' | 'note'> = {
-  critical: 'error',
-  high: 'error',
-  medium: 'warning',
-  low: 'note',
-  info: 'note',
-};
+const LEVEL = SARIF_LEVEL;
 /** GitHub ranks alerts by `security-severity` (0–10). */
 const SECURITY_SEVERITY: Record<Severity, string> = {
   critical: '9.5',

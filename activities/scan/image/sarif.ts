@@ -1,14 +1,9 @@
 /** SARIF 2.1.0 output of a scan, for code-scanning dashboards: one rule per finding id, one result per finding. */
-import type { Finding, Severity } from '../../../workflows/types';
+import { SARIF_LEVEL } from '../../common/gate-kit';
+import type { Finding } from '../../../workflows/types';
 import type { ImageScanReport } from './scan';
 
-const LEVEL: Record<Severity, 'error' | 'warning' | 'note'> = {
-  critical: 'error',
-  high: 'error',
-  medium: 'warning',
-  low: 'note',
-  info: 'note',
-};
+const LEVEL = SARIF_LEVEL;
 
 /** Builds a SARIF log from the gate's findings (waived ones carry a suppression). */
 export function toSarif(report: ImageScanReport, findings: Finding[], toolVersion: string): Record<string, unknown> {
