@@ -6,7 +6,6 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import * as tar from 'tar-stream';
 import yauzl from 'yauzl';
 import type { ScanLimits } from '../../config/policy-scan';
 import { finding, type ScanFinding } from './findings';
@@ -208,7 +207,9 @@ export async function scanTar(
   scanEntry: EntryScanner,
 ): Promise<ArchiveResult> {
   const findings: ScanFinding[] = [];
-  const extract = tar.extract();
+  // tar-stream loads only for tar archives (legacy torch.save files, model tarballs).
+  const { extract: tarExtract } = (await import('tar-stream')).default;
+  const extract = tarExtract();
   let kind: ArchiveKind = 'tar';
   let entries = 0;
   let total = 0;

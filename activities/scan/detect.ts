@@ -2,7 +2,7 @@
  * Format detection by bytes, never by name: magic numbers first, then structural checks (a safetensors header
  * length that fits the file, a protobuf whose top-level fields parse and say which message it is).
  */
-import type { FileHandle } from 'node:fs/promises';
+import type { RandomAccess } from './reader';
 
 export type Format =
   | 'empty'
@@ -96,7 +96,7 @@ export function looksLikeText(head: Buffer): boolean {
 /** TF checkpoint index files (SSTables) end with this magic. */
 const SSTABLE_MAGIC = 0xdb4775248b80fb57n;
 
-export async function isTfCheckpointIndex(handle: FileHandle, size: number): Promise<boolean> {
+export async function isTfCheckpointIndex(handle: RandomAccess, size: number): Promise<boolean> {
   if (size < 48) return false;
   const tail = Buffer.alloc(8);
   await handle.read(tail, 0, 8, size - 8);
@@ -109,7 +109,7 @@ export type ProtobufKind = 'onnx' | 'savedmodel' | 'keras-metadata' | 'sentencep
  * Walks the top-level protobuf fields (tag, wire type, length) without decoding their contents, and says which
  * message it is by its field numbers. Null when the bytes are not a well-formed protobuf.
  */
-export async function classifyProtobuf(handle: FileHandle, size: number): Promise<ProtobufKind | null> {
+export async function classifyProtobuf(handle: RandomAccess, size: number): Promise<ProtobufKind | null> {
   const fields = new Map<number, number>();
   let firstField = -1;
   let firstVarint: bigint | undefined;

@@ -3,7 +3,7 @@
  * outside Keras, which need user code to load), found in the model config — config.json of a .keras archive, the
  * `model_config` attribute of an HDF5 model, or keras_metadata.pb of a SavedModel.
  */
-import type { FileHandle } from 'node:fs/promises';
+import type { RandomAccess } from './reader';
 import { finding, type ScanFinding } from './findings';
 
 const KERAS_MODULES = /^(keras|tf_keras|tensorflow|tensorflow\.keras|keras_core|keras_nlp|keras_hub|keras_cv)(\.|$)/;
@@ -76,7 +76,7 @@ const LAMBDA_MARK = /"class_name":\s*"Lambda"/;
  * if no config parses (fail closed).
  */
 export async function scanHdf5(
-  handle: FileHandle,
+  handle: RandomAccess,
   path: string,
   size: number,
   maxJsonBytes: number,
@@ -123,7 +123,7 @@ export async function scanHdf5(
 }
 
 /** Reads one JSON object starting at `start` by matching braces outside strings. */
-async function readJsonObject(handle: FileHandle, start: number, max: number): Promise<unknown> {
+async function readJsonObject(handle: RandomAccess, start: number, max: number): Promise<unknown> {
   const parts: Buffer[] = [];
   const chunk = Buffer.alloc(1 << 20);
   let depth = 0;

@@ -27,6 +27,8 @@ const STR_KEEP = 1024;
 const CONTAINER_KEEP = 64;
 /** Bytes of a protocol-0 line that are kept. */
 const LINE_KEEP = 4096;
+/** Bytes between progress reports (and cancellation checks) inside one pickle. */
+const PROGRESS_EVERY = 1 << 24;
 /** The value torch.save writes first in its legacy (non-zip) format. */
 const TORCH_LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 
@@ -160,7 +162,9 @@ interface WalkContext {
 class Machine {
   private stack: V[] = [];
   private marks: number[] = [];
-  private memo = new Map<number, V>();
+  /** Memo slots by index (pickles number them densely from 0); `memoCount` is how many are set. */
+  private memo: (V | undefined)[] = [];
+  private memoCount = 0;
 
   constructor(private readonly ctx: WalkContext) {}
 
@@ -190,6 +194,13 @@ class Machine {
     return this.stack.splice(mark);
   }
 
+  /** popMark for opcodes that discard what was above the mark (APPENDS, LIST, POP_MARK): nothing is copied. */
+  private dropMark(at: number): void {
+    const mark = this.marks.pop();
+    if (mark === undefined) this.fail('opcode needs a MARK but none is open (malformed pickle)', at);
+    this.stack.length = mark;
+  }
+
   private imported(module: string, name: string, at: number): Extract<V, { t: 'global' }> {
     const key = `${module}\u0000${name}`;
     const seen = this.ctx.walk.imports.get(key);
@@ -217,78 +228,101 @@ class Machine {
   }
 
   private memoPut(index: number, value: V, at: number): void {
-    this.memo.set(index, value);
-    if (this.memo.size > this.ctx.limits.maxMemo)
+    if (this.memo[index] === undefined) this.memoCount++;
+    this.memo[index] = value;
+    if (this.memoCount > this.ctx.limits.maxMemo)
       throw new PickleError(`more than ${this.ctx.limits.maxMemo} memo entries (scan.limits.maxPickleMemo)`, at, true);
   }
 
   private memoGet(index: number, at: number): V {
-    const v = this.memo.get(index);
+    const v = this.memo[index];
     if (v === undefined) this.fail(`memo entry ${index} is read before it is written (malformed pickle)`, at);
     return v;
   }
 
-  /** Runs to STOP and returns the value left on the stack. */
+  /**
+   * Runs to STOP and returns the value left on the stack.
+   *
+   * The loop keeps the reader's buffer and position in locals (`buf`, `pos`, `end`, `base`) and reads opcodes and
+   * their arguments from them directly; it hands the position back to the reader (`r.pos = pos`) before anything that
+   * reads through it, and reloads the locals afterwards. Most model pickles are millions of small opcodes, and this is
+   * what makes them cheap.
+   */
   async run(): Promise<V> {
     const r = this.ctx.reader;
     const walk = this.ctx.walk;
+    const stack = this.stack;
+    const marks = this.marks;
+    const maxStack = this.ctx.limits.maxStack;
+    let buf = r.buf;
+    let pos = r.pos;
+    let end = buf.length;
+    let base = r.offset - pos;
+    let nextProgress = this.ctx.lastProgress + PROGRESS_EVERY;
     for (;;) {
-      if (r.available < 9) await r.fill(9);
-      if (r.available === 0) this.fail('stream ends before STOP (truncated pickle)', r.offset);
-      const at = r.offset;
-      const buf = r.buf;
-      const p = r.pos;
+      if (end - pos < 9) {
+        r.pos = pos;
+        await r.fill(9);
+        buf = r.buf;
+        pos = r.pos;
+        end = buf.length;
+        base = r.offset - pos;
+        if (pos === end) this.fail('stream ends before STOP (truncated pickle)', base + pos);
+      }
+      const p = pos;
+      const at = base + p;
       const op = buf[p] as number;
-      const have = r.available - 1;
-      r.pos = p + 1;
+      const have = end - p - 1;
+      pos = p + 1;
       switch (op) {
         case 0x80: // PROTO
           if (have < 1) this.truncated(op, at);
           walk.protocol = Math.max(walk.protocol, buf[p + 1] as number);
           if ((buf[p + 1] as number) > 5) this.fail(`unsupported pickle protocol ${buf[p + 1]}`, at);
-          r.pos = p + 2;
+          pos = p + 2;
           break;
         case 0x95: // FRAME: framing is transparent to the opcode stream
           if (have < 8) this.truncated(op, at);
-          r.pos = p + 9;
+          pos = p + 9;
           break;
         case 0x2e: {
           // STOP
-          const value = this.stack.length > 0 ? (this.stack[this.stack.length - 1] as V) : OTHER;
+          r.pos = pos;
+          const value = stack.length > 0 ? (stack[stack.length - 1] as V) : OTHER;
           this.progress();
           return value;
         }
         case 0x28: // MARK
-          this.marks.push(this.stack.length);
+          marks.push(stack.length);
           break;
         case 0x30: {
           // POP: pops a value, or the topmost mark when nothing is above it
-          const base = this.marks.length > 0 ? (this.marks[this.marks.length - 1] ?? 0) : 0;
-          if (this.stack.length > base) this.stack.pop();
-          else if (this.marks.length > 0) this.marks.pop();
+          const floor = marks.length > 0 ? (marks[marks.length - 1] as number) : 0;
+          if (stack.length > floor) stack.pop();
+          else if (marks.length > 0) marks.pop();
           else this.fail('POP on an empty stack (malformed pickle)', at);
           break;
         }
         case 0x31: // POP_MARK
-          this.popMark(at);
+          this.dropMark(at);
           break;
         case 0x32: // DUP
-          this.stack.push(this.top(at));
+          stack.push(this.top(at));
           break;
         case 0x4a: // BININT
           if (have < 4) this.truncated(op, at);
-          this.stack.push({ t: 'int', v: buf.readInt32LE(p + 1) });
-          r.pos = p + 5;
+          stack.push({ t: 'int', v: buf.readInt32LE(p + 1) });
+          pos = p + 5;
           break;
         case 0x4b: // BININT1
           if (have < 1) this.truncated(op, at);
-          this.stack.push({ t: 'int', v: buf[p + 1] as number });
-          r.pos = p + 2;
+          stack.push(smallInt(buf[p + 1] as number));
+          pos = p + 2;
           break;
         case 0x4d: // BININT2
           if (have < 2) this.truncated(op, at);
-          this.stack.push({ t: 'int', v: buf.readUInt16LE(p + 1) });
-          r.pos = p + 3;
+          stack.push(smallInt((buf[p + 1] as number) | ((buf[p + 2] as number) << 8)));
+          pos = p + 3;
           break;
         case 0x8a: {
           // LONG1
@@ -296,8 +330,12 @@ class Machine {
           const n = buf[p + 1] as number;
           r.pos = p + 2;
           if (!(await r.fill(n))) this.fail('stream ends inside LONG1 (truncated pickle)', at);
-          this.stack.push({ t: 'int', v: n <= 16 ? readLong(r.buf, r.pos, n) : 0 });
+          stack.push({ t: 'int', v: n <= 16 ? readLong(r.buf, r.pos, n) : 0 });
           r.pos += n;
+          buf = r.buf;
+          pos = r.pos;
+          end = buf.length;
+          base = r.offset - pos;
           break;
         }
         case 0x8b: {
@@ -306,122 +344,105 @@ class Machine {
           const n = buf.readUInt32LE(p + 1);
           r.pos = p + 5;
           if (!(await r.skip(n))) this.fail('stream ends inside LONG4 (truncated pickle)', at);
-          this.stack.push({ t: 'int', v: 0 });
+          stack.push({ t: 'int', v: 0 });
+          buf = r.buf;
+          pos = r.pos;
+          end = buf.length;
+          base = r.offset - pos;
           break;
         }
         case 0x47: // BINFLOAT
           if (have < 8) this.truncated(op, at);
-          r.pos = p + 9;
-          this.stack.push(OTHER);
+          pos = p + 9;
+          stack.push(OTHER);
           break;
         case 0x4e: // NONE
-          this.stack.push(NONE);
+          stack.push(NONE);
           break;
         case 0x88: // NEWTRUE
         case 0x89: // NEWFALSE
-          this.stack.push(OTHER);
+          stack.push(OTHER);
           break;
-        case 0x49: // INT (also protocol 0 TRUE/FALSE)
-        case 0x4c: // LONG
-        case 0x46: {
-          // FLOAT
-          const line = await this.line(at);
-          const text = line.replace(/L$/, '');
-          this.stack.push(op === 0x46 || !/^-?\d+$/.test(text) ? OTHER : { t: 'int', v: safeInt(text) });
-          break;
-        }
-        case 0x53: {
-          // STRING 'quoted repr'
-          const line = await this.line(at);
-          this.stack.push({ t: 'str', v: unquote(line) });
-          break;
-        }
-        case 0x56: {
-          // UNICODE raw-unicode-escape
-          const line = await this.line(at);
-          this.stack.push({
-            t: 'str',
-            v: line.replace(/\\u([0-9a-fA-F]{4})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
-          });
-          break;
-        }
-        case 0x8c: {
-          // SHORT_BINUNICODE
-          if (have < 1) this.truncated(op, at);
-          const n = buf[p + 1] as number;
-          r.pos = p + 2;
-          this.stack.push({ t: 'str', v: this.textNow(n, 'utf8') ?? (await this.text(n, 'utf8', at)) });
-          break;
-        }
-        case 0x58: {
-          // BINUNICODE
-          if (have < 4) this.truncated(op, at);
-          const n = buf.readUInt32LE(p + 1);
-          r.pos = p + 5;
-          this.stack.push({ t: 'str', v: this.textNow(n, 'utf8') ?? (await this.text(n, 'utf8', at)) });
-          break;
-        }
-        case 0x8d: {
-          // BINUNICODE8
-          if (have < 8) this.truncated(op, at);
-          const n = Number(buf.readBigUInt64LE(p + 1));
-          r.pos = p + 9;
-          this.stack.push({ t: 'str', v: this.textNow(n, 'utf8') ?? (await this.text(n, 'utf8', at)) });
-          break;
-        }
-        case 0x55: {
-          // SHORT_BINSTRING
-          if (have < 1) this.truncated(op, at);
-          const n = buf[p + 1] as number;
-          r.pos = p + 2;
-          this.stack.push({ t: 'str', v: this.textNow(n, 'latin1') ?? (await this.text(n, 'latin1', at)) });
-          break;
-        }
+        case 0x8c: // SHORT_BINUNICODE
+        case 0x58: // BINUNICODE
+        case 0x8d: // BINUNICODE8
+        case 0x55: // SHORT_BINSTRING
         case 0x54: {
           // BINSTRING
-          if (have < 4) this.truncated(op, at);
-          const n = buf.readInt32LE(p + 1);
+          const width = op === 0x8c || op === 0x55 ? 1 : op === 0x8d ? 8 : 4;
+          if (have < width) this.truncated(op, at);
+          const n =
+            width === 1
+              ? (buf[p + 1] as number)
+              : width === 4
+                ? op === 0x54
+                  ? buf.readInt32LE(p + 1)
+                  : buf.readUInt32LE(p + 1)
+                : Number(buf.readBigUInt64LE(p + 1));
           if (n < 0) this.fail('negative BINSTRING length', at);
-          r.pos = p + 5;
-          this.stack.push({ t: 'str', v: this.textNow(n, 'latin1') ?? (await this.text(n, 'latin1', at)) });
+          const encoding = op === 0x55 || op === 0x54 ? 'latin1' : 'utf8';
+          pos = p + 1 + width;
+          if (n <= STR_KEEP && end - pos >= n) {
+            // The common case: the string is already in the buffer.
+            stack.push({ t: 'str', v: buf.toString(encoding, pos, pos + n) });
+            pos += n;
+          } else {
+            r.pos = pos;
+            stack.push({ t: 'str', v: await this.text(n, encoding, at) });
+            buf = r.buf;
+            pos = r.pos;
+            end = buf.length;
+            base = r.offset - pos;
+          }
           break;
         }
         case 0x43: // SHORT_BINBYTES
-          if (have < 1) this.truncated(op, at);
-          r.pos = p + 2;
-          if (!this.skipNow(buf[p + 1] as number)) await this.skipBytes(buf[p + 1] as number, at);
-          break;
         case 0x42: // BINBYTES
-          if (have < 4) this.truncated(op, at);
-          r.pos = p + 5;
-          if (!this.skipNow(buf.readUInt32LE(p + 1))) await this.skipBytes(buf.readUInt32LE(p + 1), at);
-          break;
         case 0x8e: // BINBYTES8
-        case 0x96: // BYTEARRAY8
-          if (have < 8) this.truncated(op, at);
-          r.pos = p + 9;
-          await this.skipBytes(Number(buf.readBigUInt64LE(p + 1)), at);
+        case 0x96: {
+          // BYTEARRAY8
+          const width = op === 0x43 ? 1 : op === 0x42 ? 4 : 8;
+          if (have < width) this.truncated(op, at);
+          const n =
+            width === 1
+              ? (buf[p + 1] as number)
+              : width === 4
+                ? buf.readUInt32LE(p + 1)
+                : Number(buf.readBigUInt64LE(p + 1));
+          pos = p + 1 + width;
+          stack.push(OTHER);
+          if (end - pos >= n) pos += n;
+          else {
+            // Tensor payloads: a file source moves past them without reading them.
+            r.pos = pos;
+            if (!(await r.skip(n))) this.fail('stream ends inside a bytes value (truncated pickle)', at);
+            buf = r.buf;
+            pos = r.pos;
+            end = buf.length;
+            base = r.offset - pos;
+          }
           break;
+        }
         case 0x97: // NEXT_BUFFER (out-of-band buffer)
-          this.stack.push(OTHER);
+          stack.push(OTHER);
           break;
         case 0x98: // READONLY_BUFFER
           this.top(at);
           break;
         case 0x29: // EMPTY_TUPLE
-          this.stack.push({ t: 'tuple', items: [] });
+          stack.push({ t: 'tuple', items: [] });
           break;
         case 0x74: // TUPLE
-          this.stack.push({ t: 'tuple', items: keep(this.popMark(at)) });
+          stack.push({ t: 'tuple', items: keep(this.popMark(at)) });
           break;
         case 0x85: // TUPLE1
-          this.stack.push({ t: 'tuple', items: [this.pop(at)] });
+          stack.push({ t: 'tuple', items: [this.pop(at)] });
           break;
         case 0x86: {
           // TUPLE2
           const b = this.pop(at);
           const a = this.pop(at);
-          this.stack.push({ t: 'tuple', items: [a, b] });
+          stack.push({ t: 'tuple', items: [a, b] });
           break;
         }
         case 0x87: {
@@ -429,17 +450,17 @@ class Machine {
           const c = this.pop(at);
           const b = this.pop(at);
           const a = this.pop(at);
-          this.stack.push({ t: 'tuple', items: [a, b, c] });
+          stack.push({ t: 'tuple', items: [a, b, c] });
           break;
         }
         case 0x5d: // EMPTY_LIST
         case 0x8f: // EMPTY_SET
-          this.stack.push(OTHER);
+          stack.push(OTHER);
           break;
         case 0x6c: // LIST
         case 0x91: // FROZENSET
-          this.popMark(at);
-          this.stack.push(OTHER);
+          this.dropMark(at);
+          stack.push(OTHER);
           break;
         case 0x61: // APPEND
           this.pop(at);
@@ -447,18 +468,18 @@ class Machine {
           break;
         case 0x65: // APPENDS
         case 0x90: // ADDITEMS
-          this.popMark(at);
+          this.dropMark(at);
           this.top(at);
           break;
         case 0x7d: // EMPTY_DICT
-          this.stack.push({ t: 'dict', items: new Map() });
+          stack.push({ t: 'dict', items: new Map() });
           break;
         case 0x64: {
           // DICT
           const items = this.popMark(at);
           const dict: V = { t: 'dict', items: new Map() };
           for (let i = 0; i + 1 < items.length; i += 2) setItem(dict, items[i] as V, items[i + 1] as V);
-          this.stack.push(dict);
+          stack.push(dict);
           break;
         }
         case 0x73: {
@@ -475,18 +496,11 @@ class Machine {
           for (let i = 0; i + 1 < items.length; i += 2) setItem(dict, items[i] as V, items[i + 1] as V);
           break;
         }
-        case 0x63: {
-          // GLOBAL module\nname\n
-          const module = await this.line(at);
-          const name = await this.line(at);
-          this.stack.push(this.imported(module, name, at));
-          break;
-        }
         case 0x93: {
           // STACK_GLOBAL
           const name = this.pop(at);
           const module = this.pop(at);
-          if (module.t === 'str' && name.t === 'str') this.stack.push(this.imported(module.v, name.v, at));
+          if (module.t === 'str' && name.t === 'str') stack.push(this.imported(module.v, name.v, at));
           else {
             walk.findings.push(
               finding(
@@ -496,17 +510,8 @@ class Machine {
                 { offset: at },
               ),
             );
-            this.stack.push(OTHER);
+            stack.push(OTHER);
           }
-          break;
-        }
-        case 0x69: {
-          // INST module\nname\n, arguments from the mark
-          const module = await this.line(at);
-          const name = await this.line(at);
-          const args = this.popMark(at);
-          const cls = this.imported(module, name, at);
-          this.stack.push(this.called(cls, 'INST', at, { t: 'tuple', items: keep(args) }));
           break;
         }
         case 0x6f: {
@@ -514,21 +519,21 @@ class Machine {
           const items = this.popMark(at);
           const cls = items[0];
           if (!cls) this.fail('OBJ without a class (malformed pickle)', at);
-          this.stack.push(this.called(cls, 'OBJ', at, { t: 'tuple', items: keep(items.slice(1)) }));
+          stack.push(this.called(cls, 'OBJ', at, { t: 'tuple', items: keep(items.slice(1)) }));
           break;
         }
         case 0x52: {
           // REDUCE
           const args = this.pop(at);
           const callee = this.pop(at);
-          this.stack.push(this.called(callee, 'REDUCE', at, args));
+          stack.push(this.called(callee, 'REDUCE', at, args));
           break;
         }
         case 0x81: {
           // NEWOBJ
           const args = this.pop(at);
           const cls = this.pop(at);
-          this.stack.push(this.called(cls, 'NEWOBJ', at, args));
+          stack.push(this.called(cls, 'NEWOBJ', at, args));
           break;
         }
         case 0x92: {
@@ -536,7 +541,7 @@ class Machine {
           this.pop(at);
           const args = this.pop(at);
           const cls = this.pop(at);
-          this.stack.push(this.called(cls, 'NEWOBJ_EX', at, args));
+          stack.push(this.called(cls, 'NEWOBJ_EX', at, args));
           break;
         }
         case 0x62: {
@@ -547,9 +552,14 @@ class Machine {
             this.called(obj.callee, 'BUILD', at);
             if (obj.callee.module === 'joblib.numpy_pickle' && obj.callee.name === 'NumpyArrayWrapper') {
               // joblib writes the array's bytes right after BUILD and its unpickler reads them there.
-              this.stack.pop();
-              this.stack.push(OTHER);
+              stack.pop();
+              stack.push(OTHER);
+              r.pos = pos;
               await this.joblibArray(state, at);
+              buf = r.buf;
+              pos = r.pos;
+              end = buf.length;
+              base = r.offset - pos;
             }
           } else if (obj.t !== 'obj' && obj.t !== 'other' && obj.t !== 'dict') {
             this.called(obj, 'BUILD', at);
@@ -563,7 +573,7 @@ class Machine {
           const n = op === 0x82 ? 1 : op === 0x83 ? 2 : 4;
           if (have < n) this.truncated(op, at);
           const code = n === 1 ? (buf[p + 1] as number) : n === 2 ? buf.readUInt16LE(p + 1) : buf.readInt32LE(p + 1);
-          r.pos = p + 1 + n;
+          pos = p + 1 + n;
           walk.findings.push(
             finding(
               'pickle.extension-code',
@@ -572,52 +582,118 @@ class Machine {
               { offset: at },
             ),
           );
-          this.stack.push(OTHER);
+          stack.push(OTHER);
           break;
         }
-        case 0x50: // PERSID id\n
-          await this.line(at);
-          this.stack.push(OTHER);
-          break;
         case 0x51: // BINPERSID
           this.pop(at);
-          this.stack.push(OTHER);
-          break;
-        case 0x67: // GET n\n
-          this.stack.push(this.memoGet(safeIndex(await this.line(at), at), at));
+          stack.push(OTHER);
           break;
         case 0x68: // BINGET
           if (have < 1) this.truncated(op, at);
-          r.pos = p + 2;
-          this.stack.push(this.memoGet(buf[p + 1] as number, at));
+          pos = p + 2;
+          stack.push(this.memoGet(buf[p + 1] as number, at));
           break;
         case 0x6a: // LONG_BINGET
           if (have < 4) this.truncated(op, at);
-          r.pos = p + 5;
-          this.stack.push(this.memoGet(buf.readUInt32LE(p + 1), at));
-          break;
-        case 0x70: // PUT n\n
-          this.memoPut(safeIndex(await this.line(at), at), this.top(at), at);
+          pos = p + 5;
+          stack.push(this.memoGet(buf.readUInt32LE(p + 1), at));
           break;
         case 0x71: // BINPUT
           if (have < 1) this.truncated(op, at);
-          r.pos = p + 2;
+          pos = p + 2;
           this.memoPut(buf[p + 1] as number, this.top(at), at);
           break;
         case 0x72: // LONG_BINPUT
           if (have < 4) this.truncated(op, at);
-          r.pos = p + 5;
+          pos = p + 5;
           this.memoPut(buf.readUInt32LE(p + 1), this.top(at), at);
           break;
         case 0x94: // MEMOIZE
-          this.memoPut(this.memo.size, this.top(at), at);
+          this.memoPut(this.memoCount, this.top(at), at);
+          break;
+        case 0x49: // INT (also protocol 0 TRUE/FALSE)
+        case 0x4c: // LONG
+        case 0x46: // FLOAT
+        case 0x53: // STRING 'quoted repr'
+        case 0x56: // UNICODE raw-unicode-escape
+        case 0x63: // GLOBAL module\nname\n
+        case 0x69: // INST module\nname\n, arguments from the mark
+        case 0x50: // PERSID id\n
+        case 0x67: // GET n\n
+        case 0x70: // PUT n\n
+          // Protocol 0's text opcodes: their arguments are lines, read through the reader.
+          r.pos = pos;
+          await this.textOpcode(op, at);
+          buf = r.buf;
+          pos = r.pos;
+          end = buf.length;
+          base = r.offset - pos;
           break;
         default:
           this.fail(`invalid opcode 0x${op.toString(16).padStart(2, '0')} (not a pickle, or corrupted)`, at);
       }
-      if (this.stack.length > this.ctx.limits.maxStack)
-        throw new PickleError(`stack deeper than ${this.ctx.limits.maxStack} (scan.limits.maxPickleStack)`, at, true);
-      if (r.offset - this.ctx.lastProgress > 1 << 24) this.progress();
+      if (stack.length > maxStack)
+        throw new PickleError(`stack deeper than ${maxStack} (scan.limits.maxPickleStack)`, at, true);
+      if (base + pos > nextProgress) {
+        r.pos = pos;
+        this.progress();
+        nextProgress = this.ctx.lastProgress + PROGRESS_EVERY;
+      }
+    }
+  }
+
+  /** The protocol 0 opcodes whose arguments are newline-terminated text. The reader is at the first argument. */
+  private async textOpcode(op: number, at: number): Promise<void> {
+    const stack = this.stack;
+    switch (op) {
+      case 0x49: // INT
+      case 0x4c: // LONG
+      case 0x46: {
+        // FLOAT
+        const line = await this.line(at);
+        const text = line.replace(/L$/, '');
+        stack.push(op === 0x46 || !/^-?\d+$/.test(text) ? OTHER : { t: 'int', v: safeInt(text) });
+        break;
+      }
+      case 0x53: // STRING
+        stack.push({ t: 'str', v: unquote(await this.line(at)) });
+        break;
+      case 0x56: {
+        // UNICODE
+        const line = await this.line(at);
+        stack.push({
+          t: 'str',
+          v: line.replace(/\\u([0-9a-fA-F]{4})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+        });
+        break;
+      }
+      case 0x63: {
+        // GLOBAL
+        const module = await this.line(at);
+        const name = await this.line(at);
+        stack.push(this.imported(module, name, at));
+        break;
+      }
+      case 0x69: {
+        // INST
+        const module = await this.line(at);
+        const name = await this.line(at);
+        const args = this.popMark(at);
+        const cls = this.imported(module, name, at);
+        stack.push(this.called(cls, 'INST', at, { t: 'tuple', items: keep(args) }));
+        break;
+      }
+      case 0x50: // PERSID
+        await this.line(at);
+        stack.push(OTHER);
+        break;
+      case 0x67: // GET
+        stack.push(this.memoGet(safeIndex(await this.line(at), at), at));
+        break;
+      case 0x70: // PUT
+        this.memoPut(safeIndex(await this.line(at), at), this.top(at), at);
+        break;
     }
   }
 
@@ -634,27 +710,6 @@ class Machine {
     return got.line.toString('utf8').replace(/\r$/, '');
   }
 
-  /**
-   * The string when its bytes are already in the buffer (the common case): no promise, no microtask. Undefined sends
-   * the caller to text(), which fills or skips across chunks.
-   */
-  private textNow(n: number, encoding: BufferEncoding): string | undefined {
-    const r = this.ctx.reader;
-    if (n > STR_KEEP || r.available < n) return undefined;
-    const s = r.buf.toString(encoding, r.pos, r.pos + n);
-    r.pos += n;
-    return s;
-  }
-
-  /** Skips a bytes value already in the buffer; false sends the caller to skipBytes(). */
-  private skipNow(n: number): boolean {
-    const r = this.ctx.reader;
-    if (r.available < n) return false;
-    r.pos += n;
-    this.stack.push(OTHER);
-    return true;
-  }
-
   private async text(n: number, encoding: BufferEncoding, at: number): Promise<string> {
     const r = this.ctx.reader;
     if (n <= STR_KEEP) {
@@ -667,11 +722,6 @@ class Machine {
     const head = r.buf.toString(encoding, r.pos, r.pos + Math.min(STR_KEEP, r.available));
     if (!(await r.skip(n))) this.fail('stream ends inside a string (truncated pickle)', at);
     return `${head}…`;
-  }
-
-  private async skipBytes(n: number, at: number): Promise<void> {
-    if (!(await this.ctx.reader.skip(n))) this.fail('stream ends inside a bytes value (truncated pickle)', at);
-    this.stack.push(OTHER);
   }
 
   /** Skips (or, for object arrays, walks) the array data joblib writes after a NumpyArrayWrapper's BUILD. */
@@ -714,6 +764,13 @@ export function dtypeSize(descr: string): number | undefined {
   if ('SaV'.includes(kind)) return n ?? 0;
   if ('biufcmM'.includes(kind)) return n ?? (kind === 'b' ? 1 : undefined);
   return undefined;
+}
+
+/** Ints up to 65535 (BININT1, BININT2: most ints in model pickles) are shared values, made once each. */
+const SMALL_INTS: (V | undefined)[] = [];
+
+function smallInt(n: number): V {
+  return (SMALL_INTS[n] ??= { t: 'int', v: n });
 }
 
 function keep(items: V[]): V[] {

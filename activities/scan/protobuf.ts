@@ -5,10 +5,10 @@
  * - keras_metadata.pb: the Keras layer configs of a SavedModel (Lambda, custom objects).
  * - ONNX: external data locations of every initializer, including those in subgraphs and functions.
  */
-import { posix } from 'node:path';
 import protobuf from 'protobufjs';
 import { finding, type ScanFinding } from './findings';
 import { kerasConfigFindings } from './keras';
+import { resolveInside } from './paths';
 
 const SCHEMA = `
 syntax = "proto3";
@@ -238,17 +238,4 @@ export function scanOnnx(
   graph(model.graph);
   for (const fn of model.functions ?? []) nodes(fn.node);
   return { findings, references: [...references] };
-}
-
-/**
- * Resolves `reference` against the directory of `fromPath` (both model-relative, forward slashes). Undefined when
- * it is absolute, a URL, or climbs out of the model directory.
- */
-export function resolveInside(fromPath: string, reference: string): string | undefined {
-  if (/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(reference) || reference.startsWith('/') || reference.startsWith('\\'))
-    return undefined;
-  const base = fromPath.includes('!') ? fromPath.slice(fromPath.lastIndexOf('!') + 1) : fromPath;
-  const joined = posix.normalize(posix.join(posix.dirname(base), reference.replace(/\\/g, '/')));
-  if (joined === '..' || joined.startsWith('../') || joined.startsWith('/')) return undefined;
-  return joined;
 }

@@ -3,12 +3,81 @@
  * for more with `fill(n)` only when a value crosses a chunk boundary, so memory stays at a few chunks whatever the
  * input's size.
  */
-import type { FileHandle } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, read, readSync } from 'node:fs';
 
 const EMPTY = Buffer.alloc(0);
 
 /** Read size for files: large enough that per-chunk overhead vanishes next to parsing. */
 export const READ_CHUNK = 1 << 20;
+
+/** Positional reads: what the parsers need of a file. A `FileHandle` is one; so is a `SyncFile`. */
+export interface RandomAccess {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
+
+/** Reads up to this size are made synchronously; larger ones go through the thread pool. */
+const SYNC_READ_MAX = 8 << 20;
+/** Longest stretch of synchronous reads before the event loop gets a turn (heartbeats, cancellation). */
+const YIELD_AFTER_MS = 20;
+
+/**
+ * An open file read with synchronous positional reads, behind the same promise API as a `FileHandle`. Model
+ * repositories are mostly many small files and a few large ones whose tensor bytes are skipped, not read: for them a
+ * round trip through the thread pool per open, stat, read and close costs more than parsing. A read of up to 8 MiB
+ * from the page cache takes well under a millisecond; larger reads stay asynchronous, and after 20 ms of synchronous
+ * work a read resolves on the next turn of the event loop, so a long scan still heartbeats and can be cancelled.
+ */
+export class SyncFile implements RandomAccess {
+  private lastYield = performance.now();
+  private closed = false;
+
+  private constructor(
+    private readonly fd: number,
+    readonly size: number,
+  ) {}
+
+  static open(path: string): SyncFile {
+    const fd = openSync(path, 'r');
+    try {
+      return new SyncFile(fd, fstatSync(fd).size);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  }
+
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    if (length > SYNC_READ_MAX)
+      return new Promise((resolve, reject) =>
+        read(this.fd, buffer, offset, length, position, (err, bytesRead) =>
+          err ? reject(err) : resolve({ bytesRead }),
+        ),
+      );
+    const bytesRead = length > 0 ? readSync(this.fd, buffer, offset, length, position) : 0;
+    const now = performance.now();
+    if (now - this.lastYield < YIELD_AFTER_MS) return Promise.resolve({ bytesRead });
+    this.lastYield = now;
+    return new Promise((resolve) => setImmediate(resolve, { bytesRead }));
+  }
+
+  /** Reads what is there from `position` into a new buffer of at most `length` bytes, synchronously. */
+  readNow(length: number, position: number): Buffer {
+    const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, this.size - position)));
+    let done = 0;
+    while (done < buf.length) {
+      const n = readSync(this.fd, buf, done, buf.length - done, position + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return buf.subarray(0, done);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
+  }
+}
 
 export class ByteReader {
   buf: Buffer = EMPTY;
@@ -20,9 +89,16 @@ export class ByteReader {
   private readonly file?: FileSource;
   private readonly chunks?: AsyncIterator<Buffer>;
 
-  /** Reads a stream of chunks, or a file through a FileSource (which can skip without reading). */
-  constructor(source: AsyncIterator<Buffer> | FileSource, startOffset = 0) {
-    if (source instanceof FileSource) {
+  /**
+   * Reads a stream of chunks, a file through a FileSource (which can skip without reading), or bytes already in
+   * memory (all of them available at once: no reads, no promises).
+   */
+  constructor(source: AsyncIterator<Buffer> | FileSource | Buffer, startOffset = 0) {
+    if (Buffer.isBuffer(source)) {
+      this.buf = source;
+      this.base = startOffset;
+      this.ended = true;
+    } else if (source instanceof FileSource) {
       this.file = source;
       this.base = source.position;
     } else {
@@ -145,17 +221,29 @@ export class ByteReader {
   }
 }
 
-/** Reads an open file chunk by chunk from a position; the caller owns (and closes) the handle. */
+/**
+ * Reads an open file chunk by chunk from a position; the caller owns (and closes) the handle. `first`, when given,
+ * is bytes from `position` that were already read (the head read for format detection): they are not read again.
+ */
 export class FileSource {
   constructor(
-    private readonly handle: FileHandle,
+    private readonly handle: RandomAccess,
     private readonly size: number,
     public position = 0,
+    private first?: Buffer,
   ) {}
 
   async next(): Promise<Buffer | null> {
     const n = Math.min(READ_CHUNK, this.size - this.position);
     if (n <= 0) return null;
+    const first = this.first;
+    if (first) {
+      this.first = undefined;
+      if (first.length > 0 && first.length <= n) {
+        this.position += first.length;
+        return first;
+      }
+    }
     const buf = Buffer.allocUnsafe(n);
     const { bytesRead } = await this.handle.read(buf, 0, n, this.position);
     if (bytesRead === 0) return null;

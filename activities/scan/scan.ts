@@ -5,8 +5,8 @@
  * Fail closed: a file whose format is not recognised, that does not parse, or that hits a limit produces a finding
  * whose rule is marked incomplete, and the report says so.
  */
-import { open, type FileHandle } from 'node:fs/promises';
-import { DEFAULT_SCAN_POLICY, type ScanPolicy } from '../../config/policy-scan';
+import type { ScanPolicy } from '../../config/policy-scan';
+import { DEFAULT_SCAN_POLICY } from '../../config/scan-defaults';
 import { scanGzip, scanTar, scanZip, type ArchiveKind } from './archive';
 import { classifyProtobuf, detectHead, HEAD_BYTES, isTfCheckpointIndex, looksLikeText, type Format } from './detect';
 import { finding, isIncomplete, type ScanFinding } from './findings';
@@ -15,8 +15,7 @@ import { GlobalPolicy } from './globals';
 import { kerasConfigFindings, scanHdf5 } from './keras';
 import { scanNpy } from './npy';
 import { classifyImports, walkPickle, type PickleWalk } from './pickle';
-import { scanKerasMetadata, scanOnnx, scanSavedModel } from './protobuf';
-import { ByteReader, FileSource } from './reader';
+import { ByteReader, FileSource, SyncFile, type RandomAccess } from './reader';
 import { checkSafetensors } from './safetensors';
 import { scanText } from './text';
 import { isTfjsModel, scanTfjsModel } from './tfjs';
@@ -136,11 +135,11 @@ function isSavedModelVariables(path: string, files: ReadonlySet<string>): boolea
 }
 
 async function scanFile(target: ScanTarget, ctx: Ctx): Promise<FileReport> {
-  const handle = await open(target.file, 'r');
+  const handle = SyncFile.open(target.file);
+  const size = handle.size;
   try {
-    const size = (await handle.stat()).size;
-    const head = Buffer.alloc(Math.min(HEAD_BYTES, size));
-    if (head.length > 0) await handle.read(head, 0, head.length, 0);
+    const head = handle.readNow(HEAD_BYTES, 0);
+    const reader = () => new ByteReader(new FileSource(handle, size, 0, head));
     let format: Format | string = detectHead(head, size);
     if ((format === 'unknown' || format === 'protobuf') && (await isTfCheckpointIndex(handle, size)))
       format = 'tf-checkpoint-index';
@@ -158,12 +157,12 @@ async function scanFile(target: ScanTarget, ctx: Ctx): Promise<FileReport> {
         return out(format, []);
       case 'pickle':
       case 'pickle-text': {
-        const walk = await walkPickle(new ByteReader(new FileSource(handle, size)), path, pickleOptions(ctx));
-        if (format === 'pickle-text' && !looksLikePickle(walk)) return await scanTextFile(target, handle, ctx, size);
+        const walk = await walkPickle(reader(), path, pickleOptions(ctx));
+        if (format === 'pickle-text' && !looksLikePickle(walk)) return await scanTextFile(target, reader(), ctx, size);
         return out(walk.kind, pickleFindings(walk, path, ctx));
       }
       case 'npy': {
-        const result = await scanNpy(new ByteReader(new FileSource(handle, size)), path, pickleOptions(ctx));
+        const result = await scanNpy(reader(), path, pickleOptions(ctx));
         return out('npy', [...result.findings, ...(result.pickle ? pickleFindings(result.pickle, path, ctx) : [])]);
       }
       case 'safetensors': {
@@ -178,7 +177,7 @@ async function scanFile(target: ScanTarget, ctx: Ctx): Promise<FileReport> {
         return out('safetensors', result.findings);
       }
       case 'gguf':
-        return out('gguf', await scanGguf(new ByteReader(new FileSource(handle, size)), path, size));
+        return out('gguf', await scanGguf(reader(), path, size));
       case 'hdf5':
         return out('hdf5', await scanHdf5(handle, path, size, ctx.policy.limits.maxJsonBytes, ctx.signal));
       case 'zip': {
@@ -207,18 +206,18 @@ async function scanFile(target: ScanTarget, ctx: Ctx): Promise<FileReport> {
         ]);
       case 'json':
       case 'text':
-        return await scanTextFile(target, handle, ctx, size);
+        return await scanTextFile(target, reader(), ctx, size);
       case 'protobuf':
         return await scanProtobuf(target, handle, size, ctx);
       default:
         return out('unknown', []);
     }
   } finally {
-    await handle.close();
+    handle.close();
   }
 }
 
-async function scanProtobuf(target: ScanTarget, handle: FileHandle, size: number, ctx: Ctx): Promise<FileReport> {
+async function scanProtobuf(target: ScanTarget, handle: RandomAccess, size: number, ctx: Ctx): Promise<FileReport> {
   const kind = await classifyProtobuf(handle, size);
   const out = (fmt: string, findings: ScanFinding[]): FileReport => ({
     path: target.path,
@@ -240,6 +239,8 @@ async function scanProtobuf(target: ScanTarget, handle: FileHandle, size: number
     ]);
   }
   const bytes = await readAt(handle, 0, size);
+  // The protobuf decoder loads only when a model has a protobuf file: most scans never pay for it.
+  const { scanKerasMetadata, scanOnnx, scanSavedModel } = await import('./protobuf');
   if (kind === 'savedmodel') return out(kind, scanSavedModel(bytes, target.path));
   if (kind === 'keras-metadata') return out(kind, scanKerasMetadata(bytes, target.path));
   const onnx = scanOnnx(bytes, target.path, ctx.modelFiles);
@@ -247,8 +248,8 @@ async function scanProtobuf(target: ScanTarget, handle: FileHandle, size: number
   return out('onnx', onnx.findings);
 }
 
-async function scanTextFile(target: ScanTarget, handle: FileHandle, ctx: Ctx, size: number): Promise<FileReport> {
-  const result = await scanText(new ByteReader(new FileSource(handle, size)), target.path, {
+async function scanTextFile(target: ScanTarget, reader: ByteReader, ctx: Ctx, size: number): Promise<FileReport> {
+  const result = await scanText(reader, target.path, {
     parseJson: true,
     maxJsonBytes: ctx.policy.limits.maxJsonBytes,
     secrets: ctx.policy.secrets,
@@ -310,7 +311,7 @@ function pickleFindings(walk: PickleWalk, path: string, ctx: Ctx): ScanFinding[]
   return [...classifyImports(walk, path, ctx.globals, ctx.policy.strict), ...walk.findings];
 }
 
-async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+async function readAt(handle: RandomAccess, position: number, length: number): Promise<Buffer> {
   const buf = Buffer.alloc(length);
   let done = 0;
   while (done < length) {

@@ -4,7 +4,7 @@
  */
 import { finding, type ScanFinding } from './findings';
 import { kerasConfigFindings } from './keras';
-import { resolveInside } from './protobuf';
+import { resolveInside } from './paths';
 
 /** True when parsed JSON has the shape of a TF.js model.json. */
 export function isTfjsModel(json: unknown): json is { weightsManifest: unknown; modelTopology?: unknown } {

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gateFindings, scanVerdict } from '../../activities/scan';
 import { makeFixtures, python, scan } from './fixtures';
+import { parseScanPolicy } from '../../config/policy-scan';
+import { DEFAULT_SCAN_POLICY } from '../../config/scan-defaults';
 
 let dir: string;
 beforeAll(async () => {
@@ -183,6 +185,35 @@ describe('broken pickles are never a pass', () => {
       }),
       expect.objectContaining({ path: 'trailing.pkl', ruleId: 'pickle.trailing-data', offset: 4 }),
     ]);
+  });
+
+  it('names stored at far-apart memo indices are still resolved when fetched for STACK_GLOBAL', async () => {
+    const op = (...bytes: number[]) => Buffer.from(bytes);
+    const str = (s: string) => Buffer.concat([op(0x8c, s.length), Buffer.from(s)]);
+    const sparse = Buffer.concat([
+      op(0x80, 0x04),
+      str('os'),
+      op(0x72, 0xf0, 0xff, 0xff, 0xff, 0x30), // LONG_BINPUT 0xfffffff0, POP
+      str('system'),
+      op(0x94, 0x30), // MEMOIZE (index 1: one entry so far), POP
+      op(0x6a, 0xf0, 0xff, 0xff, 0xff, 0x68, 0x01, 0x93), // LONG_BINGET, BINGET 1, STACK_GLOBAL
+      str('echo pwned'),
+      op(0x85, 0x52, 0x2e), // TUPLE1, REDUCE, STOP
+    ]);
+    await writeFile(join(dir, 'sparse-memo.pkl'), sparse);
+    const report = await scan(dir, ['sparse-memo.pkl']);
+    expect(report.findings).toEqual([
+      expect.objectContaining({
+        ruleId: 'pickle.dangerous-global',
+        severity: 'critical',
+        message: expect.stringContaining('os.system and calls it with "echo pwned"'),
+      }),
+    ]);
+  });
+
+  it('an absent scan: section validates to exactly the defaults the scanner uses on its own', () => {
+    expect(parseScanPolicy(undefined)).toEqual(DEFAULT_SCAN_POLICY);
+    expect(parseScanPolicy({ limits: {} })).toEqual(DEFAULT_SCAN_POLICY);
   });
 
   it('a memo limit hit is a finding, not a crash', async () => {
