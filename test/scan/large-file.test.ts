@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
+import { scanTargets } from '../../activities/scan';
 import { test } from './fixtures';
 
 const execFileAsync = promisify(execFile);
@@ -37,4 +38,21 @@ test('a 2 GB pickle is walked to its end with RSS under 256 MB', { timeout: 60_0
     expect.objectContaining({ ruleId: 'pickle.dangerous-global', offset: head.length + payload + 1 }),
   ]);
   expect(result.maxRss).toBeLessThan(MAX_RSS);
+});
+
+test('a long scan gives the event loop turns, so a cancellation from a timer stops it', async ({ tmp }) => {
+  // A 2 GB sparse file that starts like HDF5: the Keras check reads all of it, in chunks, looking for a config.
+  const file = join(tmp, 'weights.h5');
+  const handle = await open(file, 'w');
+  try {
+    await handle.write(Buffer.from('\x89HDF\r\n\x1a\n', 'latin1'), 0, 8, 0);
+    await handle.truncate(SIZE);
+  } finally {
+    await handle.close();
+  }
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new Error('scan cancelled by the test')), 50);
+  await expect(scanTargets([{ path: 'weights.h5', file, size: SIZE }], { signal: controller.signal })).rejects.toThrow(
+    'scan cancelled by the test',
+  );
 });
