@@ -12,20 +12,41 @@ import { Command, CommanderError, Option } from 'commander';
 import { parseDocument } from 'yaml';
 import type { Client } from '@temporalio/client';
 import type { DecideOutcome, ReleaseStatus } from '../workflows/types';
-import {
-  connectClient,
-  decide,
-  getRelease,
-  listReleases,
-  ReleaseClientError,
-  startRelease,
-  type ClientOptions,
-} from './release-client';
-import { COMMAND_MODULES } from './commands';
+import { ReleaseClientError } from './errors';
+import type { ClientOptions } from './release-client';
+import { COMMAND_MODULES, type RegisterCommands } from './commands';
 import type { Io } from './commands/context';
 import { renderStatus } from './format';
 
 export const EXIT = { ok: 0, notThrough: 1, usage: 2, notFound: 3, unavailable: 4 } as const;
+
+/** The release commands defined here; they need the Temporal client, which loads only when one of them runs. */
+const RELEASE_COMMANDS = ['start', 'status', 'approve', 'reject', 'list'];
+/** Global options that take a value (so their value is not taken for the command name). */
+const GLOBAL_VALUE_OPTIONS = ['--address', '--namespace'];
+
+/** The Temporal client half of the start API, loaded on first use. */
+const releaseClient = () => import('./release-client');
+
+/**
+ * The command modules an invocation needs: the one it names; none for a release command; all of them for help, no
+ * command or an unknown one (commander then lists, or rejects with, every command). `mrel scan` in a pre-commit hook
+ * so loads neither TensorFlow.js, nor the image scanner, nor the Temporal client.
+ */
+export async function commandModulesFor(argv: readonly string[]): Promise<RegisterCommands[]> {
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (GLOBAL_VALUE_OPTIONS.includes(arg)) i++;
+    else if (!arg.startsWith('-')) positional.push(arg);
+  }
+  const [first, second] = positional;
+  const command = first === 'help' ? second : first;
+  if (command !== undefined && RELEASE_COMMANDS.includes(command)) return [];
+  const load = COMMAND_MODULES[command ?? ''];
+  if (load) return [await load()];
+  return Promise.all(Object.values(COMMAND_MODULES).map((m) => m()));
+}
 
 interface GlobalOptions extends ClientOptions {
   json?: boolean;
@@ -65,7 +86,8 @@ export async function readRequestFile(path: string): Promise<unknown> {
 export function buildProgram(
   io: Io,
   outcome: { exitCode: number; clients: Client[] },
-  connect: (o: ClientOptions) => Promise<Client> = connectClient,
+  connect: (o: ClientOptions) => Promise<Client> = async (o) => (await releaseClient()).connectClient(o),
+  commandModules: RegisterCommands[] = [],
 ): Command {
   const setExit = (code: number): void => {
     outcome.exitCode = code;
@@ -97,6 +119,7 @@ export function buildProgram(
     .action(async (file: string, opts: { wait?: boolean; taskQueue?: string }) => {
       const request = await readRequestFile(file);
       const c = await client();
+      const { startRelease } = await releaseClient();
       const started = await startRelease(c, request, { taskQueue: opts.taskQueue });
       if (!globals().json) {
         io.out(`${started.started ? 'started' : 'already exists'}: ${started.releaseId} (run ${started.runId})`);
@@ -115,6 +138,7 @@ export function buildProgram(
     .description('show a release: stage, gates, approvals, what is awaited from whom')
     .argument('<release-id>', 'e.g. release/credit-risk/1.0.0/production')
     .action(async (id: string) => {
+      const { getRelease } = await releaseClient();
       const status = await getRelease(await client(), id);
       print(status, renderStatus(status));
     });
@@ -127,6 +151,7 @@ export function buildProgram(
       .requiredOption('--as <approver>', 'your approver id in config/approvers.yaml')
       .option('--comment <text>', 'why (shown in the status and the evidence)')
       .action(async (id: string, opts: { as: string; comment?: string }) => {
+        const { decide } = await releaseClient();
         const answer: DecideOutcome = await decide(await client(), id, {
           approver: opts.as,
           decision,
@@ -149,6 +174,7 @@ export function buildProgram(
     .option('--risk <level>', 'RiskLevel: low, medium or high (from the gate verdicts)')
     .option('--limit <n>', 'at most this many', (v) => Number.parseInt(v, 10), 100)
     .action(async (opts: { model?: string; stage?: string; environment?: string; risk?: string; limit: number }) => {
+      const { listReleases } = await releaseClient();
       const releases = await listReleases(await client(), opts);
       const rows = releases.map((r) =>
         [r.releaseId, r.stage ?? '?', `risk ${r.risk ?? '-'}`, r.workflowStatus, r.startTime.toISOString()].join('  '),
@@ -156,13 +182,14 @@ export function buildProgram(
       print(releases, rows.length > 0 ? rows.join('\n') : 'no releases match');
     });
 
-  for (const register of COMMAND_MODULES) {
+  for (const register of commandModules) {
     register(program, { io, setExit, json: () => globals().json === true, client });
   }
   return program;
 }
 
 async function follow(client: Client, id: string, out: (line: string) => void): Promise<ReleaseStatus> {
+  const { getRelease } = await releaseClient();
   let last = '';
   for (;;) {
     const status = await getRelease(client, id);
@@ -181,7 +208,7 @@ export async function runCli(
   connect?: (o: ClientOptions) => Promise<Client>,
 ): Promise<number> {
   const outcome = { exitCode: EXIT.ok as number, clients: [] as Client[] };
-  const program = buildProgram(io, outcome, connect);
+  const program = buildProgram(io, outcome, connect, await commandModulesFor(argv));
   try {
     await program.parseAsync(argv, { from: 'user' });
     return outcome.exitCode;

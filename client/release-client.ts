@@ -25,6 +25,7 @@ import {
   TargetEnvironmentKey,
 } from '../workflows/definitions';
 import type { modelReleaseWorkflow } from '../workflows/model-release';
+import { ReleaseClientError } from './errors';
 import {
   releaseRequestSchema,
   type DecideInput,
@@ -34,18 +35,7 @@ import {
   type ReleaseStatus,
 } from '../workflows/types';
 
-/** One error class per user-facing failure, with a stable code the CLI maps to an exit code. */
-export class ReleaseClientError extends Error {
-  constructor(
-    readonly code: 'INVALID_REQUEST' | 'NOT_FOUND' | 'RELEASE_ENDED' | 'UNAVAILABLE',
-    message: string,
-    readonly problems: string[] = [],
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'ReleaseClientError';
-  }
-}
+export { ReleaseClientError };
 
 export interface ClientOptions {
   address?: string;

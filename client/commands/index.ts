@@ -1,13 +1,18 @@
-/** Command modules that add subcommands to mrel beyond the release commands in client/cli.ts. */
+/**
+ * Command modules that add subcommands to mrel beyond the release commands in client/cli.ts. Each loads only when
+ * its command is used (or for help): `mrel scan` in a pre-commit hook does not load TensorFlow.js, the image
+ * scanner or the Temporal client.
+ */
 import type { Command } from 'commander';
 import type { CommandContext } from './context';
-import { register as cost } from './cost';
-import { register as evaluate } from './evaluate';
-import { register as fairness } from './fairness';
-import { register as license } from './license';
-import { register as scan } from './scan';
-import { register as scanImage } from './scan-image';
 
 export type RegisterCommands = (program: Command, ctx: CommandContext) => void;
 
-export const COMMAND_MODULES: RegisterCommands[] = [scan, scanImage, license, fairness, evaluate, cost];
+export const COMMAND_MODULES: Record<string, () => Promise<RegisterCommands>> = {
+  scan: async () => (await import('./scan')).register,
+  'scan-image': async () => (await import('./scan-image')).register,
+  license: async () => (await import('./license')).register,
+  fairness: async () => (await import('./fairness')).register,
+  evaluate: async () => (await import('./evaluate')).register,
+  cost: async () => (await import('./cost')).register,
+};

@@ -2,7 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXIT, runCli } from '../../client/cli';
+import { commandModulesFor, EXIT, runCli } from '../../client/cli';
 import { stringify } from 'yaml';
 import type { ReleaseStatus } from '../../workflows/types';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
@@ -100,5 +100,33 @@ describe('mrel', () => {
     const down = await runCli(['--address', '127.0.0.1:1', 'list'], { out: () => {}, err: () => {} });
     expect(down).toBe(EXIT.unavailable);
     expect((await mrel('approve', 'release/x/1/dev')).code).toBe(EXIT.usage);
+  });
+});
+
+describe('mrel loads what the command needs', () => {
+  const names = async (argv: string[]) => {
+    const { COMMAND_MODULES } = await import('../../client/commands');
+    const loaded = await commandModulesFor(argv);
+    const all = await Promise.all(Object.entries(COMMAND_MODULES).map(async ([n, load]) => [n, await load()] as const));
+    return loaded.map((register) => all.find(([, r]) => r === register)?.[0]);
+  };
+
+  it('one command module for its own command, none for a release command, all for help or an unknown command', async () => {
+    expect(await names(['scan', 'model/', '--format', 'json'])).toEqual(['scan']);
+    expect(await names(['--address', 'scan:7233', '--json', 'license', 'model/'])).toEqual(['license']);
+    expect(await names(['help', 'cost'])).toEqual(['cost']);
+    expect(await names(['--address', 'localhost:7233', 'status', 'release/scan/1.0.0/dev'])).toEqual([]);
+    const all = ['scan', 'scan-image', 'license', 'fairness', 'evaluate', 'cost'];
+    expect(await names(['--help'])).toEqual(all);
+    expect(await names([])).toEqual(all);
+    expect(await names(['nope'])).toEqual(all);
+  });
+
+  it('`mrel --help` still lists every command', async () => {
+    const out: string[] = [];
+    const code = await runCli(['--help'], { out: (l) => out.push(l), err: (l) => out.push(l) });
+    expect(code).toBe(EXIT.ok);
+    for (const command of ['start', 'status', 'approve', 'list', 'scan', 'scan-image', 'license', 'fairness', 'cost'])
+      expect(out.join('\n')).toMatch(new RegExp(`^  ${command} `, 'm'));
   });
 });
