@@ -8,6 +8,7 @@ import { evaluationPolicyProblems } from './policy-evaluate';
 import { imagePolicySchema } from './policy-image';
 import { scanPolicySchema } from './policy-scan';
 import type { z } from 'zod';
+import type { ZodMiniType } from 'zod/mini';
 
 export type SectionCheck = (section: unknown, ctx: { knownRoles: string[] }) => string[];
 
@@ -30,7 +31,11 @@ export const GATE_POLICY_CHECKS: Record<string, SectionCheck> = {
 };
 
 /** One line per schema issue, with the section name in front of the field path (`scan.failOn …`). */
-function schemaProblems(name: string, schema: z.ZodType, section: unknown): string[] {
+function schemaProblems(
+  name: string,
+  schema: Pick<z.ZodType, 'safeParse'> | Pick<ZodMiniType, 'safeParse'>,
+  section: unknown,
+): string[] {
   const result = schema.safeParse(section ?? {});
   if (result.success) return [];
   return result.error.issues.map((issue) => {

@@ -282,7 +282,4 @@ export interface GitOpsReleaseInput {
   policy: { name: string; digest: string };
 }
 
-/** Format a file:offset location. */
-export function location(path: string, offset?: number): string {
-  return offset === undefined ? path : `${path}:${offset}`;
-}
+export { location } from './location';

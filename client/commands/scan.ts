@@ -5,7 +5,8 @@
  *   2  bad usage or input (unknown option, missing path, bad policy)
  *   3  something could not be examined (unknown format, parse error, a limit hit) and nothing failed outright
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdirSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Option } from 'commander';
@@ -46,22 +47,25 @@ export async function loadScanPolicy(name: string, dir = configDir()): Promise<S
   }
 }
 
-/** Files under the given paths (directories recursively), named relative to the working directory when inside it. */
-async function collectTargets(paths: string[], cwd: string): Promise<ScanTarget[]> {
+/**
+ * Files under the given paths (directories recursively), named relative to the working directory when inside it.
+ * Synchronous: a model directory has hundreds of files, and a thread-pool round trip per stat would cost more than
+ * scanning them.
+ */
+function collectTargets(paths: string[], cwd: string): ScanTarget[] {
   const targets: ScanTarget[] = [];
   const seen = new Set<string>();
-  const add = async (abs: string): Promise<void> => {
+  const add = (abs: string): void => {
     let info;
     try {
-      info = await stat(abs);
+      info = statSync(abs);
     } catch {
       throw new UsageError(`${relative(cwd, abs) || abs}: no such file or directory`);
     }
     if (info.isDirectory()) {
-      const entries = await readdir(abs);
-      for (const entry of entries.sort()) {
+      for (const entry of readdirSync(abs).sort()) {
         if (entry === '.git') continue;
-        await add(join(abs, entry));
+        add(join(abs, entry));
       }
       return;
     }
@@ -71,7 +75,7 @@ async function collectTargets(paths: string[], cwd: string): Promise<ScanTarget[
     const path = rel.startsWith('..') || isAbsolute(rel) ? abs : rel.split('\\').join('/');
     targets.push({ path, file: abs, size: info.size });
   };
-  for (const p of paths) await add(resolve(cwd, p));
+  for (const p of paths) add(resolve(cwd, p));
   return targets;
 }
 
@@ -94,7 +98,7 @@ export const register: RegisterCommands = (program, ctx) => {
       let targets: ScanTarget[];
       try {
         policy = await loadScanPolicy(opts.policy);
-        targets = await collectTargets(paths, process.cwd());
+        targets = collectTargets(paths, process.cwd());
       } catch (err) {
         if (!(err instanceof UsageError)) throw err;
         for (const line of err.message.split('\n')) ctx.io.err(`mrel scan: ${line}`);

@@ -109,7 +109,7 @@ describe('mrel scan', () => {
     const broken = await mrel('scan', 'benign/array.npy', '--policy', 'broken');
     expect(broken.code).toBe(SCAN_EXIT.usage);
     expect(broken.err).toContain('broken.yaml: scan.failOn must be one of critical, high, medium, low');
-    expect(broken.err).toContain('Unrecognized key');
+    expect(broken.err).toContain('broken.yaml: scan has unknown field(s) "extra"; known fields: failOn, warnOn');
     expect((await mrel('scan', 'benign/array.npy', '--policy', 'absent')).code).toBe(SCAN_EXIT.usage);
   });
 

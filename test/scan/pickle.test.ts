@@ -216,6 +216,16 @@ describe('broken pickles are never a pass', () => {
     expect(parseScanPolicy({ limits: {} })).toEqual(DEFAULT_SCAN_POLICY);
   });
 
+  it('a bad scan: section names each field and what to write there', () => {
+    expect(() => parseScanPolicy({ strikt: true, strict: 'yes', limits: { maxPickleMemo: 0 } }, 'p.yaml')).toThrow(
+      [
+        'p.yaml: scan.strict Invalid input: expected boolean, received string',
+        'p.yaml: scan.limits.maxPickleMemo maxPickleMemo must be a positive whole number',
+        'p.yaml: scan has unknown field(s) "strikt"; known fields: failOn, warnOn, strict, allowGlobals, denyGlobals, secrets, limits',
+      ].join('\n'),
+    );
+  });
+
   it('a memo limit hit is a finding, not a crash', async () => {
     const report = await scan(dir, ['benign/state-dict.pkl'], { limits: { maxPickleMemo: 3 } });
     expect(report.findings).toEqual([expect.objectContaining({ ruleId: 'pickle.limit' })]);
