@@ -28,7 +28,17 @@ const nodeBuiltins = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.venv/**', '.temporal/**', '.data/**', '.tools/**', 'test/histories/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      '.venv/**',
+      '.temporal/**',
+      '.data/**',
+      '.tools/**',
+      'test/histories/**',
+      '.bench-*/**',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
