@@ -37,6 +37,7 @@ export default tseslint.config(
       '.tools/**',
       'test/histories/**',
       '.bench-*/**',
+      'dist/**',
     ],
   },
   ...tseslint.configs.recommended,

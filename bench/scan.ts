@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { isIncomplete } from '../activities/scan/findings';
 import { scanTargets } from '../activities/scan/scan';
+import { buildCli } from '../scripts/build-cli';
 
 const execFileAsync = promisify(execFile);
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -206,25 +207,11 @@ async function main(): Promise<void> {
       external: ['esbuild'],
       logLevel: 'error',
     });
-    // The whole `mrel scan` command too, bundled the same way: policy file and schema, file listing, the JSON report.
-    // It sits in the repository so the packages it leaves out (the Temporal SDK, TensorFlow.js: commands the scan does
-    // not load) resolve from node_modules.
+    // The whole `mrel scan` command too, as `npm run build:cli` bundles it: policy file and schema, file listing, the
+    // JSON report. It sits in the repository so the packages it leaves out resolve from node_modules.
     const cliDir = await mkdtemp(join(REPO, '.bench-mrel-'));
-    await build({
-      entryPoints: { mrel: join(REPO, 'client', 'mrel.ts') },
-      bundle: true,
-      splitting: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      outdir: cliDir,
-      outExtension: { '.js': '.mjs' },
-      banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
-      external: ['@temporalio/*', '@tensorflow/*', '@mapbox/*'],
-      logLevel: 'error',
-    });
-    const cliArgs = [join(cliDir, 'mrel.mjs'), 'scan', '--format', 'json', '.'];
-    const cliEnv = { ...process.env, MREL_CONFIG_DIR: join(REPO, 'config') };
+    const cliEntry = await buildCli(cliDir);
+    const cliArgs = [cliEntry, 'scan', '--format', 'json', '.'];
     // Each tool runs `runs` times, interleaved so that a burst of load on the shared machine hits all three alike;
     // the table shows the median wall time and the range.
     const reportFile = join(dir, 'modelscan.json');
@@ -239,7 +226,7 @@ async function main(): Promise<void> {
         times.ours.push(ours.ms);
         oursOut = ours.value.stdout;
         oursScanMs.push((JSON.parse(oursOut) as { ms: number }).ms);
-        const cli = await timed(() => run(process.execPath, cliArgs, dir, cliEnv));
+        const cli = await timed(() => run(process.execPath, cliArgs, dir));
         times.cli.push(cli.ms);
         cliOut = cli.value.stdout;
         const pick = await timed(() => run(join(VENV, 'picklescan'), ['-p', dir], dir));

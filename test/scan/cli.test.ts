@@ -2,12 +2,14 @@
  * `mrel scan` as a user runs it: text, JSON and SARIF output, policy loading, and the documented exit codes
  * (0 pass, 1 findings at or above --fail-on, 2 bad usage or input, 3 something not examined).
  */
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { register, SCAN_EXIT } from '../../client/commands/scan';
+import { buildCli } from '../../scripts/build-cli';
 import { makeFixtures } from './fixtures';
 
 let dir: string;
@@ -168,5 +170,36 @@ describe('mrel scan', () => {
   it('--json on the program means JSON output', async () => {
     const r = await mrel('--json', 'scan', 'benign/array.npy');
     expect(JSON.parse(r.out)).toMatchObject({ verdict: 'pass', files: [{ path: 'benign/array.npy', format: 'npy' }] });
+  });
+});
+
+describe('the bundled mrel (npm run build:cli)', () => {
+  it('scans with the same verdicts and exit codes, and finds config/ on its own', { timeout: 60_000 }, async () => {
+    const out = await mkdtemp(join(tmpdir(), 'mrel-cli-bundle-'));
+    try {
+      const entry = await buildCli(out);
+      const { MREL_CONFIG_DIR: _, ...ownEnv } = process.env;
+      const mrelBundle = (args: string[], env: NodeJS.ProcessEnv = ownEnv) =>
+        spawnSync(process.execPath, [entry, ...args], { cwd: dir, env, encoding: 'utf8' });
+
+      const evil = mrelBundle(['scan', '--format', 'json', 'evil/eval.pkl', 'benign/state-dict.pkl']);
+      expect(evil.status).toBe(SCAN_EXIT.findings);
+      const report = JSON.parse(evil.stdout) as { verdict: string; files: { path: string; format: string }[] };
+      expect(report.verdict).toBe('fail');
+      expect(report.files.map((f) => f.path)).toEqual(['evil/eval.pkl', 'benign/state-dict.pkl']);
+
+      // GLOBAL vendorlib.Cfg, EMPTY_TUPLE, NEWOBJ, STOP: an unknown global, medium unless the policy is strict.
+      await writeFile(join(dir, 'vendor.pkl'), Buffer.from('\x80\x02cvendorlib\nCfg\n)\x81.', 'latin1'));
+      expect(mrelBundle(['scan', 'vendor.pkl']).status).toBe(SCAN_EXIT.pass);
+      // The repository's config/ (no strict policy there) unless MREL_CONFIG_DIR points elsewhere.
+      const own = mrelBundle(['scan', '--policy', 'strict', 'vendor.pkl']);
+      expect(own.status).toBe(SCAN_EXIT.usage);
+      expect(own.stderr).toContain(join(cwd, 'config', 'policies', 'strict.yaml'));
+      const strict = mrelBundle(['scan', '--policy', 'strict', 'vendor.pkl'], process.env);
+      expect(strict.status).toBe(SCAN_EXIT.findings);
+      expect(strict.stdout).toContain('pickle.not-allowlisted');
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
   });
 });

@@ -1,0 +1,49 @@
+/**
+ * Bundles the mrel CLI into plain JavaScript (`dist/mrel.mjs` plus chunks), for pre-commit hooks and CI jobs where
+ * start-up time counts:
+ *
+ *   npm run build:cli && node dist/mrel.mjs scan models/
+ *
+ * `./bin/mrel` keeps running the TypeScript sources through tsx (always current, slower to start); the bundle is what
+ * you rebuild after changing the code. It is code-split, so each command loads only its own parsers. The Temporal SDK
+ * and TensorFlow.js (native parts) are left out and resolve from this repository's node_modules, and the bundle finds
+ * config/ by its place relative to the output directory, unless MREL_CONFIG_DIR says otherwise.
+ */
+import { relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+
+export async function buildCli(outdir = resolve(REPO, 'dist')): Promise<string> {
+  const config = relative(outdir, resolve(REPO, 'config')).split('\\').join('/');
+  await build({
+    entryPoints: { mrel: resolve(REPO, 'client', 'mrel.ts') },
+    bundle: true,
+    splitting: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outdir,
+    outExtension: { '.js': '.mjs' },
+    // Every chunk can be the first one evaluated, so each one sets the config location if nothing has yet.
+    banner: {
+      js: [
+        "import { createRequire as __mrelRequire } from 'node:module';",
+        "import { fileURLToPath as __mrelPath } from 'node:url';",
+        'const require = __mrelRequire(import.meta.url);',
+        `process.env.MREL_CONFIG_DIR ??= __mrelPath(new URL(${JSON.stringify(`${config}/`)}, import.meta.url));`,
+      ].join('\n'),
+    },
+    external: ['@temporalio/*', '@tensorflow/*', '@mapbox/*'],
+    logLevel: 'error',
+  });
+  return resolve(outdir, 'mrel.mjs');
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const entry = await buildCli(process.argv[2] ? resolve(process.argv[2]) : undefined);
+  console.log(
+    `built ${relative(process.cwd(), entry)}: run it with node (e.g. node ${relative(process.cwd(), entry)} scan <path>)`,
+  );
+}
