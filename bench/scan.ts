@@ -155,14 +155,15 @@ function run(
   args: string[],
   cwd: string,
   env?: NodeJS.ProcessEnv,
-): Promise<{ stdout: string; code: number | null }> {
+): Promise<{ stdout: string; stderr: string; code: number | null }> {
   return new Promise((resolve, reject) => {
     const proc = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
+    let stderr = '';
     proc.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    proc.stderr.resume();
+    proc.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     proc.on('error', reject);
-    proc.on('close', (code) => resolve({ stdout, code }));
+    proc.on('close', (code) => resolve({ stdout, stderr, code }));
   });
 }
 
@@ -225,10 +226,14 @@ async function main(): Promise<void> {
         const ours = await timed(() => run(process.execPath, [join(bundleDir, 'scan.mjs'), '--child', dir], REPO));
         times.ours.push(ours.ms);
         oursOut = ours.value.stdout;
+        if (ours.value.code !== 0)
+          throw new Error(`our scanner failed (exit ${ours.value.code}): ${ours.value.stderr}`);
         oursScanMs.push((JSON.parse(oursOut) as { ms: number }).ms);
         const cli = await timed(() => run(process.execPath, cliArgs, dir));
         times.cli.push(cli.ms);
         cliOut = cli.value.stdout;
+        if (cli.value.code !== 1)
+          throw new Error(`mrel scan should exit 1 (findings), got ${cli.value.code}: ${cli.value.stderr}`);
         const pick = await timed(() => run(join(VENV, 'picklescan'), ['-p', dir], dir));
         times.pick.push(pick.ms);
         pickOut = pick.value.stdout;

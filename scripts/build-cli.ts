@@ -11,12 +11,13 @@
  */
 import { relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 
 export async function buildCli(outdir = resolve(REPO, 'dist')): Promise<string> {
   const config = relative(outdir, resolve(REPO, 'config')).split('\\').join('/');
+  // Loaded here, not at the top: importing this module (the scan bench's bundle does) must not need esbuild.
+  const { build } = await import('esbuild');
   await build({
     entryPoints: { mrel: resolve(REPO, 'client', 'mrel.ts') },
     bundle: true,
@@ -41,7 +42,8 @@ export async function buildCli(outdir = resolve(REPO, 'dist')): Promise<string> 
   return resolve(outdir, 'mrel.mjs');
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+// Run as a script (npm run build:cli); bundled into something else (the scan bench), it only exports buildCli.
+if (/(^|[\\/])build-cli\.[cm]?[jt]s$/.test(process.argv[1] ?? '')) {
   const entry = await buildCli(process.argv[2] ? resolve(process.argv[2]) : undefined);
   console.log(
     `built ${relative(process.cwd(), entry)}: run it with node (e.g. node ${relative(process.cwd(), entry)} scan <path>)`,
