@@ -29,6 +29,10 @@ const CONTAINER_KEEP = 64;
 const LINE_KEEP = 4096;
 /** Bytes between progress reports (and cancellation checks) inside one pickle. */
 const PROGRESS_EVERY = 1 << 24;
+/** What Machine.step() asks of run(). */
+const DONE = 0;
+const NEED_BYTES = 1;
+const SLOW = 2;
 /** The value torch.save writes first in its legacy (non-zip) format. */
 const TORCH_LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 
@@ -162,6 +166,14 @@ interface WalkContext {
 class Machine {
   private stack: V[] = [];
   private marks: number[] = [];
+  /** What STOP left on the stack. */
+  private result: V = OTHER;
+  /** The opcode step() handed to slowOpcode(), where it starts, and its argument's length. */
+  private slowOp = 0;
+  private slowOffset = 0;
+  private slowLength = 0;
+  /** A joblib array's state, from its BUILD to slowOpcode(). */
+  private joblibState?: V;
   /** Memo slots by index (pickles number them densely from 0); `memoCount` is how many are set. */
   private memo: (V | undefined)[] = [];
   private memoCount = 0;
@@ -243,32 +255,46 @@ class Machine {
   /**
    * Runs to STOP and returns the value left on the stack.
    *
-   * The loop keeps the reader's buffer and position in locals (`buf`, `pos`, `end`, `base`) and reads opcodes and
-   * their arguments from them directly; it hands the position back to the reader (`r.pos = pos`) before anything that
-   * reads through it, and reloads the locals afterwards. Most model pickles are millions of small opcodes, and this is
-   * what makes them cheap.
+   * Opcodes run in `step()`, a synchronous loop over the bytes already in the reader's buffer; it returns when it
+   * needs the reader to do I/O (more bytes, a long string or a payload to skip, a value across the buffer's end, a
+   * protocol 0 text argument, joblib's array data), this does that, and the loop goes on. Model pickles are millions of small opcodes, and a synchronous
+   * loop over local variables is what makes them cheap.
    */
   async run(): Promise<V> {
+    const r = this.ctx.reader;
+    for (;;) {
+      const status = this.step();
+      if (status === DONE) return this.result;
+      if (status === NEED_BYTES) {
+        await r.fill(9);
+        if (r.available === 0) this.fail('stream ends before STOP (truncated pickle)', r.offset);
+      } else await this.slowOpcode();
+    }
+  }
+
+  /**
+   * Runs opcodes from the reader's buffer until STOP (DONE), until fewer than 9 bytes are left before the end of the
+   * stream is known (NEED_BYTES), or until an opcode needs the reader (SLOW: `slow` says which, the reader is at its
+   * argument or, for joblib arrays, after BUILD).
+   */
+  private step(): number {
     const r = this.ctx.reader;
     const walk = this.ctx.walk;
     const stack = this.stack;
     const marks = this.marks;
     const maxStack = this.ctx.limits.maxStack;
-    let buf = r.buf;
+    const buf = r.buf;
+    const end = buf.length;
+    const base = r.offset - r.pos;
+    const exhausted = r.exhausted;
     let pos = r.pos;
-    let end = buf.length;
-    let base = r.offset - pos;
     let nextProgress = this.ctx.lastProgress + PROGRESS_EVERY;
     for (;;) {
-      if (end - pos < 9) {
+      if (end - pos < 9 && !exhausted) {
         r.pos = pos;
-        await r.fill(9);
-        buf = r.buf;
-        pos = r.pos;
-        end = buf.length;
-        base = r.offset - pos;
-        if (pos === end) this.fail('stream ends before STOP (truncated pickle)', base + pos);
+        return NEED_BYTES;
       }
+      if (pos >= end) this.fail('stream ends before STOP (truncated pickle)', base + pos);
       const p = pos;
       const at = base + p;
       const op = buf[p] as number;
@@ -285,13 +311,11 @@ class Machine {
           if (have < 8) this.truncated(op, at);
           pos = p + 9;
           break;
-        case 0x2e: {
-          // STOP
+        case 0x2e: // STOP
           r.pos = pos;
-          const value = stack.length > 0 ? (stack[stack.length - 1] as V) : OTHER;
+          this.result = stack.length > 0 ? (stack[stack.length - 1] as V) : OTHER;
           this.progress();
-          return value;
-        }
+          return DONE;
         case 0x28: // MARK
           marks.push(stack.length);
           break;
@@ -328,27 +352,9 @@ class Machine {
           // LONG1
           if (have < 1) this.truncated(op, at);
           const n = buf[p + 1] as number;
-          r.pos = p + 2;
-          if (!(await r.fill(n))) this.fail('stream ends inside LONG1 (truncated pickle)', at);
-          stack.push({ t: 'int', v: n <= 16 ? readLong(r.buf, r.pos, n) : 0 });
-          r.pos += n;
-          buf = r.buf;
-          pos = r.pos;
-          end = buf.length;
-          base = r.offset - pos;
-          break;
-        }
-        case 0x8b: {
-          // LONG4
-          if (have < 4) this.truncated(op, at);
-          const n = buf.readUInt32LE(p + 1);
-          r.pos = p + 5;
-          if (!(await r.skip(n))) this.fail('stream ends inside LONG4 (truncated pickle)', at);
-          stack.push({ t: 'int', v: 0 });
-          buf = r.buf;
-          pos = r.pos;
-          end = buf.length;
-          base = r.offset - pos;
+          if (have - 1 < n) return this.slowAt(op, at, p + 2, n);
+          stack.push({ t: 'int', v: n <= 16 ? readLong(buf, p + 2, n) : 0 });
+          pos = p + 2 + n;
           break;
         }
         case 0x47: // BINFLOAT
@@ -380,28 +386,22 @@ class Machine {
                   : buf.readUInt32LE(p + 1)
                 : Number(buf.readBigUInt64LE(p + 1));
           if (n < 0) this.fail('negative BINSTRING length', at);
-          const encoding = op === 0x55 || op === 0x54 ? 'latin1' : 'utf8';
           pos = p + 1 + width;
           if (n <= STR_KEEP && end - pos >= n) {
             // The common case: the string is already in the buffer.
-            stack.push({ t: 'str', v: buf.toString(encoding, pos, pos + n) });
+            stack.push({ t: 'str', v: buf.toString(op === 0x55 || op === 0x54 ? 'latin1' : 'utf8', pos, pos + n) });
             pos += n;
-          } else {
-            r.pos = pos;
-            stack.push({ t: 'str', v: await this.text(n, encoding, at) });
-            buf = r.buf;
-            pos = r.pos;
-            end = buf.length;
-            base = r.offset - pos;
+            break;
           }
-          break;
+          return this.slowAt(op, at, pos, n);
         }
         case 0x43: // SHORT_BINBYTES
         case 0x42: // BINBYTES
         case 0x8e: // BINBYTES8
-        case 0x96: {
-          // BYTEARRAY8
-          const width = op === 0x43 ? 1 : op === 0x42 ? 4 : 8;
+        case 0x96: // BYTEARRAY8
+        case 0x8b: {
+          // LONG4: a huge int whose value nothing needs, skipped like bytes
+          const width = op === 0x43 ? 1 : op === 0x42 || op === 0x8b ? 4 : 8;
           if (have < width) this.truncated(op, at);
           const n =
             width === 1
@@ -410,18 +410,13 @@ class Machine {
                 ? buf.readUInt32LE(p + 1)
                 : Number(buf.readBigUInt64LE(p + 1));
           pos = p + 1 + width;
-          stack.push(OTHER);
-          if (end - pos >= n) pos += n;
-          else {
-            // Tensor payloads: a file source moves past them without reading them.
-            r.pos = pos;
-            if (!(await r.skip(n))) this.fail('stream ends inside a bytes value (truncated pickle)', at);
-            buf = r.buf;
-            pos = r.pos;
-            end = buf.length;
-            base = r.offset - pos;
+          stack.push(op === 0x8b ? { t: 'int', v: 0 } : OTHER);
+          if (end - pos >= n) {
+            pos += n;
+            break;
           }
-          break;
+          // Tensor payloads: a file source moves past them without reading them.
+          return this.slowAt(op, at, pos, n);
         }
         case 0x97: // NEXT_BUFFER (out-of-band buffer)
           stack.push(OTHER);
@@ -554,12 +549,8 @@ class Machine {
               // joblib writes the array's bytes right after BUILD and its unpickler reads them there.
               stack.pop();
               stack.push(OTHER);
-              r.pos = pos;
-              await this.joblibArray(state, at);
-              buf = r.buf;
-              pos = r.pos;
-              end = buf.length;
-              base = r.offset - pos;
+              this.joblibState = state;
+              return this.slowAt(op, at, pos, 0);
             }
           } else if (obj.t !== 'obj' && obj.t !== 'other' && obj.t !== 'dict') {
             this.called(obj, 'BUILD', at);
@@ -623,13 +614,7 @@ class Machine {
         case 0x67: // GET n\n
         case 0x70: // PUT n\n
           // Protocol 0's text opcodes: their arguments are lines, read through the reader.
-          r.pos = pos;
-          await this.textOpcode(op, at);
-          buf = r.buf;
-          pos = r.pos;
-          end = buf.length;
-          base = r.offset - pos;
-          break;
+          return this.slowAt(op, at, pos, 0);
         default:
           this.fail(`invalid opcode 0x${op.toString(16).padStart(2, '0')} (not a pickle, or corrupted)`, at);
       }
@@ -643,10 +628,50 @@ class Machine {
     }
   }
 
-  /** The protocol 0 opcodes whose arguments are newline-terminated text. The reader is at the first argument. */
-  private async textOpcode(op: number, at: number): Promise<void> {
+  /** Hands an opcode to slowOpcode(): the reader moves to `pos` (its argument), `n` is its length where it has one. */
+  private slowAt(op: number, at: number, pos: number, n: number): number {
+    this.ctx.reader.pos = pos;
+    this.slowOp = op;
+    this.slowOffset = at;
+    this.slowLength = n;
+    return SLOW;
+  }
+
+  /** The opcodes that need the reader: strings and payloads that cross the buffer, text arguments, joblib arrays. */
+  private async slowOpcode(): Promise<void> {
+    const r = this.ctx.reader;
     const stack = this.stack;
+    const op = this.slowOp;
+    const at = this.slowOffset;
+    const n = this.slowLength;
     switch (op) {
+      case 0x8c: // SHORT_BINUNICODE
+      case 0x58: // BINUNICODE
+      case 0x8d: // BINUNICODE8
+        stack.push({ t: 'str', v: await this.text(n, 'utf8', at) });
+        return;
+      case 0x55: // SHORT_BINSTRING
+      case 0x54: // BINSTRING
+        stack.push({ t: 'str', v: await this.text(n, 'latin1', at) });
+        return;
+      case 0x43: // SHORT_BINBYTES
+      case 0x42: // BINBYTES
+      case 0x8e: // BINBYTES8
+      case 0x96: // BYTEARRAY8
+        if (!(await r.skip(n))) this.fail('stream ends inside a bytes value (truncated pickle)', at);
+        return;
+      case 0x8b: // LONG4
+        if (!(await r.skip(n))) this.fail('stream ends inside LONG4 (truncated pickle)', at);
+        return;
+      case 0x8a: // LONG1 across the end of the buffer
+        if (!(await r.fill(n))) this.fail('stream ends inside LONG1 (truncated pickle)', at);
+        stack.push({ t: 'int', v: n <= 16 ? readLong(r.buf, r.pos, n) : 0 });
+        r.pos += n;
+        return;
+      case 0x62: // BUILD of a joblib NumpyArrayWrapper
+        await this.joblibArray(this.joblibState ?? OTHER, at);
+        this.joblibState = undefined;
+        return;
       case 0x49: // INT
       case 0x4c: // LONG
       case 0x46: {
@@ -654,11 +679,11 @@ class Machine {
         const line = await this.line(at);
         const text = line.replace(/L$/, '');
         stack.push(op === 0x46 || !/^-?\d+$/.test(text) ? OTHER : { t: 'int', v: safeInt(text) });
-        break;
+        return;
       }
       case 0x53: // STRING
         stack.push({ t: 'str', v: unquote(await this.line(at)) });
-        break;
+        return;
       case 0x56: {
         // UNICODE
         const line = await this.line(at);
@@ -666,14 +691,14 @@ class Machine {
           t: 'str',
           v: line.replace(/\\u([0-9a-fA-F]{4})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
         });
-        break;
+        return;
       }
       case 0x63: {
         // GLOBAL
         const module = await this.line(at);
         const name = await this.line(at);
         stack.push(this.imported(module, name, at));
-        break;
+        return;
       }
       case 0x69: {
         // INST
@@ -682,18 +707,18 @@ class Machine {
         const args = this.popMark(at);
         const cls = this.imported(module, name, at);
         stack.push(this.called(cls, 'INST', at, { t: 'tuple', items: keep(args) }));
-        break;
+        return;
       }
       case 0x50: // PERSID
         await this.line(at);
         stack.push(OTHER);
-        break;
+        return;
       case 0x67: // GET
         stack.push(this.memoGet(safeIndex(await this.line(at), at), at));
-        break;
+        return;
       case 0x70: // PUT
         this.memoPut(safeIndex(await this.line(at), at), this.top(at), at);
-        break;
+        return;
     }
   }
 

@@ -118,6 +118,11 @@ export class ByteReader {
     return this.base + this.pos;
   }
 
+  /** True once the source has no more chunks (what is in `buf` is all there is). */
+  get exhausted(): boolean {
+    return this.ended;
+  }
+
   get available(): number {
     return this.buf.length - this.pos;
   }

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gateFindings, scanVerdict } from '../../activities/scan';
 import { makeFixtures, python, scan } from './fixtures';
+import { walkPickle, type PickleWalk } from '../../activities/scan/pickle';
+import { ByteReader } from '../../activities/scan/reader';
 import { parseScanPolicy } from '../../config/policy-scan';
 import { DEFAULT_SCAN_POLICY } from '../../config/scan-defaults';
 
@@ -185,6 +187,67 @@ describe('broken pickles are never a pass', () => {
       }),
       expect.objectContaining({ path: 'trailing.pkl', ruleId: 'pickle.trailing-data', offset: 4 }),
     ]);
+  });
+
+  it.each([3, 4])(
+    'a 3 MB pickle at protocol %i whose strings, ints and bytes straddle every read boundary is walked exactly',
+    async (protocol) => {
+      // Strings of every length up to 300 characters, LONG1 ints and short bytes, so that values cross the 64 KiB head
+      // read and each 1 MiB chunk at every possible offset; the call to os.system comes last.
+      await python(
+        `import pickle, os
+class Evil:
+    def __reduce__(self):
+        return (os.system, ('echo pwned',))
+items = []
+for i in range(60000):
+    items.append('x' * (i % 301))
+    items.append(2 ** (64 + i % 60) + i)
+    items.append(bytes(i % 97))
+items.append(Evil())
+open('straddle-p${protocol}.pkl', 'wb').write(pickle.dumps(items, protocol=${protocol}))`,
+        dir,
+      );
+      const report = await scan(dir, [`straddle-p${protocol}.pkl`]);
+      expect(report.files[0]?.size).toBeGreaterThan(3_000_000);
+      expect(report.findings).toEqual([
+        expect.objectContaining({
+          ruleId: 'pickle.dangerous-global',
+          message: expect.stringMatching(/system and calls it with "echo pwned"/),
+        }),
+      ]);
+    },
+  );
+
+  it('the walk is the same whatever the chunk sizes: every value split across chunks at every offset', async () => {
+    await python(
+      `import pickle, os
+class Evil:
+    def __reduce__(self):
+        return (os.system, ('echo pwned',))
+items = []
+for i in range(400):
+    items += ['x' * (i % 40), 2 ** (64 + i % 60) + i, bytes(i % 17), float(i), (i, str(i))]
+items.append(Evil())
+open('chunky.pkl', 'wb').write(pickle.dumps(items, protocol=4) + pickle.dumps(items[:50], protocol=2))`,
+      dir,
+    );
+    const bytes = await readFile(join(dir, 'chunky.pkl'));
+    const summary = (walk: PickleWalk) => ({
+      imports: [...walk.imports.values()],
+      findings: walk.findings,
+      bytes: walk.bytes,
+      pickles: walk.pickles,
+    });
+    const whole = summary(await walkPickle(new ByteReader(bytes), 'chunky.pkl'));
+    expect(whole.imports.map((i) => `${i.module}.${i.name}`)).toContain('posix.system');
+    expect(whole.bytes).toBe(bytes.length);
+    for (const size of [1, 2, 3, 5, 8, 9, 10, 13, 64, 4099]) {
+      const chunks = (async function* () {
+        for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
+      })();
+      expect(summary(await walkPickle(new ByteReader(chunks), 'chunky.pkl')), `chunks of ${size}`).toEqual(whole);
+    }
   });
 
   it('names stored at far-apart memo indices are still resolved when fetched for STACK_GLOBAL', async () => {
