@@ -4,14 +4,13 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Command } from 'commander';
 import { simpleGit } from 'simple-git';
 import { describe, expect } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { renderRelease } from '../../activities/gitops/render';
 import { sprawlReport, type SprawlReport } from '../../activities/cost/sprawl';
 import { COST_EXIT, register } from '../../client/commands/cost';
-import type { CommandContext } from '../../client/commands/context';
+import { runCommand, type CommandRun } from '../helpers/command';
 import { DEFAULT_CONFIG_DIR } from '../../config/loader';
 import type { GateResult, GitOpsReleaseInput } from '../../workflows/types';
 import { earlierGate, referenceWeights, test } from './fixtures';
@@ -154,37 +153,8 @@ describe('sprawlReport', () => {
   });
 });
 
-function fakeContext(): { ctx: CommandContext; out: string[]; err: string[]; exit: () => number } {
-  const out: string[] = [];
-  const err: string[] = [];
-  let code = 0;
-  return {
-    out,
-    err,
-    exit: () => code,
-    ctx: {
-      io: { out: (l) => out.push(l), err: (l) => err.push(l) },
-      setExit: (c) => {
-        code = c;
-      },
-      json: () => false,
-      client: () => Promise.reject(new Error('the cost commands need no Temporal')),
-    },
-  };
-}
-
-async function mrel(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const { ctx, out, err, exit } = fakeContext();
-  const program = new Command('mrel')
-    .exitOverride()
-    .configureOutput({ writeOut: (s) => out.push(s), writeErr: (s) => err.push(s) });
-  register(program, ctx);
-  try {
-    await program.parseAsync(['node', 'mrel', ...args]);
-  } catch (e) {
-    return { code: (e as { exitCode?: number }).exitCode ?? -1, out: out.join('\n'), err: err.join('\n') };
-  }
-  return { code: exit(), out: out.join('\n'), err: err.join('\n') };
+function mrel(...args: string[]): Promise<CommandRun> {
+  return runCommand(register, args);
 }
 
 describe('mrel cost report', () => {

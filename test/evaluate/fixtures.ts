@@ -9,12 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { Command } from 'commander';
 import { test as base } from 'vitest';
 import { acquireArtifacts } from '../../activities/acquire/acquire';
 import { initBackend, parseBackendPreference, type BackendInfo } from '../../activities/evaluate/backend';
-import type { CommandContext } from '../../client/commands/context';
 import type { RegisterCommands } from '../../client/commands/index';
+import { runCommand, type CommandRun } from '../helpers/command';
 import type { DatasetInfo } from '../../activities/evaluate/dataset';
 import type { ArtifactManifest, Finding, GateInput, ReleaseRequest } from '../../workflows/types';
 import {
@@ -170,38 +169,8 @@ export function gateInput(
   };
 }
 
-export interface CliRun {
-  code: number;
-  out: string;
-  err: string;
-}
-
 /** Runs a command module the way mrel does, with output captured: `await cli(register, ['fairness', …])`. */
-export async function cli(register: RegisterCommands, args: string[]): Promise<CliRun> {
-  const out: string[] = [];
-  const err: string[] = [];
-  let code = 0;
-  const ctx: CommandContext = {
-    io: { out: (l) => out.push(l), err: (l) => err.push(l) },
-    setExit: (c) => {
-      code = c;
-    },
-    json: () => false,
-    client: () => Promise.reject(new Error('these commands do not need Temporal')),
-  };
-  const program = new Command('mrel').exitOverride().configureOutput({
-    writeOut: (s) => out.push(s.trimEnd()),
-    writeErr: (s) => err.push(s.trimEnd()),
-  });
-  register(program, ctx);
-  try {
-    await program.parseAsync(['node', 'mrel', ...args]);
-  } catch (e) {
-    // commander's own usage errors (missing required option, bad choice) end here with exit code 1.
-    code = (e as { exitCode?: number }).exitCode === 0 ? 0 : 2;
-  }
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+export const cli = (register: RegisterCommands, args: string[]): Promise<CommandRun> => runCommand(register, args);
 
 /** A gate's evidence file as the gates write it (see activities/evaluate/gates.ts). */
 export interface Evidence<Report = unknown> {

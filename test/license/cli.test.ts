@@ -2,38 +2,19 @@
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError } from 'commander';
+import { CommanderError } from 'commander';
 import { describe, expect } from 'vitest';
 import { createLicenseCommand, LICENSE_EXIT } from '../../client/commands/license';
-import type { CommandContext } from '../../client/commands/context';
+import { runCommand, type CommandRun } from '../helpers/command';
 import { card, MODEL_LICENSE_TEXTS, spdxText, test, writeModel } from './fixtures';
 
 const REPO_CONFIG = fileURLToPath(new URL('../../config', import.meta.url));
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-
-async function mrelLicense(args: string[], options: { configDir?: string; json?: boolean } = {}): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  let code = 0;
-  const ctx: CommandContext = {
-    io: { out: (l) => out.push(l), err: (l) => err.push(l) },
-    setExit: (c) => {
-      code = c;
-    },
-    json: () => options.json === true,
-    client: () => Promise.reject(new Error('the license command needs no Temporal')),
-  };
-  const program = new Command('mrel')
-    .exitOverride()
-    .configureOutput({ writeOut: (s) => out.push(s.trimEnd()), writeErr: (s) => err.push(s.trimEnd()) });
-  createLicenseCommand({ configDir: options.configDir ?? REPO_CONFIG })(program, ctx);
-  await program.parseAsync(['license', ...args], { from: 'user' });
-  return { code, out: out.join('\n'), err: err.join('\n') };
+function mrelLicense(args: string[], options: { configDir?: string; json?: boolean } = {}): Promise<CommandRun> {
+  return runCommand(createLicenseCommand({ configDir: options.configDir ?? REPO_CONFIG }), ['license', ...args], {
+    json: options.json,
+    usageErrors: 'throw',
+  });
 }
 
 /** A config dir with the repository's approvers and one policy file `name` with `body`. */

@@ -2,10 +2,10 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, CommanderError } from 'commander';
+import { CommanderError } from 'commander';
 import { beforeAll, describe, expect } from 'vitest';
 import { createScanImageCommand, SCAN_IMAGE_EXIT } from '../../client/commands/scan-image';
-import type { CommandContext } from '../../client/commands/context';
+import { runCommand, type CommandRun } from '../helpers/command';
 import { freePort } from '../../scripts/docker-test-env';
 import { dockerTest as test } from './docker-env';
 import {
@@ -26,20 +26,8 @@ beforeAll(async () => {
   advisories = await writeAdvisoryDir([DEBIAN_OPENSSL, GHSA_PILLOW, GHSA_LODASH, GHSA_REQUESTS]);
 });
 
-async function mrel(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  let code = 0;
-  const ctx: CommandContext = {
-    io: { out: (l) => out.push(l), err: (l) => err.push(l) },
-    setExit: (c) => (code = c),
-    json: () => false,
-    client: () => Promise.reject(new Error('scan-image needs no Temporal')),
-  };
-  const program = new Command().exitOverride();
-  createScanImageCommand()(program, ctx);
-  await program.parseAsync(['scan-image', ...args], { from: 'user' });
-  return { code, out: out.join('\n'), err: err.join('\n') };
+function mrel(...args: string[]): Promise<CommandRun> {
+  return runCommand(createScanImageCommand(), ['scan-image', ...args], { usageErrors: 'throw' });
 }
 
 describe('mrel scan-image', () => {

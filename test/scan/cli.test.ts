@@ -6,10 +6,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { register, SCAN_EXIT } from '../../client/commands/scan';
 import { buildCli } from '../../scripts/build-cli';
+import { runCommand, type CommandRun } from '../helpers/command';
 import { makeFixtures } from './fixtures';
 
 let dir: string;
@@ -32,29 +32,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function mrel(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  let code = 0;
-  const program = new Command('mrel')
-    .option('--json')
-    .exitOverride()
-    .configureOutput({
-      writeOut: (s) => out.push(s),
-      writeErr: (s) => err.push(s),
-    });
-  register(program, {
-    io: { out: (l) => out.push(l), err: (l) => err.push(l) },
-    setExit: (c) => (code = c),
-    json: () => program.opts<{ json?: boolean }>().json === true,
-    client: () => Promise.reject(new Error('scan needs no Temporal')),
-  });
-  try {
-    await program.parseAsync(args, { from: 'user' });
-  } catch {
-    code = SCAN_EXIT.usage;
-  }
-  return { code, out: out.join('\n'), err: err.join('\n') };
+function mrel(...args: string[]): Promise<CommandRun> {
+  return runCommand(register, args);
 }
 
 describe('mrel scan', () => {
