@@ -5,7 +5,7 @@
 import { posix } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import type { ScanProblem } from './layers';
-import { normalizePypiName, npmPackage, type Package, type ParseResult } from './packages';
+import { npmPackage, pypiPackage, type Package, type ParseResult } from './packages';
 
 /** True for the lock and requirement files this gate reads. */
 export function isLockFile(path: string): boolean {
@@ -38,17 +38,6 @@ export function parseLockFile(path: string, content: Buffer): ParseResult & { un
   }
 }
 
-function pypi(name: string, version: string, location: string): Package {
-  return {
-    name,
-    version,
-    ecosystem: 'PyPI',
-    advisoryName: normalizePypiName(name),
-    purl: `pkg:pypi/${normalizePypiName(name)}@${encodeURIComponent(version)}`,
-    location,
-  };
-}
-
 /**
  * pip requirement files: `name[extras]==version [; marker] [--hash ...]`. Only exact pins name a version that can
  * be matched; other lines are reported as unpinned. Options (-r, -e, --index-url) are skipped.
@@ -69,7 +58,7 @@ export function parseRequirements(text: string, location: string): ParseResult &
       continue;
     }
     const pin = /^===?\s*([^\s,]+)$/.exec(m[3]!.trim());
-    if (pin && !pin[1]!.includes('*')) packages.push(pypi(m[1]!, pin[1]!, location));
+    if (pin && !pin[1]!.includes('*')) packages.push(pypiPackage(m[1]!, pin[1]!, location));
     else unpinned.push(spec);
   }
   return { packages, problems, unpinned };
@@ -93,7 +82,7 @@ export function parsePoetryLock(text: string, location: string): ParseResult {
     }
     // Directory, file and git sources are not PyPI releases: advisories for the PyPI name do not apply.
     if (p.source?.type && p.source.type !== 'legacy') continue;
-    packages.push(pypi(p.name, p.version, location));
+    packages.push(pypiPackage(p.name, p.version, location));
   }
   return { packages, problems };
 }

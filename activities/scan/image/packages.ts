@@ -210,19 +210,28 @@ export function parsePythonMetadata(file: CollectedFile): ParseResult {
     return { packages: [], problems: [malformed(location, 'Python metadata without Name and Version headers')] };
   }
   return {
-    packages: [
-      {
-        name,
-        version,
-        ecosystem: 'PyPI',
-        advisoryName: normalizePypiName(name),
-        purl: `pkg:pypi/${normalizePypiName(name)}@${encodeURIComponent(version)}`,
-        location,
-        layer: file.layer,
-        license: fields['license-expression'] ?? fields.license,
-      },
-    ],
+    packages: [pypiPackage(name, version, location, file.layer, fields['license-expression'] ?? fields.license)],
     problems: [],
+  };
+}
+
+/** A PyPI package record (shared with requirements.txt and poetry.lock). */
+export function pypiPackage(
+  name: string,
+  version: string,
+  location: string,
+  layer?: number,
+  license?: string,
+): Package {
+  return {
+    name,
+    version,
+    ecosystem: 'PyPI',
+    advisoryName: normalizePypiName(name),
+    purl: `pkg:pypi/${normalizePypiName(name)}@${encodeURIComponent(version)}`,
+    location,
+    layer,
+    license,
   };
 }
 
