@@ -11,6 +11,18 @@ import { normalizePypiName, type Package } from './packages';
 import { advisorySeverity } from './severity';
 
 /** One vulnerability in one package. */
+/** The fields of an inventoried package that a match carries. */
+export function matchedPackage(pkg: Package): VulnerabilityMatch['package'] {
+  return {
+    name: pkg.name,
+    version: pkg.version,
+    ecosystem: pkg.ecosystem,
+    purl: pkg.purl,
+    location: pkg.location,
+    advisoryName: pkg.advisoryName,
+  };
+}
+
 export interface VulnerabilityMatch {
   /** The id findings use: the CVE when the advisories name one, else the first advisory's id. */
   id: string;
@@ -56,14 +68,7 @@ export function matchPackages(
         id: canonicalId(advisory),
         aliases: [...new Set([advisory.id, ...(advisory.aliases ?? []), ...(advisory.upstream ?? [])])].sort(),
         advisoryIds: [advisory.id],
-        package: {
-          name: pkg.name,
-          version: pkg.version,
-          ecosystem: pkg.ecosystem,
-          purl: pkg.purl,
-          location: pkg.location,
-          advisoryName: pkg.advisoryName,
-        },
+        package: matchedPackage(pkg),
         severity: scored.severity,
         score: scored.score,
         vector: scored.vector,

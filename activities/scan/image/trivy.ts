@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import type { Severity } from '../../../workflows/types';
-import { mergeInto, type VulnerabilityMatch } from './match';
+import { matchedPackage, mergeInto, type VulnerabilityMatch } from './match';
 import { normalizePypiName, type Package } from './packages';
 import { severityOfScore } from './severity';
 
@@ -108,14 +108,7 @@ export function mergeTrivy(
         aliases: [v.VulnerabilityID],
         advisoryIds: [v.VulnerabilityID],
         package: pkg
-          ? {
-              name: pkg.name,
-              version: pkg.version,
-              ecosystem: pkg.ecosystem,
-              purl: pkg.purl,
-              location: pkg.location,
-              advisoryName: pkg.advisoryName,
-            }
+          ? matchedPackage(pkg)
           : {
               name: v.PkgName,
               version: v.InstalledVersion,
