@@ -89,16 +89,9 @@ export class ByteReader {
   private readonly file?: FileSource;
   private readonly chunks?: AsyncIterator<Buffer>;
 
-  /**
-   * Reads a stream of chunks, a file through a FileSource (which can skip without reading), or bytes already in
-   * memory (all of them available at once: no reads, no promises).
-   */
-  constructor(source: AsyncIterator<Buffer> | FileSource | Buffer, startOffset = 0) {
-    if (Buffer.isBuffer(source)) {
-      this.buf = source;
-      this.base = startOffset;
-      this.ended = true;
-    } else if (source instanceof FileSource) {
+  /** Reads a stream of chunks, or a file through a FileSource (which can skip without reading). */
+  constructor(source: AsyncIterator<Buffer> | FileSource, startOffset = 0) {
+    if (source instanceof FileSource) {
       this.file = source;
       this.base = source.position;
     } else {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gateFindings, scanVerdict } from '../../activities/scan';
 import { makeFixtures, python, scan } from './fixtures';
 import { walkPickle, type PickleWalk } from '../../activities/scan/pickle';
-import { ByteReader } from '../../activities/scan/reader';
+import { bufferChunks, ByteReader } from '../../activities/scan/reader';
 import { parseScanPolicy } from '../../config/policy-scan';
 import { DEFAULT_SCAN_POLICY } from '../../config/scan-defaults';
 
@@ -238,7 +238,7 @@ open('chunky.pkl', 'wb').write(pickle.dumps(items, protocol=4) + pickle.dumps(it
       bytes: walk.bytes,
       pickles: walk.pickles,
     });
-    const whole = summary(await walkPickle(new ByteReader(bytes), 'chunky.pkl'));
+    const whole = summary(await walkPickle(new ByteReader(bufferChunks(bytes)), 'chunky.pkl'));
     expect(whole.imports.map((i) => `${i.module}.${i.name}`)).toContain('posix.system');
     expect(whole.bytes).toBe(bytes.length);
     for (const size of [1, 2, 3, 5, 8, 9, 10, 13, 64, 4099]) {
