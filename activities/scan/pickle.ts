@@ -255,10 +255,10 @@ class Machine {
   /**
    * Runs to STOP and returns the value left on the stack.
    *
-   * Opcodes run in `step()`, a synchronous loop over the bytes already in the reader's buffer; it returns when it
+   * Opcodes run in `step()`, a synchronous loop over the bytes already in the reader's buffer. It returns when it
    * needs the reader to do I/O (more bytes, a long string or a payload to skip, a value across the buffer's end, a
-   * protocol 0 text argument, joblib's array data), this does that, and the loop goes on. Model pickles are millions of small opcodes, and a synchronous
-   * loop over local variables is what makes them cheap.
+   * protocol 0 text argument, joblib's array data); this does that, and the loop goes on. Model pickles are millions
+   * of small opcodes, and a synchronous loop over local variables is what makes them cheap.
    */
   async run(): Promise<V> {
     const r = this.ctx.reader;
@@ -274,8 +274,8 @@ class Machine {
 
   /**
    * Runs opcodes from the reader's buffer until STOP (DONE), until fewer than 9 bytes are left before the end of the
-   * stream is known (NEED_BYTES), or until an opcode needs the reader (SLOW: `slow` says which, the reader is at its
-   * argument or, for joblib arrays, after BUILD).
+   * stream is known (NEED_BYTES), or until an opcode needs the reader (SLOW: `slowOp`, `slowOffset` and
+   * `slowLength` say which; the reader is at its argument or, for joblib arrays, after BUILD).
    */
   private step(): number {
     const r = this.ctx.reader;
