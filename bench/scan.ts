@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { isIncomplete } from '../activities/scan/findings';
 import { scanTargets } from '../activities/scan/scan';
-import { buildCli } from '../scripts/build-cli';
+import { bundleForNode, buildCli } from '../scripts/build-cli';
 
 const execFileAsync = promisify(execFile);
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -194,19 +194,11 @@ async function main(): Promise<void> {
     // and modelscan run from installed, byte-compiled packages too). Code split: parsers for formats the corpus lacks
     // (protobuf models) load only when such a file turns up.
     const bundleDir = await mkdtemp(join(tmpdir(), 'mrel-scan-bundle-'));
-    const { build } = await import('esbuild');
-    await build({
-      entryPoints: { scan: fileURLToPath(import.meta.url) },
-      bundle: true,
-      splitting: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
+    const scanner = await bundleForNode({
+      name: 'scan',
+      entry: fileURLToPath(import.meta.url),
       outdir: bundleDir,
-      outExtension: { '.js': '.mjs' },
-      banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
       external: ['esbuild'],
-      logLevel: 'error',
     });
     // The whole `mrel scan` command too, as `npm run build:cli` bundles it: policy file and schema, file listing, the
     // JSON report. It sits in the repository so the packages it leaves out resolve from node_modules.
@@ -223,7 +215,7 @@ async function main(): Promise<void> {
     let pickOut = '';
     try {
       for (let i = 0; i < runs; i++) {
-        const ours = await timed(() => run(process.execPath, [join(bundleDir, 'scan.mjs'), '--child', dir], REPO));
+        const ours = await timed(() => run(process.execPath, [scanner, '--child', dir], REPO));
         times.ours.push(ours.ms);
         oursOut = ours.value.stdout;
         if (ours.value.code !== 0)

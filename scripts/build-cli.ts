@@ -14,32 +14,54 @@ import { fileURLToPath } from 'node:url';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 
-export async function buildCli(outdir = resolve(REPO, 'dist')): Promise<string> {
-  const config = relative(outdir, resolve(REPO, 'config')).split('\\').join('/');
+/**
+ * Bundles `entry` (a TypeScript file) into `<outdir>/<name>.mjs` plus code-split chunks, as ESM for node 20 with a
+ * working `require`. `banner` lines go at the top of every chunk; `external` packages resolve from node_modules.
+ */
+export async function bundleForNode(options: {
+  name: string;
+  entry: string;
+  outdir: string;
+  external: string[];
+  banner?: string[];
+}): Promise<string> {
   // Loaded here, not at the top: importing this module (the scan bench's bundle does) must not need esbuild.
   const { build } = await import('esbuild');
   await build({
-    entryPoints: { mrel: resolve(REPO, 'client', 'mrel.ts') },
+    entryPoints: { [options.name]: options.entry },
     bundle: true,
     splitting: true,
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    outdir,
+    outdir: options.outdir,
     outExtension: { '.js': '.mjs' },
-    // Every chunk can be the first one evaluated, so each one sets the config location if nothing has yet.
     banner: {
       js: [
         "import { createRequire as __mrelRequire } from 'node:module';",
-        "import { fileURLToPath as __mrelPath } from 'node:url';",
         'const require = __mrelRequire(import.meta.url);',
-        `process.env.MREL_CONFIG_DIR ??= __mrelPath(new URL(${JSON.stringify(`${config}/`)}, import.meta.url));`,
+        ...(options.banner ?? []),
       ].join('\n'),
     },
-    external: ['@temporalio/*', '@tensorflow/*', '@mapbox/*'],
+    external: options.external,
     logLevel: 'error',
   });
-  return resolve(outdir, 'mrel.mjs');
+  return resolve(options.outdir, `${options.name}.mjs`);
+}
+
+export async function buildCli(outdir = resolve(REPO, 'dist')): Promise<string> {
+  const config = relative(outdir, resolve(REPO, 'config')).split('\\').join('/');
+  return bundleForNode({
+    name: 'mrel',
+    entry: resolve(REPO, 'client', 'mrel.ts'),
+    outdir,
+    external: ['@temporalio/*', '@tensorflow/*', '@mapbox/*'],
+    // Every chunk can be the first one evaluated, so each one sets the config location if nothing has yet.
+    banner: [
+      "import { fileURLToPath as __mrelPath } from 'node:url';",
+      `process.env.MREL_CONFIG_DIR ??= __mrelPath(new URL(${JSON.stringify(`${config}/`)}, import.meta.url));`,
+    ],
+  });
 }
 
 // Run as a script (npm run build:cli); bundled into something else (the scan bench), it only exports buildCli.
