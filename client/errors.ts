@@ -4,7 +4,7 @@
  */
 export class ReleaseClientError extends Error {
   constructor(
-    readonly code: 'INVALID_REQUEST' | 'NOT_FOUND' | 'RELEASE_ENDED' | 'UNAVAILABLE',
+    readonly code: 'INVALID_REQUEST' | 'NOT_FOUND' | 'RELEASE_ENDED' | 'UNAVAILABLE' | 'WORKER_UNAVAILABLE',
     message: string,
     readonly problems: string[] = [],
     options?: { cause?: unknown },

@@ -6,6 +6,7 @@ export function renderStatus(s: ReleaseStatus): string {
     `${s.model}@${s.version} → ${s.environment}   stage: ${s.stage}   policy: ${s.policy}`,
     `release id: ${s.releaseId}`,
   ];
+  if (s.served) lines.push(`note: ${s.served.reason}`);
   if (s.reason) lines.push(`reason: ${s.reason}`);
   if (s.gates.length > 0) {
     lines.push('gates:');
@@ -23,9 +24,23 @@ export function renderStatus(s: ReleaseStatus): string {
       `  deadline: ${s.awaiting.deadline}`,
     );
   }
+  if (s.retrying) {
+    const r = s.retrying;
+    lines.push(
+      `retrying ${r.step}: attempt ${r.attempt} failed at ${r.failedAt}: ${r.lastFailure}`,
+      r.nextRetryAt ? `  next try: ${r.nextRetryAt}` : `  waiting for: ${r.waitingFor ?? 'a retry signal'}`,
+    );
+  }
+  for (const p of s.pending ?? []) {
+    if (p.attempt <= 1 && !p.lastFailure) continue;
+    lines.push(
+      `activity ${p.activity}: ${p.state}, attempt ${p.attempt}${p.lastFailure ? `, last failure: ${p.lastFailure}` : ''}${p.nextRetryAt ? `, next retry ${p.nextRetryAt}` : ''}`,
+    );
+  }
   if (s.refused.length > 0) {
     lines.push('refused decisions:');
     for (const r of s.refused) lines.push(`  ${r.approver} (${r.decision}) at ${r.at}: ${r.reason}`);
+    if (s.refusedOmitted) lines.push(`  … and ${s.refusedOmitted} more, not kept`);
   }
   if (s.commit) {
     lines.push(`gitops commit: ${s.commit.sha} on ${s.commit.branch} of ${s.commit.repository}`);

@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -39,8 +39,11 @@ function portInUse(port: number): Promise<boolean> {
 async function main(): Promise<void> {
   // Warnings and errors only: activity retries and failed releases still show, the bundler's chatter does not.
   Runtime.install({ logger: new DefaultLogger('WARN') });
+  // The Temporal database, the artifact store, the GitOps repository and clones are private to this user.
+  process.umask(0o077);
   const temporalDir = join(PROJECT_ROOT, '.temporal');
-  await mkdir(temporalDir, { recursive: true });
+  await mkdir(temporalDir, { recursive: true, mode: 0o700 });
+  await chmod(temporalDir, 0o700);
   for (const port of [PORT, UI_PORT]) {
     if (await portInUse(port)) {
       throw new Error(
@@ -61,7 +64,7 @@ async function main(): Promise<void> {
   const stopServer = async (): Promise<void> => server.stop();
   try {
     if (!existsSync(settings.gitopsRepo)) {
-      await mkdir(settings.dataDir, { recursive: true });
+      await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
       await exec('git', ['init', '--quiet', '--bare', '--initial-branch=main', settings.gitopsRepo]);
     }
     const worker = await createReleaseWorker(settings);

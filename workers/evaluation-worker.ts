@@ -4,7 +4,9 @@
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createEvaluationActivities, type BackendInfo } from '../activities/evaluate';
+import { loadSourcePolicy } from '../config/loader';
 import { EVALUATION_TASK_QUEUE } from '../workflows/definitions';
+import { keepAliveInterceptor } from './keep-alive';
 import type { Settings } from './settings';
 
 export interface EvaluationWorkerOptions {
@@ -25,7 +27,12 @@ export async function createEvaluationWorker(settings: Settings, options: Evalua
     connection,
     namespace: settings.namespace,
     taskQueue: options.taskQueue ?? EVALUATION_TASK_QUEUE,
-    activities: createEvaluationActivities({ storeRoot: settings.storeRoot, backend: options.backend }),
+    activities: createEvaluationActivities({
+      storeRoot: settings.storeRoot,
+      backend: options.backend,
+      sourcePolicy: await loadSourcePolicy(settings.configDir),
+    }),
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 2,
+    interceptors: { activity: [keepAliveInterceptor()] },
   });
 }

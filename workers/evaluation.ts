@@ -10,6 +10,8 @@ import { createEvaluationWorker } from './evaluation-worker';
 import { loadSettings } from './settings';
 
 async function main(): Promise<void> {
+  // Everything the worker writes (evidence, reports) is private to its user.
+  process.umask(0o077);
   const settings = loadSettings();
   const backend = await initBackend(parseBackendPreference(process.env.TFJS_BACKEND));
   const taskQueue = process.env.MREL_EVALUATION_TASK_QUEUE || EVALUATION_TASK_QUEUE;

@@ -6,6 +6,8 @@ import { createReleaseWorker } from './release-worker';
 import { loadSettings } from './settings';
 
 async function main(): Promise<void> {
+  // Everything the worker writes (store, evidence, clones) is private to its user, git's files included.
+  process.umask(0o077);
   const settings = loadSettings();
   const worker = await createReleaseWorker(settings);
   console.log(`release worker on ${settings.address}, namespace ${settings.namespace}, queue ${settings.taskQueue}`);

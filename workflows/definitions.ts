@@ -4,7 +4,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { DecideInput, DecideOutcome, DecisionInput, ReleaseStatus } from './types';
+import type { DecideInput, DecideOutcome, DecisionInput, ReleaseStatus, RetryInput } from './types';
 
 /** Task queue of the release worker (CPU work: acquire, gitops, config). */
 export const RELEASE_TASK_QUEUE = 'model-release';
@@ -22,8 +22,16 @@ export const statusQuery = defineQuery<ReleaseStatus>('status');
 export const approveSignal = defineSignal<[DecisionInput]>('approve');
 /** Reject the release: it ends as rejected with the comment as reason. */
 export const rejectSignal = defineSignal<[DecisionInput]>('reject');
+/**
+ * Try a failed step again: the GitOps commit of an approved release that the remote refused or failed, once the remote
+ * is fixed. Counts only while the release waits for it (its status shows `retrying.waitingFor`).
+ */
+export const retrySignal = defineSignal<[RetryInput]>('retry');
 /** Approve or reject with an immediate answer; the validator rejects malformed input before it reaches history. */
 export const decideUpdate = defineUpdate<DecideOutcome, [DecideInput]>('decide');
+
+/** Memo key of the compact status the release keeps on the server, for readers when no worker answers queries. */
+export const RELEASE_STATUS_MEMO = 'releaseStatus';
 
 export const ModelNameKey = defineSearchAttributeKey('ModelName', SearchAttributeType.KEYWORD);
 export const ModelVersionKey = defineSearchAttributeKey('ModelVersion', SearchAttributeType.KEYWORD);
@@ -54,6 +62,7 @@ export enum FailureType {
   SourceNotFound = 'SourceNotFound',
   SourceRejected = 'SourceRejected',
   UnsupportedSource = 'UnsupportedSource',
+  SourceNotAllowed = 'SourceNotAllowed',
   GitOpsConflict = 'GitOpsConflict',
   GitOpsRejected = 'GitOpsRejected',
   /** The image or tag does not exist in its registry. */

@@ -17,6 +17,9 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
+  TimeoutFailure,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
@@ -32,16 +35,20 @@ import {
   ModelNameKey,
   ModelVersionKey,
   rejectSignal,
+  RELEASE_STATUS_MEMO,
   ReleaseStageKey,
+  retrySignal,
   RiskLevelKey,
   statusQuery,
   TargetEnvironmentKey,
 } from './definitions';
+import { clip, MAX_APPROVER_CHARS } from './limits';
 import { ReleaseState } from './release-state';
 import {
   decideInputSchema,
   decisionInputSchema,
   releaseRequestSchema,
+  retryInputSchema,
   type ArtifactManifest,
   type DecideInput,
   type GateInput,
@@ -70,14 +77,47 @@ const EVALUATION: ActivityOptions = {
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 5 },
 };
 
+/**
+ * Releases started with HARDENING_PATCH run every activity in rounds: a round is one activity call with a few quick
+ * attempts (RETRY_IN_ROUND); between rounds the release shows the attempt, the last failure and the next retry in its
+ * status and the UI's details. Heartbeats every HEARTBEAT_EVERY (a worker interceptor sends them for every activity)
+ * against a short heartbeat timeout mean that an activity lost with its worker is retried within seconds; the
+ * schedule-to-start timeout turns "no worker polls this queue" into a visible failed round instead of a silent wait.
+ */
+export const HARDENING_PATCH = 'hardening-v1';
+const RETRY_IN_ROUND = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 3 };
+const H_SHORT: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  scheduleToStartTimeout: '2 minutes',
+  heartbeatTimeout: '15s',
+  retry: RETRY_IN_ROUND,
+};
+const H_LONG: ActivityOptions = { ...H_SHORT, startToCloseTimeout: '6 hours' };
+const H_EVALUATION: ActivityOptions = {
+  taskQueue: EVALUATION_TASK_QUEUE,
+  startToCloseTimeout: '2 hours',
+  scheduleToStartTimeout: '2 minutes',
+  // TensorFlow kernels can hold the event loop for a few seconds between heartbeats.
+  heartbeatTimeout: '30s',
+  retry: RETRY_IN_ROUND,
+};
+/** Rounds before a step gives up (gates: error verdict; gitops: waits for a `retry` signal). */
+const GATE_ROUNDS = 8;
+const GITOPS_ROUNDS = 5;
+const ROUND_BACKOFF_MS = { first: 10_000, max: 5 * 60_000 };
+
 const short = proxyActivities<ReleaseActivities>(SHORT);
 const long = proxyActivities<ReleaseActivities>(LONG);
+const hShort = proxyActivities<ReleaseActivities>(H_SHORT);
+const hLong = proxyActivities<ReleaseActivities>(H_LONG);
 
-/** What gates share: the request, and what earlier gates produced. */
+/** What gates share: the request, what earlier gates produced, and how steps are retried. */
 export interface GateContext {
   request: ReleaseRequest;
   state: ReleaseState;
   manifest?: ArtifactManifest;
+  /** Runs one step's activity call, in visible rounds for hardened releases (directly otherwise). */
+  retried: <T>(step: string, call: (hardened: boolean) => Promise<T>, rounds?: number) => Promise<T>;
 }
 
 /** One gate: a name, and how to run it. Gates in one phase run in parallel; a fail or error stops the release. */
@@ -96,18 +136,31 @@ const acquireGate: GateStep = {
   async run(ctx) {
     const startedAt = nowIso();
     const { model } = ctx.request;
-    const manifest = await long.acquireModel.executeWithOptions(
-      { ...LONG, summary: `acquire ${model.name}@${model.version} from ${model.source}` },
-      [{ model }],
+    const summary = `acquire ${model.name}@${model.version} from ${model.source}`;
+    const manifest = await ctx.retried('acquire', (hardened) =>
+      (hardened ? hLong : long).acquireModel.executeWithOptions({ ...(hardened ? H_LONG : LONG), summary }, [
+        { model },
+      ]),
     );
     ctx.manifest = manifest;
     ctx.state.status.manifest = manifest;
+    // An empty file is never weights: worth a note (a placeholder left behind, or a truncated upload).
+    const empty = manifest.files.filter((f) => f.size === 0);
     return {
       gate: 'acquire',
       verdict: 'pass',
-      summary: `${manifest.files.length} file(s), ${formatBytes(manifest.totalSize)}, manifest sha256:${manifest.manifestDigest.slice(0, 12)}… at ${manifest.resolvedRevision}`,
+      summary:
+        `${manifest.files.length} file(s), ${formatBytes(manifest.totalSize)}, manifest sha256:${manifest.manifestDigest.slice(0, 12)}… at ${manifest.resolvedRevision}` +
+        (empty.length > 0 ? `; ${empty.length} empty file(s): ${empty.map((f) => f.path).join(', ')}` : ''),
       metrics: { files: manifest.files.length, bytes: manifest.totalSize, manifestDigest: manifest.manifestDigest },
-      findings: [],
+      findings: empty.map((f) => ({
+        gate: 'acquire',
+        ruleId: 'EmptyFile',
+        severity: 'info' as const,
+        location: f.path,
+        message: `${f.path} is empty (0 bytes): check that the upload or export finished`,
+        waivable: true,
+      })),
       startedAt,
       finishedAt: nowIso(),
     };
@@ -130,15 +183,21 @@ function activityGate(
   options: ActivityOptions = SHORT,
   extra: { when?: GateStep['when']; section?: string } = {},
 ): GateStep {
+  const hardenedOptions = options === EVALUATION ? H_EVALUATION : options === LONG ? H_LONG : H_SHORT;
   const proxy = proxyActivities<AllActivities>(options);
+  const hardenedProxy = proxyActivities<AllActivities>(hardenedOptions);
   return {
     name,
     when: extra.when,
     async run(ctx) {
       const { model } = ctx.request;
-      return proxy[activity].executeWithOptions({ ...options, summary: `${name} ${model.name}@${model.version}` }, [
-        gateInput(ctx, name, extra.section ?? name),
-      ]);
+      const input = gateInput(ctx, name, extra.section ?? name);
+      return ctx.retried(name, (hardened) =>
+        (hardened ? hardenedProxy : proxy)[activity].executeWithOptions(
+          { ...(hardened ? hardenedOptions : options), summary: `${name} ${model.name}@${model.version}` },
+          [input],
+        ),
+      );
     },
   };
 }
@@ -204,18 +263,19 @@ export async function modelReleaseWorkflow(input: ReleaseRequest): Promise<Relea
 async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
   const parsed = releaseRequestSchema.safeParse(input);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`);
+    const problems = parsed.error.issues.map((i) => clip(`${i.path.join('.') || '(request)'}: ${i.message}`));
     throw ApplicationFailure.nonRetryable(
-      `invalid release request: ${problems.join('; ')}`,
+      clip(`invalid release request: ${problems.join('; ')}`),
       FailureType.InvalidRequest,
       {
-        problems,
+        problems: problems.slice(0, 20),
       },
     );
   }
   const request = parsed.data;
   const { workflowId } = workflowInfo();
   const phases = gatePhases(request);
+  const hardened = patched(HARDENING_PATCH);
   const state = new ReleaseState(
     request,
     workflowId,
@@ -225,6 +285,7 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
 
   const withRisk = phases.length > 1; // releases from before the content gates carry no RiskLevel
   let risk: string | undefined;
+  let memo = '';
   const publish = (): void => {
     setCurrentDetails(state.details());
     const level = withRisk ? riskLevel(state.status.gates) : undefined;
@@ -235,6 +296,14 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
         { key: RiskLevelKey, value: level },
       ]);
     } else upsertSearchAttributes([{ key: ReleaseStageKey, value: state.status.stage }]);
+    if (hardened) {
+      // What `mrel status` and the HTTP door show while no worker can answer the query: kept on the server.
+      const compact = JSON.stringify(state.compactStatus());
+      if (compact !== memo) {
+        memo = compact;
+        upsertMemo({ [RELEASE_STATUS_MEMO]: state.compactStatus() });
+      }
+    }
   };
   const moveTo = (stage: string): void => {
     state.setStage(stage, nowIso());
@@ -243,19 +312,29 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
 
   setHandler(statusQuery, () => state.status);
   const apply = (decision: DecideInput) => {
-    const outcome = state.decide(decision, nowIso());
+    const late = lateDecision(decision);
+    const outcome = late ? state.refuse(decision, late, nowIso()) : state.decide(decision, nowIso());
     publish();
     return outcome;
   };
   const applySignal = (raw: unknown, decision: 'approve' | 'reject'): void => {
     const parsed = decisionInputSchema.safeParse(raw);
-    if (parsed.success) apply({ ...parsed.data, decision });
-    else {
+    const claimed = typeof raw === 'object' && raw !== null ? (raw as { decision?: unknown }).decision : undefined;
+    if (!parsed.success) {
       // Signals have no validator, so a malformed payload reaches history: record it as refused, change nothing.
       const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ');
       state.refuse({ approver: approverOf(raw), decision }, `malformed ${decision} signal (${problems})`, nowIso());
       publish();
-    }
+    } else if (claimed !== undefined && claimed !== decision) {
+      // A payload that says the opposite of its signal is a mistake or an attack: it must not count either way.
+      const said = clip(JSON.stringify(claimed), 40);
+      state.refuse(
+        { ...parsed.data, decision },
+        `the payload says decision ${said} but came as the ${decision} signal; nothing was counted: send the signal that matches the decision`,
+        nowIso(),
+      );
+      publish();
+    } else apply({ ...parsed.data, decision });
   };
   setHandler(approveSignal, (raw) => applySignal(raw, 'approve'));
   setHandler(rejectSignal, (raw) => applySignal(raw, 'reject'));
@@ -263,8 +342,17 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
     validator: (decision) => {
       const check = decideInputSchema.safeParse(decision);
       if (!check.success)
-        throw new Error(check.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+        throw new Error(clip(check.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')));
+      const late = lateDecision(check.data);
+      if (late) throw new Error(late);
     },
+  });
+  let retryRequested = false;
+  setHandler(retrySignal, (raw) => {
+    // Only a release that waits for it takes a retry; anything else (or a malformed payload) changes nothing.
+    if (retryInputSchema.safeParse(raw).success && state.status.retrying?.waitingFor !== undefined) {
+      retryRequested = true;
+    }
   });
 
   upsertSearchAttributes([
@@ -275,6 +363,7 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
   publish();
 
   const finish = (stage: 'released' | 'rejected' | 'expired' | 'failed', reason?: string): ReleaseStatus => {
+    state.clearRetrying(nowIso());
     state.end(stage, reason, nowIso());
     publish();
     return state.status;
@@ -284,20 +373,47 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
     return r ? `rejected by ${r.approver} (${r.role}): ${r.comment ?? 'no reason given'}` : 'rejected';
   };
 
+  /** One step's activity call; for hardened releases in rounds, each failed round shown with the next retry. */
+  const retried = async <T>(step: string, call: (hardened: boolean) => Promise<T>, rounds = GATE_ROUNDS) => {
+    if (!hardened) return call(false);
+    for (let round = 1; ; round++) {
+      try {
+        const result = await call(true);
+        if (state.status.retrying?.step === step) state.clearRetrying(nowIso());
+        return result;
+      } catch (err) {
+        if (isCancellation(err) || isPermanent(err) || round >= rounds) throw err;
+        const wait = Math.min(ROUND_BACKOFF_MS.first * 2 ** (round - 1), ROUND_BACKOFF_MS.max);
+        const now = nowIso();
+        state.setRetrying(
+          {
+            step,
+            attempt: round,
+            lastFailure: failureMessage(err),
+            failedAt: now,
+            nextRetryAt: new Date(Date.parse(now) + wait).toISOString(),
+          },
+          now,
+        );
+        publish();
+        await sleep(wait);
+      }
+    }
+  };
+
   // Everything before approval runs in a scope that a reject cancels, so a rejected release stops at once.
-  const ctx: GateContext = { request, state };
+  const ctx: GateContext = { request, state, retried };
   const beforeApproval = new CancellationScope();
   const pipeline = beforeApproval.run(async (): Promise<string | undefined> => {
     try {
-      state.config = await short.loadReleaseConfig.executeWithOptions(
-        { ...SHORT, summary: `load policy ${request.policy} for ${request.environment}` },
-        [
-          {
-            policy: request.policy,
-            environment: request.environment,
-            model: { name: request.model.name, version: request.model.version },
-          },
-        ],
+      const configInput = {
+        policy: request.policy,
+        environment: request.environment,
+        model: { name: request.model.name, version: request.model.version },
+      };
+      const summary = `load policy ${request.policy} for ${request.environment}`;
+      state.config = await retried('config', (h) =>
+        (h ? hShort : short).loadReleaseConfig.executeWithOptions({ ...(h ? H_SHORT : SHORT), summary }, [configInput]),
       );
     } catch (err) {
       if (isCancellation(err)) throw err;
@@ -349,26 +465,57 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
   }
 
   moveTo('gitops');
-  try {
-    const commit = await short.commitRelease.executeWithOptions(
-      { ...SHORT, summary: `commit ${request.model.name}@${request.model.version} to ${request.environment}` },
-      [
+  const gitopsInput = {
+    releaseId: workflowId,
+    runId: workflowInfo().runId,
+    request,
+    manifest: ctx.manifest,
+    gates: state.status.gates,
+    approvals: state.status.approvals,
+    policy: { name: config.policy.name, digest: config.policy.digest },
+  };
+  const summary = `commit ${request.model.name}@${request.model.version} to ${request.environment}`;
+  const commitOnce = (h: boolean) =>
+    (h ? hShort : short).commitRelease.executeWithOptions({ ...(h ? H_SHORT : SHORT), summary }, [gitopsInput]);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      state.setCommit(await retried('gitops', commitOnce, GITOPS_ROUNDS), nowIso());
+      state.clearRetrying(nowIso());
+      break;
+    } catch (err) {
+      if (!hardened || isCancellation(err)) return finish('failed', `gitops: ${failureMessage(err)}`);
+      // Approved and judged: a remote that refuses or fails now must not cost the approvals. The release waits, with
+      // the failure in view, until someone fixes the remote and sends `retry`, or the approval timeout runs out.
+      const now = nowIso();
+      state.setRetrying(
         {
-          releaseId: workflowId,
-          runId: workflowInfo().runId,
-          request,
-          manifest: ctx.manifest,
-          gates: state.status.gates,
-          approvals: state.status.approvals,
-          policy: { name: config.policy.name, digest: config.policy.digest },
+          step: 'gitops',
+          attempt,
+          lastFailure: failureMessage(err),
+          failedAt: now,
+          waitingFor: `a retry signal once the GitOps remote is fixed (mrel retry ${workflowId}), until ${new Date(Date.parse(now) + durationMs(config.approval.timeout)).toISOString()}`,
         },
-      ],
-    );
-    state.setCommit(commit, nowIso());
-  } catch (err) {
-    return finish('failed', `gitops: ${failureMessage(err)}`);
+        now,
+      );
+      publish();
+      retryRequested = false;
+      if (!(await condition(() => retryRequested, durationMs(config.approval.timeout)))) {
+        return finish('failed', `gitops: no retry within ${config.approval.timeout}: ${failureMessage(err)}`);
+      }
+    }
   }
   return finish('released');
+}
+
+/** Why a decision must not apply because it arrived after its sender stopped waiting for an answer. */
+function lateDecision(decision: DecideInput): string | undefined {
+  if (decision.validUntil === undefined || Date.parse(decision.validUntil) >= Date.now()) return undefined;
+  return `the decision arrived after its validUntil (${decision.validUntil}): its sender was told it did not apply, so it does not count; send it again`;
+}
+
+/** A failure that no retry can change: a non-retryable ApplicationFailure from the activity. */
+function isPermanent(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable === true;
 }
 
 async function runGate(gate: GateStep, ctx: GateContext): Promise<GateResult> {
@@ -410,12 +557,23 @@ export function riskLevel(gates: GateResult[]): string | undefined {
 
 function approverOf(raw: unknown): string {
   const approver = typeof raw === 'object' && raw !== null ? (raw as { approver?: unknown }).approver : undefined;
-  return typeof approver === 'string' && approver !== '' ? approver : '(missing approver)';
+  return typeof approver === 'string' && approver !== '' ? clip(approver, MAX_APPROVER_CHARS) : '(missing approver)';
 }
 
 function failureMessage(err: unknown): string {
-  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
-  return err instanceof Error ? err.message : String(err);
+  if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure) {
+    const activity = err.activityType;
+    switch (err.cause.timeoutType) {
+      case 'SCHEDULE_TO_START':
+        return `no worker took ${activity} in time: is a worker polling its task queue running?`;
+      case 'HEARTBEAT':
+        return `${activity} stopped heartbeating (its worker died or hung)`;
+      default:
+        return `${activity} timed out (${err.cause.timeoutType ?? 'timeout'})`;
+    }
+  }
+  if (err instanceof ActivityFailure && err.cause) return clip(err.cause.message);
+  return clip(err instanceof Error ? err.message : String(err));
 }
 
 function nowIso(): string {

@@ -13,17 +13,28 @@ import {
 import type {
   DecideInput,
   Decision,
+  Finding,
   GateResult,
   GitOpsCommit,
   ReleaseConfig,
   ReleaseRequest,
   ReleaseStage,
   ReleaseStatus,
+  RetryState,
   RoleRequirement,
   TerminalStage,
   Verdict,
 } from './types';
 import { TERMINAL_STAGES } from './types';
+import {
+  clip,
+  MAX_APPROVER_CHARS,
+  MAX_COMMENT_CHARS,
+  MAX_FINDINGS_PER_GATE,
+  MAX_LOCATION_CHARS,
+  MAX_METRICS_PER_GATE,
+  MAX_REFUSED,
+} from './limits';
 
 const VERDICT_ICON: Record<Verdict, string> = { pass: '✅ pass', warn: '⚠️ warn', fail: '❌ fail', error: '⛔ error' };
 
@@ -88,7 +99,20 @@ export class ReleaseState {
   }
 
   recordGate(result: GateResult, now: string): void {
-    this.status.gates = [...this.status.gates.filter((g) => g.gate !== result.gate), result];
+    const bounded = boundedGateResult(result);
+    this.status.gates = [...this.status.gates.filter((g) => g.gate !== result.gate), bounded];
+    this.status.updatedAt = now;
+  }
+
+  /** A step failed and is retried (`nextRetryAt`) or waits for a `retry` signal (`waitingFor`). */
+  setRetrying(retry: RetryState, now: string): void {
+    this.status.retrying = { ...retry, lastFailure: clip(retry.lastFailure) };
+    this.status.updatedAt = now;
+  }
+
+  clearRetrying(now: string): void {
+    if (this.status.retrying === undefined) return;
+    delete this.status.retrying;
     this.status.updatedAt = now;
   }
 
@@ -133,7 +157,13 @@ export class ReleaseState {
 
   /** Records a decision that changes nothing, with why. */
   refuse(input: DecideInput, reason: string, now: string): DecisionOutcome {
-    this.status.refused.push({ ...withComment(input), at: now, reason });
+    const refused = this.status.refused;
+    refused.push({ ...withComment(input), at: now, reason: clip(reason) });
+    if (refused.length > MAX_REFUSED) {
+      // Keep the first ones (how it started) and the latest ones (what is happening now); count the rest.
+      refused.splice(MAX_REFUSED / 2, 1);
+      this.status.refusedOmitted = (this.status.refusedOmitted ?? 0) + 1;
+    }
     this.status.updatedAt = now;
     return { accepted: false, reason };
   }
@@ -156,6 +186,20 @@ export class ReleaseState {
       approvalsMissing: progress.approvalsMissing,
       deadline: this.approvalDeadline as string,
     };
+  }
+
+  /**
+   * The status without the per-file manifest and the findings (counted instead): small enough to keep on the server
+   * as the release's memo after every change, for readers when no worker can answer the status query.
+   */
+  compactStatus(): ReleaseStatus {
+    const s = this.status;
+    const compact: ReleaseStatus = {
+      ...s,
+      gates: s.gates.map((g) => ({ ...g, findings: [], metrics: { ...g.metrics, findings: g.findings.length } })),
+    };
+    if (s.manifest) compact.manifest = { ...s.manifest, files: [] };
+    return compact;
   }
 
   /** The Temporal UI's "current details": a markdown table of stages, verdicts and what is awaited from whom. */
@@ -187,9 +231,18 @@ export class ReleaseState {
       ...rows.map((r) => `| ${r.map(escapeCell).join(' | ')} |`),
     ];
     if (s.reason) lines.push('', `**Outcome:** ${s.stage}: ${escapeCell(s.reason)}`);
+    if (s.retrying) {
+      const r = s.retrying;
+      const next = r.nextRetryAt ? `next try at ${r.nextRetryAt}` : `waiting for ${r.waitingFor ?? 'a retry signal'}`;
+      lines.push(
+        '',
+        `**Retrying ${escapeCell(r.step)}** · attempt ${r.attempt} failed at ${r.failedAt}: ${escapeCell(r.lastFailure)} · ${escapeCell(next)}`,
+      );
+    }
     if (s.refused.length > 0) {
       lines.push('', '**Refused decisions**', '');
       for (const r of s.refused) lines.push(`- ${escapeCell(`${r.approver} (${r.decision}) at ${r.at}: ${r.reason}`)}`);
+      if (s.refusedOmitted) lines.push(`- … and ${s.refusedOmitted} more, not kept`);
     }
     return lines.join('\n');
   }
@@ -220,10 +273,37 @@ export class ReleaseState {
   }
 }
 
+/** The recorded part of a decision, bounded: refused signals arrive unvalidated and may carry anything. */
 function withComment(input: DecideInput): Pick<Decision, 'approver' | 'decision' | 'comment'> {
+  const approver = clip(input.approver, MAX_APPROVER_CHARS);
   return input.comment === undefined
-    ? { approver: input.approver, decision: input.decision }
-    : { approver: input.approver, decision: input.decision, comment: input.comment };
+    ? { approver, decision: input.decision }
+    : { approver, decision: input.decision, comment: clip(input.comment, MAX_COMMENT_CHARS) };
+}
+
+/** A gate result as the status keeps it: texts clipped, findings and metrics capped (the evidence keeps all). */
+function boundedGateResult(result: GateResult): GateResult {
+  const findings = result.findings.slice(0, MAX_FINDINGS_PER_GATE).map(boundedFinding);
+  const metricEntries = Object.entries(result.metrics).slice(0, MAX_METRICS_PER_GATE);
+  const bounded: GateResult = {
+    ...result,
+    summary: clip(result.summary),
+    findings,
+    metrics: Object.fromEntries(metricEntries.map(([k, v]) => [clip(k, 64), typeof v === 'string' ? clip(v, 256) : v])),
+  };
+  if (result.findings.length > findings.length) {
+    bounded.metrics.findingsOmitted = result.findings.length - findings.length;
+  }
+  return bounded;
+}
+
+function boundedFinding(finding: Finding): Finding {
+  return {
+    ...finding,
+    ruleId: clip(finding.ruleId, 128),
+    location: clip(finding.location, MAX_LOCATION_CHARS),
+    message: clip(finding.message),
+  };
 }
 
 /** Keeps user-provided text (comments, reasons) from breaking the table or turning into markdown links. */

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ArtifactFile, ArtifactManifest } from '../../workflows/types';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../common/private-files';
 
 /** Code-unit order, not locale order: the manifest digest must not depend on the machine's locale. */
 export function sortFiles(files: readonly ArtifactFile[]): ArtifactFile[] {
@@ -25,10 +26,10 @@ export async function writeManifest(manifest: ArtifactManifest): Promise<string>
   const target = manifestPath(manifest);
   const tmpDir = join(manifest.storeRoot, 'tmp');
   const tmpPath = join(tmpDir, `${randomUUID()}.json`);
-  await mkdir(tmpDir, { recursive: true });
-  await mkdir(dirname(target), { recursive: true });
+  await mkdir(tmpDir, { recursive: true, mode: PRIVATE_DIR });
+  await mkdir(dirname(target), { recursive: true, mode: PRIVATE_DIR });
   try {
-    await writeFile(tmpPath, `${JSON.stringify(manifest, null, 2)}\n`);
+    await writeFile(tmpPath, `${JSON.stringify(manifest, null, 2)}\n`, { mode: PRIVATE_FILE });
     await rename(tmpPath, target);
   } finally {
     await rm(tmpPath, { force: true });

@@ -9,6 +9,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../common/private-files';
 import { DigestMismatchError } from './errors';
 
 /**
@@ -50,7 +51,7 @@ export async function storeStream(
   options: StoreStreamOptions,
 ): Promise<StoredBlob> {
   const tmpDir = join(storeRoot, 'tmp');
-  await mkdir(tmpDir, { recursive: true });
+  await mkdir(tmpDir, { recursive: true, mode: PRIVATE_DIR });
   const tmpPath = join(tmpDir, `${randomUUID()}.part`);
   const hash = createHash('sha256');
   let size = 0;
@@ -66,7 +67,7 @@ export async function storeStream(
           yield chunk;
         }
       },
-      createWriteStream(tmpPath, { highWaterMark: WRITE_QUEUE_BYTES }),
+      createWriteStream(tmpPath, { highWaterMark: WRITE_QUEUE_BYTES, mode: PRIVATE_FILE }),
       { signal: options.signal },
     );
     const sha256 = hash.digest('hex');
@@ -84,7 +85,7 @@ export async function storeStream(
 async function commit(storeRoot: string, tmpPath: string, sha256: string): Promise<void> {
   const target = storePath(storeRoot, sha256);
   if (await exists(target)) return;
-  await mkdir(join(storeRoot, 'sha256', sha256.slice(0, 2)), { recursive: true });
+  await mkdir(join(storeRoot, 'sha256', sha256.slice(0, 2)), { recursive: true, mode: PRIVATE_DIR });
   // rename is atomic: a concurrent acquire of the same blob just replaces identical bytes.
   await rename(tmpPath, target);
 }

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Finding, Severity, Verdict, Waiver } from '../../workflows/types';
+import { PRIVATE_DIR, PRIVATE_FILE } from './private-files';
 
 export const SEVERITY_RANK: Record<Severity, number> = { info: 0, low: 1, medium: 2, high: 3, critical: 4 };
 
@@ -89,10 +90,10 @@ export async function writeEvidence(
 ): Promise<string> {
   const safeId = releaseId.replace(/[^A-Za-z0-9._-]+/g, '_');
   const path = join(storeRoot, 'evidence', safeId, `${gate}.json`);
-  await mkdir(dirname(path), { recursive: true });
+  await mkdir(dirname(path), { recursive: true, mode: PRIVATE_DIR });
   const body = `${JSON.stringify(data, null, 2)}\n`;
   const tmp = `${path}.${createHash('sha256').update(body).digest('hex').slice(0, 12)}.tmp`;
-  await writeFile(tmp, body);
+  await writeFile(tmp, body, { mode: PRIVATE_FILE });
   await rename(tmp, path);
   return path;
 }

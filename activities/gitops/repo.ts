@@ -3,7 +3,7 @@
  * of its own under the work root, so concurrent activities in one worker never share a work tree.
  */
 import { createHash } from 'node:crypto';
-import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,6 +11,7 @@ import { simpleGit } from 'simple-git';
 import type { SimpleGit } from 'simple-git';
 import { hasReleaseIdTrailer } from './commit-message';
 import { GitOpsRejectedError, GitPushConflictError, GitRemoteUnavailableError, UnsafePathError } from './errors';
+import { PRIVATE_DIR } from '../common/private-files';
 import type { GitIdentity, RenderedFiles } from './render';
 import { DEFAULT_AUTHOR } from './render';
 
@@ -63,12 +64,12 @@ export async function publishRelease(options: PublishOptions): Promise<PublishRe
   const { branch, files, signal } = options;
   const maxAttempts = options.maxAttempts ?? DEFAULT_PUSH_ATTEMPTS;
   const paths = [...files.keys()].sort();
-  await mkdir(options.workRoot, { recursive: true });
+  await prepareWorkRoot(options.workRoot);
   // A kept clone (one publisher at a time per process, see SerialQueue) fetches only what is new and checks out only
   // what changed; a fresh clone per publish costs a full fetch and checkout each time. Any failure drops the clone.
   const keptDir = options.keepClone ? join(options.workRoot, keptCloneName(options.repoUrl, branch)) : undefined;
   const reuse = keptDir !== undefined && (await isClone(keptDir));
-  const dir = keptDir ?? (await mkdtemp(join(options.workRoot, 'gitops-')));
+  const dir = keptDir ?? (await mkdtemp(join(options.workRoot, `gitops-${process.pid}-`)));
   let keep = false;
   try {
     if (!reuse) {
@@ -119,6 +120,34 @@ export async function publishRelease(options: PublishOptions): Promise<PublishRe
   }
 }
 
+const preparedRoots = new Set<string>();
+
+/**
+ * The work root is private to the worker's user (clones hold everything a release commits), and the first publish
+ * of a process removes clones that processes which no longer run left behind (a worker killed mid-publish).
+ */
+async function prepareWorkRoot(workRoot: string): Promise<void> {
+  await mkdir(workRoot, { recursive: true, mode: PRIVATE_DIR });
+  if (preparedRoots.has(workRoot)) return;
+  await chmod(workRoot, PRIVATE_DIR);
+  for (const name of await readdir(workRoot)) {
+    const owner = /^(?:clone-[0-9a-f]+|gitops)-(\d+)(?:-|$)/.exec(name)?.[1];
+    if (owner === undefined || Number(owner) === process.pid || processRuns(Number(owner))) continue;
+    await rm(join(workRoot, name), { recursive: true, force: true });
+  }
+  preparedRoots.add(workRoot);
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it runs, as another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** One kept clone per repository, branch and process (two worker processes never share a work tree). */
 function keptCloneName(repoUrl: string, branch: string): string {
   const key = createHash('sha256').update(`${repoUrl}\0${branch}`).digest('hex').slice(0, 16);
@@ -146,7 +175,7 @@ export async function findReleaseCommit(
   options: { workRoot?: string } = {},
 ): Promise<string | undefined> {
   const root = options.workRoot ?? tmpdir();
-  await mkdir(root, { recursive: true });
+  await mkdir(root, { recursive: true, mode: PRIVATE_DIR });
   const dir = await mkdtemp(join(root, 'gitops-find-'));
   try {
     const git = gitAt(dir, DEFAULT_AUTHOR);
@@ -233,6 +262,13 @@ async function writeFiles(dir: string, files: RenderedFiles): Promise<void> {
 type PushOutcome = { ok: true } | { ok: false; conflict: string };
 
 /**
+ * The remote accepted the push but could not write it: a full disk, a quota, a permission problem on its side. Its
+ * operators fix those, so they are retried, never taken for a policy refusal (`[remote rejected] … (unpacker error)`).
+ */
+const REMOTE_WRITE_FAULT =
+  /unpacker error|unpack(?:-objects)? (?:failed|abnormal exit)|index-pack (?:failed|abnormal exit)|unable to create temporary object directory|insufficient permission|permission denied|no space left on device|disk quota exceeded|failed to write object|unable to write (?:file|sha1|loose object)/i;
+
+/**
  * Pushes HEAD to the branch. A lost race (the remote moved, or its ref was being updated by another push) comes back
  * as a conflict to redo; a refusal by the remote throws GitOpsRejectedError; anything else GitRemoteUnavailableError.
  */
@@ -247,6 +283,12 @@ async function pushBranch(git: SimpleGit, remote: string, branch: string): Promi
       /\[remote rejected\].*\((cannot lock ref|failed to update ref|incorrect old value|failed to lock)/.test(message)
     ) {
       return { ok: false, conflict: message };
+    }
+    if (REMOTE_WRITE_FAULT.test(message)) {
+      throw new GitRemoteUnavailableError(
+        `${remote} could not store the push to ${branch} (a full disk or a permission problem on the remote?): ${message}`,
+        { cause: err },
+      );
     }
     if (/\[remote rejected\]/.test(message)) {
       const said = message
