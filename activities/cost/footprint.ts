@@ -231,6 +231,8 @@ async function readSafetensors(path: string, file: ArtifactFile): Promise<Weight
   let dataEnd = 0;
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') continue;
+    // A corrupt header can hold anything: a non-object entry is unreadable, not a TypeError that Temporal retries.
+    if (typeof info !== 'object' || info === null) throw unreadable(file, `tensor "${name}" is not an object`);
     const t = info as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const width = typeof t.dtype === 'string' ? SAFETENSORS_DTYPE_BYTES[t.dtype] : undefined;
     if (width === undefined) throw unreadable(file, `tensor "${name}" has unknown dtype ${JSON.stringify(t.dtype)}`);
@@ -279,7 +281,7 @@ interface TfjsWeight {
   name?: unknown;
   shape?: unknown;
   dtype?: unknown;
-  quantization?: { dtype?: unknown };
+  quantization?: { dtype?: unknown } | null;
 }
 
 async function readTfjsManifest(
@@ -324,6 +326,7 @@ async function readTfjsManifest(
     }
     (group.weights as TfjsWeight[]).forEach((w, i) => {
       const at = `weightsManifest[${g}].weights[${i}]`;
+      if (typeof w !== 'object' || w === null) throw unreadable(file, `${at} is not an object`);
       const width = typeof w.dtype === 'string' ? TFJS_DTYPE_BYTES[w.dtype] : undefined;
       if (width === undefined) {
         // Strings have no fixed width; they are vocabularies, not parameters.
@@ -335,12 +338,12 @@ async function readTfjsManifest(
       let stored = count * width;
       let key = w.dtype as string;
       if (w.quantization !== undefined) {
-        const qWidth = typeof w.quantization.dtype === 'string' ? TFJS_QUANT_BYTES[w.quantization.dtype] : undefined;
+        const qWidth = typeof w.quantization?.dtype === 'string' ? TFJS_QUANT_BYTES[w.quantization.dtype] : undefined;
         if (qWidth === undefined) {
-          throw unreadable(file, `${at}.quantization has unknown dtype ${JSON.stringify(w.quantization.dtype)}`);
+          throw unreadable(file, `${at}.quantization has unknown dtype ${JSON.stringify(w.quantization?.dtype)}`);
         }
         stored = count * qWidth;
-        key = `${w.dtype as string}<-${w.quantization.dtype as string}`;
+        key = `${w.dtype as string}<-${w.quantization?.dtype as string}`;
       }
       const d = (byDtype[key] ??= { parameters: 0, bytes: 0 });
       d.parameters += count;

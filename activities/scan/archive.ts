@@ -3,7 +3,7 @@
  * compression bombs and sizes are findings, never crashes. Entries are handed to `scanEntry` as streams; an archive
  * is never extracted to disk.
  */
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
@@ -82,14 +82,14 @@ export async function scanZip(
     };
   }
   try {
-    const entries: { entry: yauzl.Entry; name: string }[] = [];
+    const entries: { entry: yauzl.Entry; name: string; raw: Buffer }[] = [];
     let tooMany = false;
     try {
       await new Promise<void>((resolve, reject) => {
         zip.on('entry', (entry: yauzl.Entry) => {
           const raw = entry.fileName as unknown as Buffer;
           const name = raw.toString((entry.generalPurposeBitFlag & 0x800) !== 0 ? 'utf8' : 'latin1');
-          entries.push({ entry, name });
+          entries.push({ entry, name, raw });
           if (entries.length > limits.maxArchiveEntries) {
             tooMany = true;
             resolve();
@@ -144,11 +144,21 @@ export async function scanZip(
       );
       return { format: kind, entries: entries.length, findings };
     }
-    for (const { entry, name } of entries) {
+    for (const { entry, name, raw } of entries) {
       const where = `${path}!${name}`;
       const unsafe = unsafeEntryName(name);
       if (unsafe)
         findings.push(finding('archive.path-traversal', where, `entry name ${JSON.stringify(name)} ${unsafe}`));
+      // Streaming extractors go by the local header, the scanner (like zipfile) by the central directory.
+      if (!localNameMatches(file, entry.relativeOffsetOfLocalHeader, raw))
+        findings.push(
+          finding(
+            'archive.invalid',
+            where,
+            'its local header names it differently from the central directory: extractors disagree on what it is',
+            { offset: entry.relativeOffsetOfLocalHeader },
+          ),
+        );
       const unixMode = (entry.externalFileAttributes >>> 16) & 0o170000;
       if (entry.versionMadeBy >> 8 === 3 && unixMode === 0o120000) {
         findings.push(
@@ -342,6 +352,19 @@ export async function scanGzip(
       entries: 0,
       findings: [finding('archive.invalid', path, `gzip stream is corrupt: ${(err as Error).message}`)],
     };
+  }
+}
+
+/** True when the local file header at `offset` carries exactly the central directory's name bytes. */
+function localNameMatches(file: string, offset: number, name: Buffer): boolean {
+  const fd = openSync(file, 'r');
+  try {
+    const header = Buffer.alloc(30 + name.length);
+    const n = readSync(fd, header, 0, header.length, offset);
+    if (n < header.length || header.readUInt32LE(0) !== 0x04034b50) return false;
+    return header.readUInt16LE(26) === name.length && header.subarray(30).equals(name);
+  } finally {
+    closeSync(fd);
   }
 }
 

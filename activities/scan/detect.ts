@@ -26,7 +26,11 @@ export type Format =
 /** Bytes read from the start of each file for detection. */
 export const HEAD_BYTES = 64 * 1024;
 
-const PICKLE_TEXT_START = new Set([...'(cdl]})NIJKLFSVXGtpgqhP'].map((c) => c.charCodeAt(0)));
+/**
+ * ASCII bytes a pickle can start with: every opcode that pushes without popping. `)` (EMPTY_TUPLE), `B`/`C`
+ * (BINBYTES) and `T`/`U` (BINSTRING) with printable lengths make a loadable pickle that reads as text.
+ */
+const PICKLE_TEXT_START = new Set([...'(cdl]})NIJKLFSVXGtpgqhPBCTU'].map((c) => c.charCodeAt(0)));
 
 /** Detects a format from the first bytes of a file (or stream) of `size` bytes (unknown size: -1). */
 export function detectHead(head: Buffer, size: number): Format {

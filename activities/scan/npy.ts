@@ -40,6 +40,8 @@ export async function scanNpy(
   const raw = await reader.read(headerLength);
   if (!raw) return invalid('file ends inside the header', headerStart);
   const header = raw.toString(major === 3 ? 'utf8' : 'latin1');
+  const malformed = dictLiteralProblem(header);
+  if (malformed) return invalid(`header ${malformed}: numpy.load refuses it`, headerStart);
   const descr = /['"]descr['"]\s*:\s*(['"])(.*?)\1/.exec(header)?.[2];
   const structured = /['"]descr['"]\s*:\s*\[/.test(header);
   const shapeText = /['"]shape['"]\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
@@ -83,4 +85,78 @@ export async function scanNpy(
       ),
     );
   return { findings };
+}
+
+const NPY_KEYS = ['descr', 'fortran_order', 'shape'];
+
+/**
+ * numpy reads the header with `ast.literal_eval` and wants a dict of exactly descr, fortran_order and shape. The
+ * values are read with patterns above; this checks the whole literal first, so that a duplicated key (Python keeps
+ * the last, a pattern finds the first) or trailing junk cannot make the scanner and numpy read different headers.
+ */
+function dictLiteralProblem(header: string): string | undefined {
+  const s = header.replace(/\s+$/, '');
+  let i = 0;
+  const space = (): void => {
+    while (i < s.length && /\s/.test(s[i] as string)) i++;
+  };
+  const literal = (): string | undefined => {
+    const q = s[i];
+    if (q !== "'" && q !== '"') return undefined;
+    const end = s.indexOf(q, i + 1);
+    if (end < 0) return undefined;
+    const text = s.slice(i + 1, end);
+    // Python source cannot hold NULs or other control bytes inside a string literal.
+    if (/[\u0000-\u001f]/.test(text)) return undefined;
+    i = end + 1;
+    return text;
+  };
+  /** A value: a string, True/False, or a bracketed tuple or list (nesting and quotes respected). */
+  const value = (): boolean => {
+    if (s[i] === "'" || s[i] === '"') return literal() !== undefined;
+    const word = /^(True|False)/.exec(s.slice(i, i + 5));
+    if (word) {
+      i += word[0].length;
+      return true;
+    }
+    if (s[i] !== '(' && s[i] !== '[') return false;
+    const stack: string[] = [];
+    while (i < s.length) {
+      const c = s[i] as string;
+      if (c === "'" || c === '"') {
+        if (literal() === undefined) return false;
+        continue;
+      }
+      if (c === '(' || c === '[') stack.push(c === '(' ? ')' : ']');
+      else if (c === ')' || c === ']') {
+        if (stack.pop() !== c) return false;
+        if (stack.length === 0) {
+          i++;
+          return true;
+        }
+      } else if (!/[\s\w<>|=,.-]/.test(c)) return false;
+      i++;
+    }
+    return false;
+  };
+  space();
+  if (s[i++] !== '{') return 'is not a dict literal';
+  const keys: string[] = [];
+  for (;;) {
+    space();
+    if (s[i] === '}') break;
+    const key = literal();
+    space();
+    if (key === undefined || s[i++] !== ':') return 'is not a dict literal';
+    space();
+    if (!value()) return `has an unreadable value for ${JSON.stringify(key.slice(0, 40))}`;
+    keys.push(key);
+    space();
+    if (s[i] === ',') i++;
+    else if (s[i] !== '}') return 'is not a dict literal';
+  }
+  if (i + 1 !== s.length) return 'has bytes after its closing brace';
+  if (keys.length !== NPY_KEYS.length || !NPY_KEYS.every((k) => keys.includes(k)))
+    return `must have exactly the keys ${NPY_KEYS.join(', ')}`;
+  return undefined;
 }

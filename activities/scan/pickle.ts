@@ -618,7 +618,8 @@ class Machine {
         default:
           this.fail(`invalid opcode 0x${op.toString(16).padStart(2, '0')} (not a pickle, or corrupted)`, at);
       }
-      if (stack.length > maxStack)
+      // MARKs count too: a pickle of nothing but MARKs would otherwise grow the mark stack without bound.
+      if (stack.length + marks.length > maxStack)
         throw new PickleError(`stack deeper than ${maxStack} (scan.limits.maxPickleStack)`, at, true);
       if (base + pos > nextProgress) {
         r.pos = pos;

@@ -158,7 +158,9 @@ async function scanFile(target: ScanTarget, ctx: Ctx): Promise<FileReport> {
       case 'pickle':
       case 'pickle-text': {
         const walk = await walkPickle(reader(), path, pickleOptions(ctx));
-        if (format === 'pickle-text' && !looksLikePickle(walk)) return await scanTextFile(target, reader(), ctx, size);
+        // Only text is text: binary bytes that fail to walk as a pickle are reported as a malformed pickle.
+        if (format === 'pickle-text' && !looksLikePickle(walk) && looksLikeText(head))
+          return await scanTextFile(target, reader(), ctx, size);
         return out(walk.kind, pickleFindings(walk, path, ctx));
       }
       case 'npy': {
@@ -341,7 +343,8 @@ function entryScanner(ctx: Ctx) {
       case 'pickle':
       case 'pickle-text': {
         const walk = await walkPickle(reader, path, pickleOptions(ctx));
-        if (format === 'pickle-text' && !looksLikePickle(walk)) return { format: 'text', findings: [] };
+        if (format === 'pickle-text' && !looksLikePickle(walk) && looksLikeText(head))
+          return { format: 'text', findings: [] };
         const findings = pickleFindings(walk, path, ctx);
         if (archive === 'torch-zip' && /(^|\/)constants\.pkl$/.test(name))
           findings.push(finding('torch.torchscript', path, 'TorchScript archive: its code/ runs under torch.jit.load'));
