@@ -2,6 +2,7 @@
  * Every activity of the release worker, built from their real clients. The workflow sees only this type.
  */
 import { createAcquireActivities } from './acquire';
+import type { SourcePolicy } from './common/source-policy';
 import { createConfigActivities } from './config';
 import { createCostActivities } from './cost';
 import { createGitOpsActivities } from './gitops';
@@ -14,6 +15,8 @@ export interface ReleaseActivityDeps {
   storeRoot: string;
   hfEndpoint?: string;
   hfToken?: string;
+  /** Where model sources may come from (loadSourcePolicy); config/sources.yaml and MREL_SOURCE_* when not given. */
+  sourcePolicy?: SourcePolicy;
   gitops: Parameters<typeof createGitOpsActivities>[0];
   /** The hardware price catalog; default config/pricing.yaml. */
   pricingFile?: string;
@@ -24,7 +27,12 @@ export interface ReleaseActivityDeps {
 export function createReleaseActivities(deps: ReleaseActivityDeps) {
   return {
     ...createConfigActivities({ configDir: deps.configDir }),
-    ...createAcquireActivities({ storeRoot: deps.storeRoot, hfEndpoint: deps.hfEndpoint, hfToken: deps.hfToken }),
+    ...createAcquireActivities({
+      storeRoot: deps.storeRoot,
+      hfEndpoint: deps.hfEndpoint,
+      hfToken: deps.hfToken,
+      sourcePolicy: deps.sourcePolicy,
+    }),
     ...createGitOpsActivities(deps.gitops),
     ...createLicenseActivities({ storeRoot: deps.storeRoot }),
     ...createScanActivities({ storeRoot: deps.storeRoot }),

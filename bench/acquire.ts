@@ -11,7 +11,7 @@ import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { acquireArtifacts } from '../activities/acquire';
@@ -31,7 +31,8 @@ async function child(file: string, storeRoot: string): Promise<void> {
   const start = performance.now();
   const manifest = await acquireArtifacts(
     { name: 'bench-model', version: '1.0.0', source: pathToFileURL(file).href },
-    { storeRoot },
+    // The bench's file lies in its own temp directory: that one root is allowed, nothing else.
+    { storeRoot, sourcePolicy: { roots: [dirname(file)], hosts: [], networks: [] } },
   );
   const ms = performance.now() - start;
   const result: ChildResult = {

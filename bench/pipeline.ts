@@ -90,6 +90,8 @@ async function main(): Promise<number> {
     telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } },
   });
   const dir = await mkdtemp(join(tmpdir(), 'mrel-bench-pipeline-'));
+  // The bench's models lie in its temp directory: the worker and the door allow that root, as an operator would.
+  process.env.MREL_SOURCE_ROOTS = [process.env.MREL_SOURCE_ROOTS, dir].filter(Boolean).join(':');
   const cleanup: (() => Promise<void>)[] = [];
   try {
     const server = await startDevServer({ logFile: join(dir, 'temporal.log') });

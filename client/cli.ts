@@ -4,9 +4,10 @@
  *   1  the release did not go through (rejected, expired, failed) or the decision was refused
  *   2  bad usage or a bad request file (one message per problem, nothing started)
  *   3  no such release
- *   4  Temporal cannot be reached
+ *   4  Temporal cannot be reached, or no release worker answered in time (status then shows what the server saved;
+ *      a decision that timed out was not applied and never will be)
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { parseDocument } from 'yaml';
@@ -21,7 +22,7 @@ import { renderStatus } from './format';
 export const EXIT = { ok: 0, notThrough: 1, usage: 2, notFound: 3, unavailable: 4 } as const;
 
 /** The release commands defined here; they need the Temporal client, which loads only when one of them runs. */
-const RELEASE_COMMANDS = ['start', 'status', 'approve', 'reject', 'list'];
+const RELEASE_COMMANDS = ['start', 'status', 'approve', 'reject', 'retry', 'list'];
 /** Global options that take a value (so their value is not taken for the command name). */
 const GLOBAL_VALUE_OPTIONS = ['--address', '--namespace'];
 
@@ -52,35 +53,74 @@ interface GlobalOptions extends ClientOptions {
   json?: boolean;
 }
 
-/** Reads a request file (YAML or JSON). Relative `file://` model sources and datasets resolve against its directory. */
+/** Request files larger than this are refused unread: a request is a page of YAML, not a data set. */
+export const MAX_REQUEST_FILE_BYTES = 2 * 1024 * 1024;
+/** How many times YAML aliases may repeat anchored values: enough for real files, far too few for a "billion laughs". */
+const MAX_YAML_ALIASES = 100;
+/** Parse problems reported per file; the first ones are what needs fixing. */
+const MAX_PARSE_PROBLEMS = 10;
+
+/**
+ * Reads a request file (YAML or JSON). Relative `file://` model sources and datasets resolve against its directory.
+ * Throws only ReleaseClientError (INVALID_REQUEST), naming the file and never quoting its content.
+ */
 export async function readRequestFile(path: string): Promise<unknown> {
+  const unusable = (what: string, problems: string[] = []) =>
+    new ReleaseClientError('INVALID_REQUEST', `${path}: ${what}`, problems);
   let text: string;
   try {
+    const info = await stat(path);
+    // Devices and pipes (/dev/zero, a FIFO) would be read forever; directories fail obscurely.
+    if (!info.isFile()) throw unusable('is not a regular file; give the path of a YAML or JSON request file');
+    if (info.size > MAX_REQUEST_FILE_BYTES) {
+      throw unusable(`is ${info.size} bytes; a request file may have at most ${MAX_REQUEST_FILE_BYTES}`);
+    }
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new ReleaseClientError('INVALID_REQUEST', `${path}: cannot be read (${(err as Error).message})`);
+    if (err instanceof ReleaseClientError) throw err;
+    throw unusable(`cannot be read (${(err as Error).message})`);
   }
-  const doc = parseDocument(text);
-  if (doc.errors.length > 0) {
-    throw new ReleaseClientError(
-      'INVALID_REQUEST',
-      `${path} is not valid YAML or JSON`,
-      doc.errors.map((e) => e.message.split('\n')[0] ?? e.message),
-    );
+  let data: unknown;
+  try {
+    // Warnings (odd keys, unknown tags) would go to the process's stderr as Node warnings; errors are reported here.
+    const doc = parseDocument(text, { logLevel: 'error' });
+    if (doc.errors.length > 0) {
+      const problems = doc.errors
+        .slice(0, MAX_PARSE_PROBLEMS)
+        .map((e) => firstLine(e.message))
+        .concat(doc.errors.length > MAX_PARSE_PROBLEMS ? [`… and ${doc.errors.length - MAX_PARSE_PROBLEMS} more`] : []);
+      throw unusable('is not valid YAML or JSON', problems);
+    }
+    data = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+  } catch (err) {
+    if (err instanceof ReleaseClientError) throw err;
+    if (err instanceof ReferenceError) {
+      throw unusable('expands YAML aliases too often (a resource exhaustion attack?)', [
+        `aliases (*name) may repeat anchored values at most ${MAX_YAML_ALIASES} times; write the values out`,
+      ]);
+    }
+    if (err instanceof RangeError) throw unusable('nests too deeply to be a release request');
+    throw unusable('is not valid YAML or JSON', [firstLine((err as Error).message)]);
   }
-  const data = doc.toJS() as {
-    model?: { source?: unknown };
-    evaluation?: { dataset?: unknown };
-  } | null;
   const base = dirname(resolve(path));
   const absolute = (uri: unknown): unknown => {
     if (typeof uri !== 'string' || !uri.startsWith('file://')) return uri;
     const rest = uri.slice('file://'.length);
     return isAbsolute(rest) ? uri : `file://${resolve(base, rest)}`;
   };
-  if (data?.model) data.model.source = absolute(data.model.source);
-  if (data?.evaluation) data.evaluation.dataset = absolute(data.evaluation.dataset);
+  if (isPlainObject(data)) {
+    if (isPlainObject(data.model)) data.model.source = absolute(data.model.source);
+    if (isPlainObject(data.evaluation)) data.evaluation.dataset = absolute(data.evaluation.dataset);
+  }
   return data;
+
+  function firstLine(message: string): string {
+    const line = message.split('\n')[0] ?? message;
+    return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+  }
+  function isPlainObject(value: unknown): value is Record<string, unknown> {
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+  }
 }
 
 export function buildProgram(
@@ -166,6 +206,20 @@ export function buildProgram(
   }
 
   program
+    .command('retry')
+    .description('try a failed step again (a GitOps commit the remote refused, once the remote is fixed)')
+    .argument('<release-id>', 'e.g. release/credit-risk/1.0.0/production')
+    .requiredOption('--as <who>', 'who asks for the retry (recorded in the history)')
+    .action(async (id: string, opts: { as: string }) => {
+      const { retryRelease } = await releaseClient();
+      const status = await retryRelease(await client(), id, opts.as);
+      print(
+        { releaseId: id, retried: status.retrying?.step },
+        `asked ${id} to retry ${status.retrying?.step ?? 'its step'} (last failure: ${status.retrying?.lastFailure ?? '?'})`,
+      );
+    });
+
+  program
     .command('list')
     .description('list releases (visibility query on the search attributes)')
     .option('--model <name>', 'ModelName')
@@ -222,6 +276,7 @@ export async function runCli(
         NOT_FOUND: EXIT.notFound,
         RELEASE_ENDED: EXIT.notThrough,
         UNAVAILABLE: EXIT.unavailable,
+        WORKER_UNAVAILABLE: EXIT.unavailable,
       };
       return codes[err.code];
     }

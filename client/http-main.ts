@@ -1,6 +1,7 @@
 /**
  * Entry point of the HTTP start endpoint (routes in client/http-server.ts). Environment:
- *   PORT (default 8080), HOST (default 127.0.0.1), MREL_HTTP_TOKEN (bearer token; unset: no authentication),
+ *   PORT (default 8080), HOST (default 127.0.0.1), MREL_HTTP_TOKEN (bearer token; unset: no authentication; set but
+ *   empty or blank: refused at start, so that a missing secret never silently turns authentication off),
  *   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MREL_TASK_QUEUE (the release worker's queue), MREL_CONFIG_DIR.
  * Stops on SIGINT/SIGTERM: no new connections, in-flight requests finish (up to 10 s), then the Temporal
  * connection closes.
@@ -21,6 +22,22 @@ function port(raw: string | undefined): number {
   return n;
 }
 
+/** The bearer token from MREL_HTTP_TOKEN: undefined only when the variable is unset. */
+function httpToken(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (raw.trim() === '') {
+    throw new Error(
+      'environment variable MREL_HTTP_TOKEN is set but empty: set it to a secret (e.g. `openssl rand -hex 32`), or unset it to serve without authentication on 127.0.0.1',
+    );
+  }
+  if (/\s/.test(raw)) {
+    throw new Error(
+      'environment variable MREL_HTTP_TOKEN contains whitespace: a bearer token is one word (e.g. `openssl rand -hex 32`)',
+    );
+  }
+  return raw;
+}
+
 function listen(server: Server, portNumber: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -34,7 +51,7 @@ function listen(server: Server, portNumber: number, host: string): Promise<void>
 async function main(): Promise<void> {
   const portNumber = port(process.env.PORT);
   const host = process.env.HOST || '127.0.0.1';
-  const token = process.env.MREL_HTTP_TOKEN || undefined;
+  const token = httpToken(process.env.MREL_HTTP_TOKEN);
   const client = await connectClient();
   const server = createHttpServer({
     client,

@@ -10,17 +10,49 @@
  *
  * A release id contains slashes (`release/<model>/<version>/<environment>`); it may be sent raw or URL-encoded.
  * Errors answer `{error, code, problems}`: 400 INVALID_REQUEST, 401 UNAUTHORIZED, 404 NOT_FOUND, 405, 409
- * RELEASE_ENDED, 413, 415, 503 UNAVAILABLE, 500 INTERNAL (details only in the server log).
+ * RELEASE_ENDED, 413, 415, 503 UNAVAILABLE or WORKER_UNAVAILABLE (with Retry-After), 500 INTERNAL (details only in
+ * the server log). A client too slow with its headers or body (see HttpTimeouts) gets 408, headers over
+ * MAX_HEADER_BYTES 431, a request that is not HTTP 400, in the same JSON shape, and the connection closes.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/client';
 import { zodProblems } from '../config/loader';
-import { decideInputSchema } from '../workflows/types';
+import { decideInputSchema, modelNameSchema, modelRefSchema } from '../workflows/types';
 import { decide, getRelease, listReleases, ReleaseClientError, startRelease } from './release-client';
 
 /** Request bodies larger than this are refused with 413 before they are parsed. */
 export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** Request heads (request line and headers) larger than this are answered 431 by Node before any route runs. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+
+/** Problems listed per error answer (each cut to PROBLEM_CHARS): a hostile body cannot make the answer huge. */
+const MAX_PROBLEMS = 50;
+const PROBLEM_CHARS = 500;
+
+/** Seconds a caller is asked to wait before retrying a 503. */
+const RETRY_AFTER_SECONDS = '10';
+
+/**
+ * How long a client may take to send its request, so that slow or stalled connections cannot hold sockets (Node's
+ * own defaults let a slow body hold one for minutes). Such a client gets 408 and the connection closes.
+ */
+export interface HttpTimeouts {
+  /** Until the request line and headers are in. Default 10 s. */
+  headersMs?: number;
+  /** Until the whole request, body included, is in (at least headersMs). Default 30 s. */
+  requestMs?: number;
+  /** An idle keep-alive connection is closed after this. Default 5 s. */
+  keepAliveMs?: number;
+}
+
+export const DEFAULT_HTTP_TIMEOUTS: Required<HttpTimeouts> = {
+  headersMs: 10_000,
+  requestMs: 30_000,
+  keepAliveMs: 5_000,
+};
 
 /** What the HTTP door needs: a connected Temporal client, and where releases go and are validated. */
 export interface HttpServerDeps {
@@ -33,6 +65,8 @@ export interface HttpServerDeps {
   token?: string;
   /** Where unexpected errors are logged (their details never reach the caller). Default: console.error. */
   logError?: (message: string, err: unknown) => void;
+  /** Limits on slow clients (defaults: DEFAULT_HTTP_TIMEOUTS). */
+  timeouts?: HttpTimeouts;
 }
 
 /** A failure answered with its own HTTP status, raised by the door itself rather than the start API. */
@@ -54,6 +88,7 @@ const STATUS_BY_CODE: Record<ReleaseClientError['code'], number> = {
   NOT_FOUND: 404,
   RELEASE_ENDED: 409,
   UNAVAILABLE: 503,
+  WORKER_UNAVAILABLE: 503,
 };
 
 /** gRPC status codes that mean "Temporal cannot answer now, try again": UNAVAILABLE, DEADLINE_EXCEEDED. */
@@ -66,25 +101,52 @@ const decisionBodySchema = decideInputSchema.strict();
  * answers the existing one (200, `started: false`), so callers may retry a POST safely.
  */
 export function createHttpServer(deps: HttpServerDeps): Server {
-  if (deps.token !== undefined && deps.token.length === 0) {
-    throw new Error('the HTTP token must not be empty: leave it unset to serve without authentication');
+  if (deps.token !== undefined && (deps.token.trim().length === 0 || /\s/.test(deps.token))) {
+    throw new Error('the HTTP token must be one non-empty word: leave it unset to serve without authentication');
   }
   const tokenDigest = deps.token === undefined ? undefined : sha256(deps.token);
   const logError = deps.logError ?? ((message, err) => console.error(message, err));
 
-  const server = createServer((req, res) => {
+  const timeouts = { ...DEFAULT_HTTP_TIMEOUTS, ...deps.timeouts };
+  const options = {
+    headersTimeout: timeouts.headersMs,
+    requestTimeout: Math.max(timeouts.requestMs, timeouts.headersMs),
+    keepAliveTimeout: timeouts.keepAliveMs,
+    // Node enforces the two timeouts above only when it checks its connections (every 30 s by default).
+    connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(timeouts.headersMs / 4))),
+    maxHeaderSize: MAX_HEADER_BYTES,
+  };
+  /** The response a connection is writing, if any: a client error must not cut into one already under way. */
+  const responding = new WeakMap<Duplex, ServerResponse>();
+  const server = createServer(options, (req, res) => {
+    responding.set(req.socket, res);
+    res.once('close', () => {
+      if (responding.get(req.socket) === res) responding.delete(req.socket);
+    });
     void handle(req, res).catch((err: unknown) => {
       if (err instanceof HttpError) return sendError(res, err.status, err.code, err.message, err.problems, err.headers);
       if (err instanceof ReleaseClientError) {
-        return sendError(res, STATUS_BY_CODE[err.code], err.code, err.message, err.problems);
+        const status = STATUS_BY_CODE[err.code];
+        const headers: Record<string, string> = status === 503 ? { 'retry-after': RETRY_AFTER_SECONDS } : {};
+        return sendError(res, status, err.code, err.message, err.problems, headers);
       }
       if (temporalUnavailable(err)) {
         logError(`${req.method} ${req.url}: Temporal unavailable`, err);
-        return sendError(res, 503, 'UNAVAILABLE', 'Temporal cannot be reached right now; retry later');
+        return sendError(res, 503, 'UNAVAILABLE', 'Temporal cannot be reached right now; retry later', [], {
+          'retry-after': RETRY_AFTER_SECONDS,
+        });
       }
       logError(`${req.method} ${req.url}: unexpected error`, err);
       sendError(res, 500, 'INTERNAL', 'internal error (see the server log)');
     });
+  });
+  // Requests Node refuses before any route runs (not HTTP, headers too large, too slow) get the same JSON shape.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (socket.writable && err.code !== 'ECONNRESET' && !responding.get(socket)?.headersSent) {
+      const [status, code, message] = clientErrorAnswer(err, timeouts);
+      socket.write(rawErrorResponse(status, code, message));
+    }
+    socket.destroy();
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -131,6 +193,35 @@ export function createHttpServer(deps: HttpServerDeps): Server {
   return server;
 }
 
+function clientErrorAnswer(err: NodeJS.ErrnoException, timeouts: Required<HttpTimeouts>): [number, string, string] {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return [431, 'HEADERS_TOO_LARGE', `the request headers are larger than ${MAX_HEADER_BYTES} bytes`];
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return [
+        408,
+        'REQUEST_TIMEOUT',
+        `the request did not arrive in time: send the headers within ${timeouts.headersMs} ms and the whole request within ${timeouts.requestMs} ms`,
+      ];
+    default:
+      return [400, 'BAD_REQUEST', 'the request is not valid HTTP/1.1'];
+  }
+}
+
+/** A whole HTTP response, written straight to a socket that has no ServerResponse (or whose response never began). */
+function rawErrorResponse(status: number, code: string, error: string): string {
+  const text = JSON.stringify({ error, code, problems: [] });
+  return [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
+    'content-type: application/json; charset=utf-8',
+    `content-length: ${Buffer.byteLength(text)}`,
+    'cache-control: no-store',
+    'connection: close',
+    '',
+    text,
+  ].join('\r\n');
+}
+
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
@@ -150,11 +241,15 @@ function sendError(
   problems: string[] = [],
   headers: Record<string, string> = {},
 ): void {
-  if (res.headersSent) {
+  if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
   }
-  send(res, status, { error, code, problems }, headers);
+  const listed = problems
+    .slice(0, MAX_PROBLEMS)
+    .map((p) => (p.length > PROBLEM_CHARS ? `${p.slice(0, PROBLEM_CHARS)}…` : p));
+  if (problems.length > MAX_PROBLEMS) listed.push(`… and ${problems.length - MAX_PROBLEMS} more`);
+  send(res, status, { error, code, problems: listed }, headers);
 }
 
 function notFound(path: string): HttpError {
@@ -180,25 +275,52 @@ function decodeId(raw: string): string {
     throw new HttpError(400, 'INVALID_REQUEST', 'the release id in the path is not valid URL encoding');
   }
   if (id.length === 0) throw new HttpError(404, 'NOT_FOUND', 'give a release id: /releases/<id>');
+  // Only ids that a release can have go on to Temporal; the caller's text is not echoed back.
+  const [kind, model, version, environment, ...rest] = id.split('/');
+  const isReleaseId =
+    kind === 'release' &&
+    rest.length === 0 &&
+    modelNameSchema.safeParse(model).success &&
+    modelRefSchema.shape.version.safeParse(version).success &&
+    modelNameSchema.safeParse(environment).success;
+  if (!isReleaseId) {
+    throw new HttpError(404, 'NOT_FOUND', 'no such release: ids look like release/<model>/<version>/<environment>');
+  }
   return id;
 }
 
+/** What each filter of GET /releases must look like, and how to say so. */
+const FILTERS = {
+  model: {
+    valid: (v: string) => modelNameSchema.safeParse(v).success,
+    expected: 'a model name (lower-case letters, digits, ".", "_", "-"; at most 63)',
+  },
+  stage: {
+    valid: (v: string) => /^[a-z][a-z+-]{0,62}$/.test(v),
+    expected: 'a release stage such as approval, released or scan+license',
+  },
+  environment: {
+    valid: (v: string) => modelNameSchema.safeParse(v).success,
+    expected: 'an environment name (lower-case letters, digits, ".", "_", "-"; at most 63)',
+  },
+};
+
 function filter(url: URL): { model?: string; stage?: string; environment?: string; limit?: number } {
   const out: { model?: string; stage?: string; environment?: string; limit?: number } = {};
+  const problems: string[] = [];
   for (const key of ['model', 'stage', 'environment'] as const) {
     const value = url.searchParams.get(key);
-    if (value) out[key] = value;
+    if (!value) continue;
+    if (FILTERS[key].valid(value)) out[key] = value;
+    else problems.push(`${key} must be ${FILTERS[key].expected}`);
   }
   const limit = url.searchParams.get('limit');
   if (limit !== null) {
     const n = Number(limit);
-    if (!Number.isInteger(n) || n < 1 || n > 1000) {
-      throw new HttpError(400, 'INVALID_REQUEST', 'the query is invalid', [
-        `limit must be an integer from 1 to 1000 (got "${limit}")`,
-      ]);
-    }
-    out.limit = n;
+    if (Number.isInteger(n) && n >= 1 && n <= 1000) out.limit = n;
+    else problems.push(`limit must be an integer from 1 to 1000 (got "${limit.slice(0, 20)}")`);
   }
+  if (problems.length > 0) throw new HttpError(400, 'INVALID_REQUEST', 'the query is invalid', problems);
   return out;
 }
 
@@ -262,6 +384,12 @@ function readBody(req: IncomingMessage): Promise<string> {
     };
     req.on('data', onData);
     req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.once('error', reject);
+    // A client that went away (or that Node cut off for being too slow) gets no answer; nothing to log either.
+    const cutOff = (): void =>
+      reject(new HttpError(400, 'REQUEST_ABORTED', 'the request body ended before its declared length'));
+    req.once('error', cutOff);
+    req.once('close', () => {
+      if (!req.complete) cutOff();
+    });
   });
 }

@@ -4,6 +4,7 @@
 import {
   Client,
   Connection,
+  isGrpcServiceError,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
@@ -12,14 +13,17 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
 import { trafficSchema } from '../activities/cost/traffic';
-import { ConfigError, resolveReleaseConfig, zodProblems } from '../config/loader';
+import { requestSourceProblems } from '../activities/common/source-policy';
+import { ConfigError, loadSourcePolicy, resolveReleaseConfig, zodProblems } from '../config/loader';
 import {
   decideUpdate,
   ModelNameKey,
   ModelVersionKey,
+  RELEASE_STATUS_MEMO,
   RELEASE_TASK_QUEUE,
   releaseWorkflowId,
   ReleaseStageKey,
+  retrySignal,
   RiskLevelKey,
   statusQuery,
   TargetEnvironmentKey,
@@ -28,8 +32,10 @@ import type { modelReleaseWorkflow } from '../workflows/model-release';
 import { ReleaseClientError } from './errors';
 import {
   releaseRequestSchema,
+  retryInputSchema,
   type DecideInput,
   type DecideOutcome,
+  type PendingStep,
   type ReleaseRequest,
   type ReleaseConfig,
   type ReleaseStatus,
@@ -81,8 +87,10 @@ export async function validateRequest(raw: unknown, configDir?: string): Promise
     );
   }
   let config: ReleaseConfig;
+  let sourceProblems: string[];
   try {
     config = await resolveReleaseConfig(parsed.data, configDir);
+    sourceProblems = await requestSourceProblems(parsed.data, await loadSourcePolicy(configDir));
   } catch (err) {
     if (err instanceof ConfigError) {
       throw new ReleaseClientError(
@@ -92,6 +100,13 @@ export async function validateRequest(raw: unknown, configDir?: string): Promise
       );
     }
     throw err;
+  }
+  if (sourceProblems.length > 0) {
+    throw new ReleaseClientError(
+      'INVALID_REQUEST',
+      'the release request names a source that config/sources.yaml does not allow',
+      sourceProblems,
+    );
   }
   const evaluationPolicy = config.gatePolicies.evaluation as { required?: boolean } | undefined;
   if (evaluationPolicy?.required === true && parsed.data.evaluation === undefined) {
@@ -171,21 +186,103 @@ function handleFor(client: Client, releaseId: string): WorkflowHandle<typeof mod
   return client.workflow.getHandle<typeof modelReleaseWorkflow>(releaseId);
 }
 
-/** The release as it stands (the `status` query), also after it ended. */
-export async function getRelease(client: Client, releaseId: string): Promise<ReleaseStatus> {
+/** How long a status query waits for the release's worker before the status saved on the server is shown. */
+export const QUERY_TIMEOUT_MS = 5_000;
+/** How long a decision waits for the release's worker to accept or refuse it; after that it never applies. */
+export const DECISION_TIMEOUT_MS = 15_000;
+
+/**
+ * The release as it stands (the `status` query), also after it ended, with the activities the server is running or
+ * retrying for it. When no worker answers within QUERY_TIMEOUT_MS, the compact status the release saved on the server
+ * (its memo) is returned instead, marked `served.from = 'memo'`.
+ */
+export async function getRelease(
+  client: Client,
+  releaseId: string,
+  options: { queryTimeoutMs?: number } = {},
+): Promise<ReleaseStatus> {
   const handle = handleFor(client, releaseId);
+  const timeout = options.queryTimeoutMs ?? QUERY_TIMEOUT_MS;
+  let status: ReleaseStatus;
   try {
-    return await handle.query(statusQuery);
+    status = await client.withDeadline(Date.now() + timeout, () => handle.query(statusQuery));
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) {
-      throw new ReleaseClientError('NOT_FOUND', `no release with id ${releaseId} (see \`mrel list\`)`, [], {
-        cause: err,
-      });
+    const notFound = (cause: unknown) =>
+      new ReleaseClientError('NOT_FOUND', `no release with id ${releaseId} (see \`mrel list\`)`, [], { cause });
+    if (err instanceof WorkflowNotFoundError) throw notFound(err);
+    let saved: ReleaseStatus | undefined;
+    try {
+      const final = await finalStatus(handle);
+      if (final) return final;
+      saved = await savedStatus(handle, timeout);
+    } catch (describeErr) {
+      // A release removed (retention) between the query and the describe.
+      if (describeErr instanceof WorkflowNotFoundError) throw notFound(describeErr);
+      throw describeErr;
     }
-    const final = await finalStatus(handle);
-    if (final) return final;
-    throw err;
+    if (!saved) {
+      throw new ReleaseClientError(
+        'WORKER_UNAVAILABLE',
+        `no release worker answered for ${releaseId} within ${timeout / 1000} s, and the release saved no status on the server yet (it was started before this version, or has not run its first step); check that a release worker polls its task queue`,
+        [],
+        { cause: err },
+      );
+    }
+    status = saved;
   }
+  const pending = await pendingSteps(handle).catch(() => undefined);
+  return pending && pending.length > 0 ? { ...status, pending } : status;
+}
+
+/** The compact status the release keeps in its memo, for when no worker answers; undefined if it has none. */
+async function savedStatus(
+  handle: WorkflowHandle<typeof modelReleaseWorkflow>,
+  timeoutMs: number,
+): Promise<ReleaseStatus | undefined> {
+  const description = await handle.describe();
+  const memo = description.memo?.[RELEASE_STATUS_MEMO] as ReleaseStatus | undefined;
+  if (!memo || typeof memo !== 'object') return undefined;
+  return {
+    ...memo,
+    served: {
+      from: 'memo',
+      reason: `no release worker answered within ${timeoutMs / 1000} s: this is the status the release last saved on the server; steps in progress may have moved on`,
+    },
+  };
+}
+
+/** Activities the server holds for the release: attempt, last failure and next retry, as the Temporal UI shows them. */
+async function pendingSteps(handle: WorkflowHandle<typeof modelReleaseWorkflow>): Promise<PendingStep[]> {
+  const description = await handle.describe();
+  if (description.status.name !== 'RUNNING') return [];
+  return (description.raw.pendingActivities ?? []).map((a) => {
+    const step: PendingStep = {
+      activity: a.activityType?.name ?? '?',
+      state: pendingStateName(a.state),
+      attempt: a.attempt ?? 1,
+    };
+    const failure = a.lastFailure?.message;
+    if (failure) step.lastFailure = failure.length > 1000 ? `${failure.slice(0, 1000)}…` : failure;
+    const next = timestampIso(a.nextAttemptScheduleTime);
+    if (next) step.nextRetryAt = next;
+    const heartbeat = timestampIso(a.lastHeartbeatTime);
+    if (heartbeat) step.lastHeartbeatAt = heartbeat;
+    if (a.lastWorkerIdentity) step.lastWorker = a.lastWorkerIdentity;
+    return step;
+  });
+}
+
+function pendingStateName(state: number | null | undefined): string {
+  return (
+    ['unspecified', 'scheduled', 'started', 'cancel-requested', 'paused', 'pause-requested'][state ?? 0] ?? 'unknown'
+  );
+}
+
+function timestampIso(ts: { seconds?: unknown; nanos?: number | null } | null | undefined): string | undefined {
+  if (!ts || ts.seconds === undefined || ts.seconds === null) return undefined;
+  const seconds = Number(ts.seconds);
+  if (!Number.isFinite(seconds) || seconds <= 0) return undefined;
+  return new Date(seconds * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)).toISOString();
 }
 
 /** The final status of an ended release from its result (or failure details), without a worker. */
@@ -207,11 +304,30 @@ async function finalStatus(handle: WorkflowHandle<typeof modelReleaseWorkflow>):
  * Approve or reject through the `decide` update: the answer says at once whether the decision counted and why
  * not. A release that already ended answers RELEASE_ENDED with its final stage.
  */
-export async function decide(client: Client, releaseId: string, input: DecideInput): Promise<DecideOutcome> {
+export async function decide(
+  client: Client,
+  releaseId: string,
+  input: DecideInput,
+  options: { timeoutMs?: number } = {},
+): Promise<DecideOutcome> {
   const handle = handleFor(client, releaseId);
+  const timeout = options.timeoutMs ?? DECISION_TIMEOUT_MS;
+  // The decision is valid only while we wait for its answer: an update admitted now but delivered later (when a
+  // worker comes back) is refused by the release, so nobody's decision applies without them seeing it confirmed.
+  const validUntil = new Date(Date.now() + timeout).toISOString();
   try {
-    return await handle.executeUpdate(decideUpdate, { args: [input] });
+    return await client.withDeadline(Date.now() + timeout, () =>
+      handle.executeUpdate(decideUpdate, { args: [{ ...input, validUntil }] }),
+    );
   } catch (err) {
+    if (deadlineExceeded(err)) {
+      throw new ReleaseClientError(
+        'WORKER_UNAVAILABLE',
+        `no release worker answered within ${timeout / 1000} s, so the decision was not applied, and it will not apply later (it was valid until ${validUntil}); send it again once a release worker runs`,
+        [],
+        { cause: err },
+      );
+    }
     if (err instanceof WorkflowNotFoundError) {
       const final = await describe(client, releaseId).then((d) => (d ? finalStatus(handle) : undefined));
       if (final) {
@@ -233,6 +349,35 @@ export async function decide(client: Client, releaseId: string, input: DecideInp
     }
     throw err;
   }
+}
+
+/**
+ * Asks a release that waits after a failed step (its status shows `retrying.waitingFor`, e.g. a GitOps remote that
+ * refused the commit) to try again. A signal: it is recorded even while no worker runs, and acts when one does.
+ */
+export async function retryRelease(client: Client, releaseId: string, requestedBy: string): Promise<ReleaseStatus> {
+  const input = retryInputSchema.safeParse({ requestedBy });
+  if (!input.success) {
+    throw new ReleaseClientError('INVALID_REQUEST', 'the retry is invalid', zodProblems(input.error));
+  }
+  const status = await getRelease(client, releaseId);
+  if (!status.retrying?.waitingFor) {
+    throw new ReleaseClientError(
+      'INVALID_REQUEST',
+      `release ${releaseId} is in stage ${status.stage} and waits for no retry${status.retrying ? ` (it retries by itself: next try at ${status.retrying.nextRetryAt})` : ''}`,
+    );
+  }
+  await handleFor(client, releaseId).signal(retrySignal, input.data);
+  return status;
+}
+
+/** A gRPC deadline we set ran out (the server or the worker did not answer in time). */
+function deadlineExceeded(err: unknown): boolean {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    if (isGrpcServiceError(e) && e.code === 4) return true;
+    if (e instanceof Error && /deadline exceeded/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 export interface ReleaseSummary {

@@ -3,7 +3,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
@@ -12,9 +12,12 @@ import { gatePolicyProblems } from './gate-policies';
 import {
   approversFileSchema,
   policyFileSchema,
+  sourceOverridesEnvSchema,
+  sourcesFileSchema,
   waiversFileSchema,
   type ApproversFile,
   type PolicyFile,
+  type SourcePolicy,
 } from './schema';
 
 /** The repository's config/ directory; MREL_CONFIG_DIR overrides it. */
@@ -68,7 +71,14 @@ async function readYaml(configDir: string, path: string, whatToDo: string): Prom
       doc.errors.map((e) => `is not valid YAML: ${e.message.split('\n')[0]}`),
     );
   }
-  return { file, data: doc.toJS(), digest: createHash('sha256').update(text).digest('hex') };
+  let data: unknown;
+  try {
+    data = doc.toJS();
+  } catch (err) {
+    // toJS refuses to expand aliases past a bound (a "billion laughs" document): that is invalid YAML for us too.
+    throw new ConfigError(file, [`is not valid YAML: ${(err as Error).message.split('\n')[0]}`], { cause: err });
+  }
+  return { file, data, digest: createHash('sha256').update(text).digest('hex') };
 }
 
 function displayPath(configDir: string, path: string): string {
@@ -232,5 +242,43 @@ export async function resolveReleaseConfig(
     ),
     waivers: waivers.waivers,
     ...(waivers.file ? { waiversFile: { file: waivers.file, digest: waivers.digest as string } } : {}),
+  };
+}
+
+/**
+ * Loads config/sources.yaml, where model sources and evaluation datasets may come from, plus what the environment
+ * adds (MREL_SOURCE_ROOTS, MREL_SOURCE_HOSTS, MREL_SOURCE_NETWORKS). Relative roots resolve against the repository
+ * root (the config directory's parent). The door and the workers both check every source against the result.
+ */
+export async function loadSourcePolicy(
+  configDir = DEFAULT_CONFIG_DIR,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<SourcePolicy> {
+  const loaded = await readYaml(
+    configDir,
+    join(configDir, 'sources.yaml'),
+    'create it with the roots, hosts and networks that sources may come from (see README, Configuration)',
+  );
+  const parsed = sourcesFileSchema.safeParse(loaded.data ?? {});
+  if (!parsed.success) throw new ConfigError(loaded.file, zodProblems(parsed.error));
+  const overrides = sourceOverridesEnvSchema.safeParse(env);
+  if (!overrides.success) {
+    throw new ConfigError(
+      'environment',
+      overrides.error.issues.map((i) => {
+        const item = typeof i.path[1] === 'number' ? ` (item ${i.path[1] + 1})` : '';
+        return `environment variable ${String(i.path[0])}${item}: ${i.message}`;
+      }),
+    );
+  }
+  const projectRoot = resolve(configDir, '..');
+  const unique = (items: string[]) => [...new Set(items)];
+  return {
+    roots: unique([
+      ...parsed.data.roots.map((root) => (isAbsolute(root) ? resolve(root) : resolve(projectRoot, root))),
+      ...overrides.data.MREL_SOURCE_ROOTS.map((root) => resolve(root)),
+    ]),
+    hosts: unique([...parsed.data.hosts, ...overrides.data.MREL_SOURCE_HOSTS]),
+    networks: unique([...parsed.data.networks, ...overrides.data.MREL_SOURCE_NETWORKS]),
   };
 }

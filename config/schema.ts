@@ -1,4 +1,5 @@
 /** Schemas of the configuration files under config/. Cross-file checks (known roles) live in the loader. */
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
 const ROLE = z.string().regex(/^[a-z][a-z0-9-]*$/, 'roles are lower-case words joined by "-" (e.g. release-manager)');
@@ -69,3 +70,68 @@ export const waiversFileSchema = z
   })
   .strict();
 export type WaiversFile = z.infer<typeof waiversFileSchema>;
+
+/** One allowed source host: an exact name or IP literal, or `*.suffix` for every name under suffix. */
+const HOST_NAME = /^(\*\.)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+export const sourceHostSchema = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine(
+    (host) => HOST_NAME.test(host) || ipaddr.isValid(host),
+    'must be a host name (huggingface.co), a wildcard (*.hf.co) or an IP address, without scheme or port',
+  );
+/** A network whose addresses may be fetched although private, loopback or link-local: a CIDR or one address. */
+export const sourceNetworkSchema = z
+  .string()
+  .trim()
+  .refine(
+    (network) => ipaddr.isValid(network) || ipaddr.isValidCIDR(network),
+    'must be a CIDR such as 10.20.0.0/16 or fd00::/8, or one IP address',
+  );
+
+/** config/sources.yaml: where model sources and evaluation datasets may come from. */
+export const sourcesFileSchema = z
+  .object({
+    /** Directories; relative ones resolve against the repository root (the config directory's parent). */
+    roots: z.array(z.string().min(1, 'a root must not be empty')).default([]),
+    hosts: z.array(sourceHostSchema).default([]),
+    networks: z.array(sourceNetworkSchema).default([]),
+  })
+  .strict();
+export type SourcesFile = z.infer<typeof sourcesFileSchema>;
+
+const list = (separator: string) => (text: string) =>
+  text
+    .split(separator)
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+
+/**
+ * Environment variables that add to config/sources.yaml (never take away): MREL_SOURCE_ROOTS (absolute directories,
+ * separated by ":"), MREL_SOURCE_HOSTS and MREL_SOURCE_NETWORKS (comma-separated).
+ */
+export const sourceOverridesEnvSchema = z.object({
+  MREL_SOURCE_ROOTS: z
+    .string()
+    .optional()
+    .transform((text) => (text === undefined ? [] : list(':')(text)))
+    .pipe(z.array(z.string().startsWith('/', 'roots must be absolute directories separated by ":"'))),
+  MREL_SOURCE_HOSTS: z
+    .string()
+    .optional()
+    .transform((text) => (text === undefined ? [] : list(',')(text)))
+    .pipe(z.array(sourceHostSchema)),
+  MREL_SOURCE_NETWORKS: z
+    .string()
+    .optional()
+    .transform((text) => (text === undefined ? [] : list(',')(text)))
+    .pipe(z.array(sourceNetworkSchema)),
+});
+
+/** The source policy as the checks use it: roots absolute, hosts lower-case, networks as written. */
+export interface SourcePolicy {
+  roots: string[];
+  hosts: string[];
+  networks: string[];
+}

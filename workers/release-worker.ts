@@ -2,6 +2,8 @@
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createReleaseActivities } from '../activities';
+import { loadSourcePolicy } from '../config/loader';
+import { keepAliveInterceptor } from './keep-alive';
 import type { Settings } from './settings';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -11,17 +13,21 @@ export async function createReleaseWorker(
   options: { connection?: NativeConnection; workflowBundle?: WorkerOptions['workflowBundle'] } = {},
 ): Promise<Worker> {
   const connection = options.connection ?? (await NativeConnection.connect({ address: settings.address }));
+  const workflowBundle =
+    options.workflowBundle ?? (settings.workflowBundle ? { codePath: settings.workflowBundle } : undefined);
   return Worker.create({
     connection,
     namespace: settings.namespace,
     taskQueue: settings.taskQueue,
-    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(workflowBundle ? { workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createReleaseActivities({
       configDir: settings.configDir,
       pricingFile: settings.pricingFile,
       storeRoot: settings.storeRoot,
       hfEndpoint: settings.hfEndpoint,
       hfToken: settings.hfToken,
+      // Loaded once at start: a broken config/sources.yaml stops the worker instead of failing every release.
+      sourcePolicy: await loadSourcePolicy(settings.configDir),
       gitops: {
         repoUrl: settings.gitopsRepo,
         branch: settings.gitopsBranch,
@@ -29,5 +35,6 @@ export async function createReleaseWorker(
         servingImage: settings.servingImage,
       },
     }),
+    interceptors: { activity: [keepAliveInterceptor()] },
   });
 }

@@ -3,6 +3,7 @@
  */
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
+import { sourceOverridesEnvSchema } from '../config/schema';
 import { PROJECT_ROOT } from '../scripts/temporal-cli';
 import { RELEASE_TASK_QUEUE } from '../workflows/definitions';
 
@@ -22,6 +23,9 @@ const settingsSchema = z.object({
   MREL_PRICING_FILE: z.string().min(1).optional(),
   HF_ENDPOINT: z.string().url('must be a URL such as https://huggingface.co').optional(),
   HF_TOKEN: z.string().min(1).optional(),
+  // Added to config/sources.yaml when the workers load it; checked here too, so a typo stops the worker at start.
+  ...sourceOverridesEnvSchema.shape,
+  MREL_WORKFLOW_BUNDLE: z.string().min(1).optional(),
 });
 
 export interface Settings {
@@ -38,6 +42,8 @@ export interface Settings {
   pricingFile?: string;
   hfEndpoint?: string;
   hfToken?: string;
+  /** A prebuilt workflow bundle (bundleWorkflowCode output): the worker starts without bundling the workflows. */
+  workflowBundle?: string;
 }
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
@@ -62,5 +68,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     pricingFile: e.MREL_PRICING_FILE,
     hfEndpoint: e.HF_ENDPOINT,
     hfToken: e.HF_TOKEN,
+    workflowBundle: e.MREL_WORKFLOW_BUNDLE,
   };
 }

@@ -42,6 +42,7 @@ import {
   statusQuery,
   TargetEnvironmentKey,
 } from './definitions';
+import { legacyReleaseRequestSchema } from './legacy-request';
 import { clip, MAX_APPROVER_CHARS } from './limits';
 import { ReleaseState } from './release-state';
 import {
@@ -105,6 +106,8 @@ const H_EVALUATION: ActivityOptions = {
 const GATE_ROUNDS = 8;
 const GITOPS_ROUNDS = 5;
 const ROUND_BACKOFF_MS = { first: 10_000, max: 5 * 60_000 };
+/** How long a step waits for a worker to take it (rounds of schedule-to-start timeouts) before it fails. */
+const STARVED_LIMIT_MS = 24 * 3_600_000;
 
 const short = proxyActivities<ReleaseActivities>(SHORT);
 const long = proxyActivities<ReleaseActivities>(LONG);
@@ -261,7 +264,8 @@ export async function modelReleaseWorkflow(input: ReleaseRequest): Promise<Relea
 }
 
 async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
-  const parsed = releaseRequestSchema.safeParse(input);
+  const hardened = patched(HARDENING_PATCH);
+  const parsed = (hardened ? releaseRequestSchema : legacyReleaseRequestSchema).safeParse(input);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => clip(`${i.path.join('.') || '(request)'}: ${i.message}`));
     throw ApplicationFailure.nonRetryable(
@@ -275,7 +279,6 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
   const request = parsed.data;
   const { workflowId } = workflowInfo();
   const phases = gatePhases(request);
-  const hardened = patched(HARDENING_PATCH);
   const state = new ReleaseState(
     request,
     workflowId,
@@ -310,7 +313,9 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
     publish();
   };
 
-  setHandler(statusQuery, () => state.status);
+  setHandler(statusQuery, () => state.status, {
+    description: 'The release as it stands: stage, gate verdicts, approvals, refused decisions, what is awaited.',
+  });
   const apply = (decision: DecideInput) => {
     const late = lateDecision(decision);
     const outcome = late ? state.refuse(decision, late, nowIso()) : state.decide(decision, nowIso());
@@ -336,9 +341,17 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
       publish();
     } else apply({ ...parsed.data, decision });
   };
-  setHandler(approveSignal, (raw) => applySignal(raw, 'approve'));
-  setHandler(rejectSignal, (raw) => applySignal(raw, 'reject'));
+  setHandler(approveSignal, (raw) => applySignal(raw, 'approve'), {
+    description:
+      'Approve: {"approver": "<id in approvers.yaml>", "comment": "…"}. Counted once the gates passed; a refused one is recorded with why.',
+  });
+  setHandler(rejectSignal, (raw) => applySignal(raw, 'reject'), {
+    description:
+      'Reject: {"approver": "<id>", "comment": "why"}. Ends the release as rejected, with the comment as reason.',
+  });
   setHandler(decideUpdate, (decision) => ({ ...apply(decision), status: state.status }), {
+    description:
+      'Approve or reject with an answer: {"approver", "decision": "approve"|"reject", "comment"?, "validUntil"?}.',
     validator: (decision) => {
       const check = decideInputSchema.safeParse(decision);
       if (!check.success)
@@ -348,12 +361,18 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
     },
   });
   let retryRequested = false;
-  setHandler(retrySignal, (raw) => {
-    // Only a release that waits for it takes a retry; anything else (or a malformed payload) changes nothing.
-    if (retryInputSchema.safeParse(raw).success && state.status.retrying?.waitingFor !== undefined) {
-      retryRequested = true;
-    }
-  });
+  setHandler(
+    retrySignal,
+    (raw) => {
+      // Only a release that waits for it takes a retry; anything else (or a malformed payload) changes nothing.
+      if (retryInputSchema.safeParse(raw).success && state.status.retrying?.waitingFor !== undefined) {
+        retryRequested = true;
+      }
+    },
+    {
+      description: 'Retry a step the release waits on (a refused GitOps commit, once fixed): {"requestedBy": "<who>"}.',
+    },
+  );
 
   upsertSearchAttributes([
     { key: ModelNameKey, value: request.model.name },
@@ -376,14 +395,19 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
   /** One step's activity call; for hardened releases in rounds, each failed round shown with the next retry. */
   const retried = async <T>(step: string, call: (hardened: boolean) => Promise<T>, rounds = GATE_ROUNDS) => {
     if (!hardened) return call(false);
+    const since = Date.now();
+    let failures = 0;
     for (let round = 1; ; round++) {
       try {
         const result = await call(true);
         if (state.status.retrying?.step === step) state.clearRetrying(nowIso());
         return result;
       } catch (err) {
-        if (isCancellation(err) || isPermanent(err) || round >= rounds) throw err;
-        const wait = Math.min(ROUND_BACKOFF_MS.first * 2 ** (round - 1), ROUND_BACKOFF_MS.max);
+        if (isCancellation(err) || isPermanent(err)) throw err;
+        // A queue that no worker polls (or a backlog) is waiting, not failing: it does not use up the rounds, but
+        // it ends too once the step has waited STARVED_LIMIT_MS.
+        if (isStarved(err) ? Date.now() - since >= STARVED_LIMIT_MS : ++failures >= rounds) throw err;
+        const wait = Math.min(ROUND_BACKOFF_MS.first * 2 ** (Math.max(failures, 1) - 1), ROUND_BACKOFF_MS.max);
         const now = nowIso();
         state.setRetrying(
           {
@@ -511,6 +535,15 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
 function lateDecision(decision: DecideInput): string | undefined {
   if (decision.validUntil === undefined || Date.parse(decision.validUntil) >= Date.now()) return undefined;
   return `the decision arrived after its validUntil (${decision.validUntil}): its sender was told it did not apply, so it does not count; send it again`;
+}
+
+/** No worker started the activity within its schedule-to-start timeout. */
+function isStarved(err: unknown): boolean {
+  return (
+    err instanceof ActivityFailure &&
+    err.cause instanceof TimeoutFailure &&
+    err.cause.timeoutType === 'SCHEDULE_TO_START'
+  );
 }
 
 /** A failure that no retry can change: a non-retryable ApplicationFailure from the activity. */

@@ -5,6 +5,7 @@
  * This file is imported by workflow code: it must stay free of I/O and Node builtins.
  */
 import { z } from 'zod';
+import { MAX_APPROVER_CHARS, MAX_COMMENT_CHARS } from './limits';
 
 /** Lower-case DNS-label-like names: they end up in workflow ids, Git paths and Kubernetes object names. */
 const NAME = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
@@ -14,12 +15,51 @@ export const modelNameSchema = z
   .string()
   .regex(NAME, 'use lower-case letters, digits, ".", "_" or "-" (1-63 characters, starting and ending alphanumeric)');
 
-export const sourceUriSchema = z
-  .string()
-  .min(1)
-  .refine((s) => /^(file|https?|hf):\/\//.test(s), {
-    message: 'must start with file://, https://, http:// or hf:// (e.g. hf://org/repo@revision)',
+/**
+ * What one request may carry. Every request is recorded in its workflow's first history event (Temporal refuses
+ * payloads over 2 MB and warns from 512 KB), so each field is bounded here, at the door, with the limit in the message.
+ */
+export const REQUEST_LIMITS = {
+  uri: 2048,
+  path: 1024,
+  /** Person, team and cost-center ids, column names, class labels. */
+  label: 128,
+  imageRef: 1024,
+  digests: 10_000,
+  files: 10_000,
+  protected: 32,
+  features: 1024,
+  featureKeys: 32,
+  classes: 1024,
+  trafficKeys: 32,
+  /** The whole request as JSON, and how deeply its open parts (traffic, feature objects) may nest. */
+  bytes: 1024 * 1024,
+  depth: 16,
+} as const;
+
+/** A non-empty string of at most `max` characters. */
+const boundedString = (max: number) =>
+  z.string().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+const atMost = (max: number, what: string) => `must have at most ${max} ${what}`;
+
+/** A record with at most `max` keys, each of 1 to `keyMax` characters (an offending key is shown cut short). */
+const boundedRecord = <V extends z.ZodType>(value: V, max: number, keyMax: number, what: string) =>
+  z.record(z.string(), value).superRefine((record, ctx) => {
+    const keys = Object.keys(record);
+    if (keys.length > max) ctx.addIssue({ code: 'custom', message: atMost(max, what) });
+    if (keys.includes('')) ctx.addIssue({ code: 'custom', message: 'keys must not be empty' });
+    const long = keys.find((key) => key.length > keyMax);
+    if (long !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `keys must be at most ${keyMax} characters (one has ${long.length}: ${JSON.stringify(long.slice(0, 32))}…)`,
+      });
+    }
   });
+
+export const sourceUriSchema = boundedString(REQUEST_LIMITS.uri).refine((s) => /^(file|https?|hf):\/\//.test(s), {
+  message: 'must start with file://, https://, http:// or hf:// (e.g. hf://org/repo@revision)',
+});
 
 export const modelRefSchema = z.object({
   name: modelNameSchema,
@@ -28,39 +68,107 @@ export const modelRefSchema = z.object({
     .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,62}$/, 'use letters, digits, ".", "_", "+" or "-" (e.g. 1.4.0)'),
   source: sourceUriSchema,
   /** Declared sha256 per file path (relative to the model root); a mismatch fails the release. */
-  digests: z
-    .record(z.string().min(1), z.string().regex(SHA256, 'must be a lower-case hex sha256 (64 characters)'))
-    .optional(),
+  digests: boundedRecord(
+    z.string().regex(SHA256, 'must be a lower-case hex sha256 (64 characters)'),
+    REQUEST_LIMITS.digests,
+    REQUEST_LIMITS.path,
+    'files',
+  ).optional(),
   /** Files to fetch when the source is a plain https:// directory that cannot be listed. */
-  files: z.array(z.string().min(1)).optional(),
+  files: z
+    .array(boundedString(REQUEST_LIMITS.path))
+    .max(REQUEST_LIMITS.files, atMost(REQUEST_LIMITS.files, 'files'))
+    .optional(),
 });
+
+const classLabelSchema = z.union([boundedString(REQUEST_LIMITS.label), z.number()]);
 
 export const releaseRequestSchema = z
   .object({
     model: modelRefSchema,
-    image: z.object({ ref: z.string().min(1) }).optional(),
+    image: z.object({ ref: boundedString(REQUEST_LIMITS.imageRef) }).optional(),
     environment: modelNameSchema,
-    policy: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'names a file in config/policies without .yaml'),
+    policy: z
+      .string()
+      .max(63, 'must be at most 63 characters')
+      .regex(/^[a-z0-9][a-z0-9_-]*$/, 'names a file in config/policies without .yaml'),
     evaluation: z
       .object({
         /** The curated dataset (CSV or JSON Lines), file:// URI or path on the evaluation worker. */
-        dataset: z.string().min(1),
-        label: z.string().min(1),
-        protected: z.array(z.string().min(1)).min(1),
-        favorable: z.union([z.string(), z.number()]),
+        dataset: boundedString(REQUEST_LIMITS.uri),
+        label: boundedString(REQUEST_LIMITS.label),
+        protected: z
+          .array(boundedString(REQUEST_LIMITS.label))
+          .min(1, 'name at least one protected column')
+          .max(REQUEST_LIMITS.protected, atMost(REQUEST_LIMITS.protected, 'columns')),
+        favorable: classLabelSchema,
         /** Feature columns and preprocessing, when the model's metadata does not carry them. */
-        features: z.array(z.union([z.string().min(1), z.record(z.string(), z.unknown())])).optional(),
-        classes: z.array(z.union([z.string(), z.number()])).optional(),
+        features: z
+          .array(
+            z.union([
+              boundedString(REQUEST_LIMITS.label),
+              boundedRecord(z.unknown(), REQUEST_LIMITS.featureKeys, REQUEST_LIMITS.label, 'keys'),
+            ]),
+          )
+          .max(REQUEST_LIMITS.features, atMost(REQUEST_LIMITS.features, 'features'))
+          .optional(),
+        classes: z
+          .array(classLabelSchema)
+          .max(REQUEST_LIMITS.classes, atMost(REQUEST_LIMITS.classes, 'classes'))
+          .optional(),
         threshold: z.number().optional(),
         output: z.enum(['probabilities', 'logits']).optional(),
       })
       .optional(),
-    traffic: z.record(z.string(), z.unknown()).optional(),
+    /** Validated in full by the cost gate's schema (activities/cost/traffic.ts); bounded here. */
+    traffic: boundedRecord(z.unknown(), REQUEST_LIMITS.trafficKeys, REQUEST_LIMITS.label, 'keys').optional(),
     team: modelNameSchema.optional(),
-    costCenter: z.string().min(1).optional(),
-    requestedBy: z.string().min(1),
+    costCenter: boundedString(REQUEST_LIMITS.label).optional(),
+    requestedBy: boundedString(REQUEST_LIMITS.label),
   })
-  .strict();
+  .strict()
+  .superRefine((request, ctx) => {
+    const problem = jsonBoundsProblem(request, REQUEST_LIMITS.bytes, REQUEST_LIMITS.depth);
+    if (problem) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
+  });
+
+/**
+ * Checks that `value` serialises to at most `maxBytes` of JSON (approximately: strings by their UTF-16 length) and
+ * nests at most `maxDepth` levels. Iterative, and it stops at the first excess, so a hostile value costs no more
+ * than the limits.
+ */
+function jsonBoundsProblem(
+  value: unknown,
+  maxBytes: number,
+  maxDepth: number,
+): { path: (string | number)[]; message: string } | undefined {
+  const stack: { value: unknown; path: (string | number)[] }[] = [{ value, path: [] }];
+  let bytes = 0;
+  while (stack.length > 0) {
+    const next = stack.pop() as { value: unknown; path: (string | number)[] };
+    if (next.path.length > maxDepth) {
+      return { path: next.path.slice(0, 1), message: `nests more than ${maxDepth} levels deep; flatten it` };
+    }
+    const v = next.value;
+    if (typeof v === 'string') bytes += v.length + 2;
+    else if (Array.isArray(v)) {
+      bytes += 2 + v.length;
+      v.forEach((item, i) => stack.push({ value: item, path: [...next.path, i] }));
+    } else if (typeof v === 'object' && v !== null) {
+      for (const [key, item] of Object.entries(v)) {
+        bytes += key.length + 4;
+        stack.push({ value: item, path: [...next.path, key] });
+      }
+    } else bytes += 24;
+    if (bytes > maxBytes) {
+      return {
+        path: [],
+        message: `the request is larger than ${maxBytes} bytes as JSON; send less (digests, features)`,
+      };
+    }
+  }
+  return undefined;
+}
 
 export type ModelRef = z.infer<typeof modelRefSchema>;
 export type ReleaseRequest = z.infer<typeof releaseRequestSchema>;
@@ -151,8 +259,16 @@ export interface GateInput {
 }
 
 export const decisionInputSchema = z.object({
-  approver: z.string().min(1, 'approver is required (who is deciding?)'),
-  comment: z.string().max(2000).optional(),
+  approver: z
+    .string()
+    .min(1, 'approver is required (who is deciding?)')
+    .max(MAX_APPROVER_CHARS, `approver must be at most ${MAX_APPROVER_CHARS} characters (an id from approvers.yaml)`),
+  comment: z.string().max(MAX_COMMENT_CHARS, `comment must be at most ${MAX_COMMENT_CHARS} characters`).optional(),
+  /**
+   * Set by clients that wait for an answer: a decision that reaches the release after this time (e.g. an update
+   * admitted while no worker ran, delivered when one came back) is refused, so nobody's decision applies unseen.
+   */
+  validUntil: z.iso.datetime({ message: 'validUntil must be an ISO 8601 UTC time' }).optional(),
 });
 export type DecisionInput = z.infer<typeof decisionInputSchema>;
 
@@ -257,12 +373,55 @@ export interface ReleaseStatus {
   manifest?: ArtifactManifest;
   gates: GateResult[];
   approvals: Decision[];
+  /** The first and the latest refused decisions (MAX_REFUSED); `refusedOmitted` counts those in between. */
   refused: RefusedDecision[];
+  refusedOmitted?: number;
   awaiting?: AwaitedApproval;
+  /** Set while a step is being retried or waits for a `retry` signal: what failed, how often, what comes next. */
+  retrying?: RetryState;
   commit?: GitOpsCommit;
   startedAt: string;
   updatedAt: string;
+  /**
+   * Set by the client when the release's worker did not answer the status query: the status is then the compact copy
+   * the release keeps on the server (its memo), and may lag the latest heartbeat.
+   */
+  served?: { from: 'memo'; reason: string };
+  /** Activities the server is running or retrying for this release (attempt, last failure, next retry), from the client. */
+  pending?: PendingStep[];
 }
+
+export interface RetryState {
+  /** The step being retried: `acquire`, a gate name, `gitops`. */
+  step: string;
+  /** Rounds tried so far (each round is one activity call with its own few quick attempts). */
+  attempt: number;
+  lastFailure: string;
+  failedAt: string;
+  /** When the next round starts; absent while the release waits for a `retry` signal. */
+  nextRetryAt?: string;
+  /** What would move the release on, when it waits for people (e.g. `mrel retry <id>` once the remote is fixed). */
+  waitingFor?: string;
+}
+
+/** One pending activity as the Temporal server reports it. */
+export interface PendingStep {
+  activity: string;
+  state: string;
+  attempt: number;
+  lastFailure?: string;
+  nextRetryAt?: string;
+  lastHeartbeatAt?: string;
+  lastWorker?: string;
+}
+
+export const retryInputSchema = z.object({
+  requestedBy: z
+    .string()
+    .min(1, 'requestedBy is required (who asks for the retry?)')
+    .max(MAX_APPROVER_CHARS, `requestedBy must be at most ${MAX_APPROVER_CHARS} characters`),
+});
+export type RetryInput = z.infer<typeof retryInputSchema>;
 
 /** What `decide` answers: whether the decision counted, and the release as it stands after it. */
 export interface DecideOutcome {

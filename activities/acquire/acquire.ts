@@ -3,6 +3,8 @@
  * (verifying declared digests on the way), and write the manifest that later stages read artifacts through.
  */
 import { resolve } from 'node:path';
+import { loadSourcePolicy } from '../../config/loader';
+import { SourceNotAllowedError, type Lookup, type SourcePolicy } from '../common/source-policy';
 import type { ArtifactFile, ArtifactManifest, ModelRef } from '../../workflows/types';
 import { modelRefSchema } from '../../workflows/types';
 import {
@@ -17,6 +19,7 @@ import {
 } from './errors';
 import { resolveFileSource } from './file-source';
 import { resolveHfSource } from './hf-source';
+import { checkAllowedUrl } from './http-get';
 import { resolveHttpSource } from './http-source';
 import { manifestDigest, sortFiles, writeManifest } from './manifest';
 import { assertSafeRelativePath } from './paths';
@@ -37,6 +40,13 @@ export interface AcquireOptions {
   hfEndpoint?: string;
   hfToken?: string;
   fetch?: typeof fetch;
+  /**
+   * Where sources may come from; config/sources.yaml plus the MREL_SOURCE_* variables when not given, so that no
+   * caller acquires unchecked.
+   */
+  sourcePolicy?: SourcePolicy;
+  /** Resolves host names for the address checks (default: the system resolver, as fetch uses). */
+  lookup?: Lookup;
   /** Aborts listing and transfers; temp files are removed and nothing is added to the store. */
   signal?: AbortSignal;
   onProgress?: (progress: AcquireProgress) => void;
@@ -46,8 +56,9 @@ export interface AcquireOptions {
  * Store every file of `model` and return its manifest (also written to
  * `<storeRoot>/manifests/<model>/<version>/<manifestDigest>.json`).
  *
- * Idempotent: blobs already in the store are reused. Throws an AcquireError subclass for permanent failures and
- * SourceUnavailableError (or a plain I/O error) for transient ones.
+ * Idempotent: blobs already in the store are reused. Throws an AcquireError subclass or SourceNotAllowedError (the
+ * source policy refuses it) for permanent failures and SourceUnavailableError (or a plain I/O error) for transient
+ * ones.
  */
 export async function acquireArtifacts(model: ModelRef, options: AcquireOptions): Promise<ArtifactManifest> {
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(model.source)?.[1]?.toLowerCase();
@@ -68,7 +79,13 @@ export async function acquireArtifacts(model: ModelRef, options: AcquireOptions)
     hfEndpoint: (options.hfEndpoint ?? DEFAULT_HF_ENDPOINT).replace(/\/+$/, ''),
     hfToken: options.hfToken,
     signal: options.signal,
+    policy: options.sourcePolicy ?? (await loadSourcePolicy()),
+    lookup: options.lookup,
   };
+  // Refused before anything else about the source is looked at, so that no answer tells what lies behind it.
+  if (scheme === 'http' || scheme === 'https') {
+    await checkAllowedUrl(new URL(model.source), model.source, { ...sourceOptions, field: 'model.source' });
+  }
   const source = await resolveSource(scheme, model, sourceOptions);
 
   const declared = new Map(Object.entries(model.digests ?? {}));
@@ -115,7 +132,7 @@ export async function acquireArtifacts(model: ModelRef, options: AcquireOptions)
 function resolveSource(scheme: 'file' | 'http' | 'https' | 'hf', model: ModelRef, options: SourceOptions) {
   switch (scheme) {
     case 'file':
-      return resolveFileSource(model.source);
+      return resolveFileSource(model.source, options.policy);
     case 'http':
     case 'https':
       return resolveHttpSource(model, options);
@@ -154,7 +171,14 @@ function checkListing(model: ModelRef, source: ResolvedSource, declared: Readonl
 
 /** Name the file in transient errors; a bare "terminated" from a dropped connection helps nobody. */
 function describeTransferError(err: unknown, path: string, source: string, signal?: AbortSignal): unknown {
-  if (err instanceof AcquireError || err instanceof SourceUnavailableError || signal?.aborted) return err;
+  if (
+    err instanceof AcquireError ||
+    err instanceof SourceNotAllowedError ||
+    err instanceof SourceUnavailableError ||
+    signal?.aborted
+  ) {
+    return err;
+  }
   const message = err instanceof Error ? err.message : String(err);
   return new SourceUnavailableError(`storing ${path} from ${source} failed: ${message}`, { cause: err });
 }

@@ -1,18 +1,19 @@
 /**
- * `file://<absolute path>`: a directory walked recursively, or a single regular file.
- * Symlinks are followed only while their real target stays inside the model root: a link to /etc/shadow in a
- * model directory must not end up in an artifact store that other teams read.
+ * `file://<absolute path>`: a directory walked recursively, or a single regular file, inside the file roots of the
+ * source policy. Symlinks are followed only while their real target stays inside the model root: a link to
+ * /etc/shadow in a model directory must not end up in an artifact store that other teams read.
  */
 import { constants, type Dirent } from 'node:fs';
 import { open, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkFilePath, type SourcePolicy } from '../common/source-policy';
 import { InvalidRequestError, SourceNotFoundError, SourceRejectedError, UnsafePathError } from './errors';
 import { assertSafeRelativePath } from './paths';
 import type { ResolvedSource, SourceFile } from './source';
 import { CHUNK_BYTES } from './store';
 
-export async function resolveFileSource(source: string): Promise<ResolvedSource> {
+export async function resolveFileSource(source: string, policy: SourcePolicy): Promise<ResolvedSource> {
   let root: string;
   try {
     root = fileURLToPath(source);
@@ -22,6 +23,8 @@ export async function resolveFileSource(source: string): Promise<ResolvedSource>
       { source },
     );
   }
+  // Before anything else touches the path: "does not exist" about a path outside the roots would already tell.
+  await checkFilePath(root, policy, 'model.source');
   const realRoot = await realpathOrFail(root, source);
   const rootStat = await stat(realRoot);
   if (rootStat.isFile()) {

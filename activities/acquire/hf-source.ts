@@ -48,6 +48,10 @@ export async function resolveHfSource(source: string, options: SourceOptions): P
       authHint: options.hfToken
         ? 'the token has no access to this repository'
         : 'private or gated repository? give the worker a token (HF_TOKEN)',
+      policy: options.policy,
+      lookup: options.lookup,
+      // The endpoint is the worker's (HF_ENDPOINT), but the refusal belongs to the source that led there.
+      field: 'model.source',
     });
 
   const infoUrl = `${options.hfEndpoint}/api/models/${repoPath}/revision/${encodeURIComponent(revision)}`;
@@ -71,8 +75,9 @@ export async function resolveHfSource(source: string, options: SourceOptions): P
   let json: unknown;
   try {
     json = JSON.parse(body);
-  } catch (err) {
-    throw notTheHub(err instanceof Error ? err.message : String(err));
+  } catch {
+    // JSON.parse quotes what it could not parse, and a wrong endpoint may answer with anything: name no content.
+    throw notTheHub(`the body (${Buffer.byteLength(body)} bytes) is not JSON`);
   }
   const parsed = revisionInfoSchema.safeParse(json);
   if (!parsed.success) throw notTheHub(formatIssues(parsed.error.issues, 'response'));

@@ -24,7 +24,13 @@ export async function resolveHttpSource(model: ModelRef, options: SourceOptions)
     });
   }
   // The ETag is only known once the server answers, so the file is requested now and streamed when opened.
-  const response = await httpGet(base, { fetch: options.fetch, signal: options.signal });
+  const response = await httpGet(base, {
+    fetch: options.fetch,
+    signal: options.signal,
+    policy: options.policy,
+    lookup: options.lookup,
+    field: 'model.source',
+  });
   const etag = response.headers.get('etag')?.replace(/^(W\/)?"(.*)"$/, '$1$2');
   return {
     resolvedRevision: etag ? `${base}#etag=${etag}` : base,
@@ -49,7 +55,15 @@ function directory(model: ModelRef, base: string, options: SourceOptions): Resol
       path,
       async open(signal?: AbortSignal) {
         const fileUrl = new URL(path.split('/').map(encodeURIComponent).join('/'), base).href;
-        return bodyStream(await httpGet(fileUrl, { fetch: options.fetch, signal: signal ?? options.signal }));
+        return bodyStream(
+          await httpGet(fileUrl, {
+            fetch: options.fetch,
+            signal: signal ?? options.signal,
+            policy: options.policy,
+            lookup: options.lookup,
+            field: 'model.source',
+          }),
+        );
       },
     })),
   };

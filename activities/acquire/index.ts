@@ -9,11 +9,13 @@ import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../workflows/definitions';
 import type { ArtifactManifest, ModelRef } from '../../workflows/types';
 import { acquireArtifacts, type AcquireProgress } from './acquire';
+import { SourceNotAllowedError, type SourcePolicy } from '../common/source-policy';
 import { AcquireError, type AcquireErrorCode } from './errors';
 
 export { acquireArtifacts, DEFAULT_HF_ENDPOINT } from './acquire';
 export type { AcquireOptions, AcquireProgress } from './acquire';
 export * from './errors';
+export { SourceNotAllowedError } from '../common/source-policy';
 export { manifestDigest, manifestPath } from './manifest';
 export { storePath } from './store';
 
@@ -25,6 +27,8 @@ export interface AcquireDeps {
   /** Hub token for private and gated repositories; falls back to HF_TOKEN. */
   hfToken?: string;
   fetch?: typeof fetch;
+  /** Where sources may come from (loadSourcePolicy); config/sources.yaml and MREL_SOURCE_* when not given. */
+  sourcePolicy?: SourcePolicy;
 }
 
 export interface AcquireModelInput {
@@ -54,8 +58,8 @@ export function createAcquireActivities(deps: AcquireDeps) {
      *
      * Idempotent: blobs are named by digest, so a retry reuses what an earlier attempt stored; the manifest is
      * rewritten with identical content. Heartbeats `{ file, bytes }` while streaming: give it a heartbeat timeout.
-     * Permanent failures (digest mismatch, unsafe paths, 4xx, empty model, bad request) are non-retryable with a
-     * FailureType; 5xx, network and I/O errors are plain errors and retried.
+     * Permanent failures (digest mismatch, unsafe paths, a source the source policy refuses, 4xx, empty model, bad
+     * request) are non-retryable with a FailureType; 5xx, network and I/O errors are plain errors and retried.
      */
     async acquireModel({ model }: AcquireModelInput): Promise<ArtifactManifest> {
       const context = activityContext();
@@ -65,6 +69,7 @@ export function createAcquireActivities(deps: AcquireDeps) {
           hfEndpoint,
           hfToken,
           fetch: deps.fetch,
+          sourcePolicy: deps.sourcePolicy,
           signal: context?.cancellationSignal,
           onProgress: context && throttledHeartbeat<AcquireProgress>(context, (p) => p.file, HEARTBEAT_INTERVAL_MS),
         });
@@ -81,6 +86,9 @@ function toActivityFailure(err: unknown, context?: Context): unknown {
   if (context?.cancellationSignal.aborted) return context.cancellationSignal.reason ?? err;
   if (err instanceof AcquireError) {
     return ApplicationFailure.nonRetryable(err.message, failureTypes[err.code], err.details);
+  }
+  if (err instanceof SourceNotAllowedError) {
+    return ApplicationFailure.nonRetryable(err.message, FailureType.SourceNotAllowed, { field: err.field });
   }
   return err;
 }

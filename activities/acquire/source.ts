@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { Lookup, SourcePolicy } from '../common/source-policy';
 
 /** One file a source offers, opened only when the store is ready to take it. */
 export interface SourceFile {
@@ -19,4 +20,7 @@ export interface SourceOptions {
   hfEndpoint: string;
   hfToken?: string;
   signal?: AbortSignal;
+  /** Where sources may come from: every URL requested (redirects included) is checked against it. */
+  policy: SourcePolicy;
+  lookup?: Lookup;
 }

@@ -16,12 +16,16 @@ export function parseDuration(text: string): number | undefined {
 
 const durationSchema = z
   .string()
+  .max(32, 'must be at most 32 characters (a duration such as 5m, 1h or 28d)')
   .refine((s) => (parseDuration(s) ?? 0) > 0, { message: 'must be a positive duration such as 5m, 1h or 28d' });
 
 /** An instant: ISO 8601 time, `now`, or `now-<duration>` (e.g. now-28d). */
-const instantSchema = z.string().refine((s) => resolveInstant(s, 0) !== undefined, {
-  message: 'must be an ISO time (2025-01-31T00:00:00Z), "now" or "now-<duration>" such as now-28d',
-});
+const instantSchema = z
+  .string()
+  .max(64, 'must be at most 64 characters (an ISO time, "now" or "now-<duration>")')
+  .refine((s) => resolveInstant(s, 0) !== undefined, {
+    message: 'must be an ISO time (2025-01-31T00:00:00Z), "now" or "now-<duration>" such as now-28d',
+  });
 
 /** Resolves an instant against `nowMs`; undefined when it is not one. */
 export function resolveInstant(text: string, nowMs: number): number | undefined {
@@ -45,9 +49,14 @@ const nonNegative = (what: string) =>
 export const prometheusHistorySchema = z
   .object({
     /** Base URL of the Prometheus server, e.g. http://prometheus:9090. */
-    url: z.url({ message: 'must be the Prometheus base URL, e.g. http://prometheus:9090' }),
+    url: z
+      .url({ message: 'must be the Prometheus base URL, e.g. http://prometheus:9090' })
+      .max(2048, 'must be at most 2048 characters'),
     /** PromQL whose single series is the request rate in requests/s. */
-    query: z.string().min(1, 'give the PromQL query that yields requests per second'),
+    query: z
+      .string()
+      .min(1, 'give the PromQL query that yields requests per second')
+      .max(4096, 'must be at most 4096 characters'),
     start: instantSchema.default('now-28d'),
     end: instantSchema.default('now'),
     step: durationSchema.default('1h'),
@@ -57,7 +66,11 @@ export const prometheusHistorySchema = z
 export const trafficHistorySchema = z
   .object({
     /** A manifest path (a file shipped with the model) or an absolute path readable by the worker. */
-    csv: z.string().min(1, 'name the CSV file of timestamped request counts').optional(),
+    csv: z
+      .string()
+      .min(1, 'name the CSV file of timestamped request counts')
+      .max(1024, 'must be at most 1024 characters')
+      .optional(),
     prometheus: prometheusHistorySchema.optional(),
   })
   .strict()
@@ -80,7 +93,7 @@ export const trafficSchema = z
       .object({
         msPerRequest: positive('milliseconds of compute for one request'),
         /** `reference` (the catalog's reference machine) or an instance type of config/pricing.yaml. */
-        measuredOn: z.string().min(1).default('reference'),
+        measuredOn: z.string().min(1).max(128, 'must be at most 128 characters').default('reference'),
       })
       .strict()
       .optional(),

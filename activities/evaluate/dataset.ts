@@ -35,7 +35,13 @@ export interface DatasetInfo {
 
 /** Accepts a plain path or a file:// URI (the request's `evaluation.dataset`). */
 export function datasetPath(uri: string): string {
-  if (uri.startsWith('file://')) return fileURLToPath(uri);
+  if (uri.startsWith('file://')) {
+    try {
+      return fileURLToPath(uri);
+    } catch {
+      throw new EvaluationError('InvalidDataset', `dataset ${uri} is not a local file URL: use file:///absolute/path`);
+    }
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) {
     throw new EvaluationError('InvalidDataset', `dataset ${uri}: only file:// datasets (or plain paths) can be read`);
   }
@@ -48,7 +54,8 @@ export function detectFormat(path: string): DatasetFormat {
 
 /**
  * Reads `columns` from every row of the dataset, in batches. Throws an EvaluationError naming the column (and the
- * row, for a value) when a column is missing or a row is malformed. `done()` of the returned reader gives the file's
+ * row, for a value) when a column is missing or a row is malformed. Messages name places, never content: a dataset
+ * path can be pointed at a file that holds secrets, and the message ends up in release statuses. `done()` of the returned reader gives the file's
  * row count, size and sha256 once iteration has finished.
  */
 export function readDataset(
@@ -128,7 +135,7 @@ async function* csvRows(input: NodeJS.ReadableStream, columns: readonly string[]
           throw dataError(
             missing[0],
             undefined,
-            `not in the CSV header (missing: ${missing.join(', ')}; header: ${header.join(', ')})`,
+            `not in the CSV header (missing: ${missing.join(', ')}; ${describeHeader(header)})`,
           );
         }
         continue;
@@ -141,7 +148,13 @@ async function* csvRows(input: NodeJS.ReadableStream, columns: readonly string[]
   } catch (err) {
     if (err instanceof EvaluationError) throw err;
     const code = (err as { code?: string }).code;
-    if (code?.startsWith('CSV_')) throw dataError(undefined, row + 1, `malformed CSV: ${(err as Error).message}`);
+    // csv-parse's own messages and context quote the offending record: only the code and the line are passed on.
+    // csv-parse names one error without its CSV_ prefix: an opening quote inside an unquoted field.
+    if (code?.startsWith('CSV_') || code === 'INVALID_OPENING_QUOTE') {
+      const line = (err as { lines?: unknown }).lines;
+      const at = typeof line === 'number' ? ` (line ${line} of the file)` : '';
+      throw dataError(undefined, row + 1, `malformed CSV${at}: ${CSV_PROBLEMS[code] ?? code}`);
+    }
     throw err;
   }
   if (!indexes) throw dataError(undefined, undefined, 'the CSV file is empty (no header row)');
@@ -158,7 +171,9 @@ async function* jsonlRows(input: NodeJS.ReadableStream, columns: readonly string
     try {
       value = JSON.parse(line);
     } catch (err) {
-      throw dataError(undefined, row, `not valid JSON: ${(err as Error).message}`);
+      // JSON.parse quotes the text it could not parse; keep only the position.
+      const position = /position (\d+)/.exec((err as Error).message)?.[1];
+      throw dataError(undefined, row, `not valid JSON${position === undefined ? '' : ` (at character ${position})`}`);
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw dataError(undefined, row, 'each line must be a JSON object of column → value');
@@ -168,12 +183,38 @@ async function* jsonlRows(input: NodeJS.ReadableStream, columns: readonly string
     for (let j = 0; j < columns.length; j++) {
       const v = record[columns[j]!];
       if (v === undefined || v === null) throw dataError(columns[j], row, 'missing value');
-      if (typeof v === 'object')
-        throw dataError(columns[j], row, `expected a number or a string, got ${JSON.stringify(v)}`);
+      if (typeof v === 'object') {
+        throw dataError(
+          columns[j],
+          row,
+          `expected a number or a string, got ${Array.isArray(v) ? 'an array' : 'an object'}`,
+        );
+      }
       out[j] = String(v);
     }
     yield out;
   }
+}
+
+const CSV_PROBLEMS: Record<string, string> = {
+  CSV_RECORD_INCONSISTENT_FIELDS_LENGTH: 'the row has a different number of fields than the header',
+  CSV_RECORD_INCONSISTENT_COLUMNS: 'the row has a different number of fields than the header',
+  CSV_QUOTE_NOT_CLOSED: 'a quoted field is never closed',
+  CSV_INVALID_CLOSING_QUOTE: 'a character follows a closing quote (quote the whole field and double inner quotes)',
+  CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE: 'a character follows a closing quote',
+  CSV_MAX_RECORD_SIZE: 'a row is larger than the parser accepts',
+};
+
+/** Column names that look like names; anything else could be the content of a file that is not a dataset. */
+const PLAIN_COLUMN = /^[A-Za-z0-9_ .-]{1,64}$/;
+const MAX_LISTED_COLUMNS = 50;
+
+/** The header for a message: its names when they are plainly column names, otherwise only how many there are. */
+export function describeHeader(header: readonly string[]): string {
+  if (header.length <= MAX_LISTED_COLUMNS && header.every((name) => PLAIN_COLUMN.test(name))) {
+    return `header: ${header.join(', ')}`;
+  }
+  return `the header has ${header.length} column${header.length === 1 ? '' : 's'}`;
 }
 
 /**

@@ -8,7 +8,9 @@ export type EvaluationErrorCode =
   /** The policy's evaluation section or the request's evaluation block is wrong (the message names the field). */
   | 'InvalidEvaluationConfig'
   /** No tfjs backend could be loaded. */
-  | 'BackendUnavailable';
+  | 'BackendUnavailable'
+  /** The dataset lies outside the file roots of config/sources.yaml (or under /proc, /sys, /dev). */
+  | 'SourceNotAllowed';
 
 /** A permanent problem with the evaluation's inputs: retrying cannot fix it. */
 export class EvaluationError extends Error {

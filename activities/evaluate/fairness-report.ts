@@ -89,7 +89,7 @@ export function fairnessReport(
       if (privileged === -1) {
         throw new EvaluationError(
           'InvalidEvaluationConfig',
-          `privileged: ${column.name}=${key} does not occur in the data (values: ${column.values.join(', ')})`,
+          `privileged: ${column.name}=${key} does not occur in the data (${describeValues(column.values)})`,
         );
       }
       // A privileged group with too little data cannot anchor the AIF360 metrics: they stay undefined.
@@ -122,4 +122,11 @@ export function fairnessReport(
     };
   });
   return { attributes };
+}
+
+/** The column's values for a message, when they read as category names; otherwise only how many there are. */
+function describeValues(values: readonly string[]): string {
+  if (values.length <= 50 && values.every((v) => /^[A-Za-z0-9_ .+-]{1,64}$/.test(v)))
+    return `values: ${values.join(', ')}`;
+  return `${values.length} distinct values`;
 }

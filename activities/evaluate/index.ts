@@ -4,9 +4,11 @@
  * with a resumable checkpoint after every batch, resume from the last heartbeat after a worker crash, and a prompt
  * stop on cancellation.
  */
+import { loadSourcePolicy } from '../../config/loader';
 import { parseEvaluationPolicy, type EvaluationPolicy } from '../../config/policy-evaluate';
 import { activityContext } from '../common/activity-context';
 import { writeEvidence } from '../common/gate-kit';
+import { checkFilePath, SourceNotAllowedError, type SourcePolicy } from '../common/source-policy';
 import type { GateInput, GateResult } from '../../workflows/types';
 import type { BackendInfo } from './backend';
 import type { Checkpoint, RunControl } from './control';
@@ -30,6 +32,8 @@ export interface EvaluationDeps {
   backend: BackendInfo;
   /** Rows per batch: the unit of heartbeats and cancellation checks (defaults per gate). */
   batchRows?: number;
+  /** Where datasets may come from (loadSourcePolicy); config/sources.yaml and MREL_SOURCE_* when not given. */
+  sourcePolicy?: SourcePolicy;
 }
 
 /** Request fields that can override the model's metadata (see activities/evaluate/spec.ts). */
@@ -37,6 +41,8 @@ const OVERRIDABLE = ['label', 'favorable', 'features', 'classes', 'threshold', '
 
 export function createEvaluationActivities(deps: EvaluationDeps) {
   const cache = new PreparationCache();
+  let loadedPolicy: SourcePolicy | undefined = deps.sourcePolicy;
+  const sourcePolicy = async (): Promise<SourcePolicy> => (loadedPolicy ??= await loadSourcePolicy());
 
   async function evaluate(gate: ModelGate, input: GateInput): Promise<GateResult> {
     const startedAt = new Date().toISOString();
@@ -58,7 +64,7 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
           'the request has no evaluation block (dataset, label, protected, favorable): the model gates need one',
         );
       }
-      const path = datasetPath(evaluation.dataset);
+      const path = await allowedDataset(evaluation.dataset, await sourcePolicy());
       const extra = evaluation as Record<string, unknown>;
       const overrides = Object.fromEntries(OVERRIDABLE.map((k) => [k, extra[k]]));
       const modelJson = findModelJson(input.manifest);
@@ -118,6 +124,25 @@ export function createEvaluationActivities(deps: EvaluationDeps) {
 }
 
 export type EvaluationActivities = ReturnType<typeof createEvaluationActivities>;
+
+/**
+ * The dataset's real path, once the source policy allows it: the worker reads only files under the configured
+ * roots, never /proc/self/environ or whatever else its user can read. Refusals are permanent (a gate error).
+ */
+async function allowedDataset(uri: string, policy: SourcePolicy): Promise<string> {
+  const path = datasetPath(uri);
+  let real: string | undefined;
+  try {
+    real = await checkFilePath(path, policy, 'evaluation.dataset');
+  } catch (err) {
+    if (err instanceof SourceNotAllowedError) throw new EvaluationError('SourceNotAllowed', err.message);
+    throw err;
+  }
+  if (real === undefined) {
+    throw new EvaluationError('InvalidDataset', `evaluation.dataset: ${path} does not exist or cannot be read`);
+  }
+  return real;
+}
 
 function parsePolicy(section: unknown): EvaluationPolicy {
   try {

@@ -67,7 +67,12 @@ export function readerIOHandler(read: ModelFileReader, modelJsonPath = 'model.js
         json = JSON.parse(Buffer.from(await read(modelJsonPath)).toString('utf8')) as tf.io.ModelJSON;
       } catch (err) {
         if (err instanceof EvaluationError) throw err;
-        throw new EvaluationError('InvalidModel', `${modelJsonPath} is not valid JSON: ${(err as Error).message}`);
+        // JSON.parse quotes the text it could not parse; keep only the position.
+        const position = /position (\d+)/.exec((err as Error).message)?.[1];
+        throw new EvaluationError(
+          'InvalidModel',
+          `${modelJsonPath} is not valid JSON${position === undefined ? '' : ` (at character ${position})`}`,
+        );
       }
       if (!json.modelTopology) throw new EvaluationError('InvalidModel', `${modelJsonPath} has no modelTopology`);
       const base = posix.dirname(modelJsonPath);

@@ -1,7 +1,7 @@
 /**
  * Turns a streamed dataset into the typed arrays the gates compute on: the model's input matrix (preprocessed as
  * the model expects), the labels, and the protected attributes as group codes. Every bad value is an error naming
- * its column and row.
+ * its column and row, never the value itself: messages reach release statuses, and cells can hold anything.
  */
 import { dataError } from './errors';
 import { readDataset, valueKey, type DatasetInfo, type ReadOptions } from './dataset';
@@ -105,7 +105,7 @@ export async function loadEvaluationTable(
         const key = valueKey(row[j]!);
         const hit = keys.indexOf(key);
         if (hit === -1) {
-          throw dataError(f.name, rowNo, `"${row[j]}" is not a known category (known: ${keys.join(', ')})`);
+          throw dataError(f.name, rowNo, `the value is not a known category (known: ${keys.join(', ')})`);
         }
         for (let k = 0; k < keys.length; k++) x.push(k === hit ? 1 : 0);
       };
@@ -114,7 +114,7 @@ export async function loadEvaluationTable(
       const text = row[j]!;
       const value = text === '' ? Number.NaN : Number(text);
       if (!Number.isFinite(value)) {
-        throw dataError(f.name, rowNo, text === '' ? 'missing value' : `"${text}" is not a number`);
+        throw dataError(f.name, rowNo, text === '' ? 'missing value' : 'the value is not a number');
       }
       x.push(f.type === 'continuous' ? (value - f.mean) / f.std : value);
     };
@@ -130,11 +130,7 @@ export async function loadEvaluationTable(
       const label = valueKey(row[labelAt]!);
       const cls = spec.classes.indexOf(label);
       if (cls === -1) {
-        throw dataError(
-          spec.label,
-          rowNo,
-          `label "${row[labelAt]}" is not one of the model's classes (${spec.classes.join(', ')})`,
-        );
+        throw dataError(spec.label, rowNo, `the label is not one of the model's classes (${spec.classes.join(', ')})`);
       }
       labels.push(cls);
       coders.forEach((coder, k) => coder.add(row[protectedAt[k]!]!, rowNo));
@@ -195,11 +191,7 @@ export async function loadPredictionTable(
     const values = seen.get(column)!;
     if (!values.has(key)) {
       if (values.size >= 2) {
-        throw dataError(
-          column,
-          rowNo,
-          `"${raw}" is a third outcome (seen: ${[...values].join(', ')}); binary outcomes only`,
-        );
+        throw dataError(column, rowNo, 'the value is a third distinct outcome; binary outcomes only');
       }
       values.add(key);
     }
@@ -220,7 +212,7 @@ export async function loadPredictionTable(
     options.onProgress?.(yTrue.length);
   }
   if (![...seen.values()].some((values) => values.has(favorable))) {
-    const found = [...seen].map(([column, values]) => `${column}: ${[...values].join(', ')}`).join('; ');
+    const found = [...seen].map(([column, values]) => `${column}: ${values.size} distinct`).join('; ');
     throw dataError(
       undefined,
       undefined,

@@ -120,22 +120,18 @@ export async function publishRelease(options: PublishOptions): Promise<PublishRe
   }
 }
 
-const preparedRoots = new Set<string>();
-
 /**
- * The work root is private to the worker's user (clones hold everything a release commits), and the first publish
- * of a process removes clones that processes which no longer run left behind (a worker killed mid-publish).
+ * The work root is private to the worker's user (clones hold everything a release commits), and every publish removes
+ * clones that processes which no longer run left behind (a worker killed mid-publish): a listing of a few entries.
  */
 async function prepareWorkRoot(workRoot: string): Promise<void> {
   await mkdir(workRoot, { recursive: true, mode: PRIVATE_DIR });
-  if (preparedRoots.has(workRoot)) return;
   await chmod(workRoot, PRIVATE_DIR);
   for (const name of await readdir(workRoot)) {
     const owner = /^(?:clone-[0-9a-f]+|gitops)-(\d+)(?:-|$)/.exec(name)?.[1];
     if (owner === undefined || Number(owner) === process.pid || processRuns(Number(owner))) continue;
     await rm(join(workRoot, name), { recursive: true, force: true });
   }
-  preparedRoots.add(workRoot);
 }
 
 function processRuns(pid: number): boolean {

@@ -1,6 +1,7 @@
 /**
  * The Temporal side of acquire, run in the SDK's MockActivityEnvironment: failure mapping, heartbeats, cancellation.
  */
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ApplicationFailure, CancelledFailure, type Logger } from '@temporalio/common';
@@ -61,7 +62,8 @@ describe('acquireModel activity', () => {
 
   test.for([
     ['s3://bucket/m', FailureType.UnsupportedSource],
-    ['file:///nonexistent/acquire-test', FailureType.SourceNotFound],
+    // Inside the temp directory, which the test run allows as a root: outside the roots it would be SourceNotAllowed.
+    [pathToFileURL(join(tmpdir(), 'nonexistent', 'acquire-test')).href, FailureType.SourceNotFound],
     ['https://127.0.0.1:9/dir/', FailureType.InvalidRequest],
   ] as const)('%s fails non-retryably as %s', async ([source, type], { storeRoot }) => {
     const { acquireModel } = createAcquireActivities({ storeRoot });

@@ -42,22 +42,26 @@ export interface RecordedRequest {
 }
 
 export interface LocalServer {
-  /** `http://127.0.0.1:<port>` without a trailing slash. */
+  /** `http://<host>:<port>` without a trailing slash. */
   origin: string;
   requests: RecordedRequest[];
   close(): Promise<void>;
 }
 
-export async function startServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<LocalServer> {
+/** @param host the loopback address to listen on (127.0.0.2 and up are loopback too on Linux) */
+export async function startServer(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  host = '127.0.0.1',
+): Promise<LocalServer> {
   const requests: RecordedRequest[] = [];
   const server = createServer((req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     handler(req, res);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    origin: `http://127.0.0.1:${port}`,
+    origin: `http://${host}:${port}`,
     requests,
     async close() {
       server.closeAllConnections();

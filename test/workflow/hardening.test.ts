@@ -4,7 +4,7 @@
  * refuses or cannot store the commit after the release was approved.
  */
 import { execFile } from 'node:child_process';
-import { chmod, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -185,5 +185,46 @@ describe('a GitOps remote that fails after approval', () => {
   it('refuses a retry for a release that waits for none', async () => {
     const releaseId = await awaitingApproval('no-retry', '1.0.0');
     await expect(retryRelease(env.client, releaseId, 'ops')).rejects.toThrow(/waits for no retry/);
+  });
+});
+
+describe('what a release leaves at rest', () => {
+  it('is private to the worker, notes an empty file, and sweeps clones that killed workers left behind', async () => {
+    const request = await env.model('at-rest', '1.0.0', { environment: 'staging' });
+    const modelDir = new URL(request.model.source).pathname;
+    await writeFile(join(modelDir, 'placeholder.bin'), '');
+    // A clone left by a worker process that no longer runs (pid far above any live one here).
+    const orphan = join(env.settings.gitopsWorkRoot, 'clone-0123456789abcdef-4194000');
+    await mkdir(join(orphan, '.git'), { recursive: true });
+
+    const { releaseId } = await startRelease(env.client, request, { taskQueue: env.settings.taskQueue });
+    const waiting = await eventually(
+      () => getRelease(env.client, releaseId),
+      (s) => s.stage === 'approval',
+      60_000,
+    );
+    const acquire = waiting.gates.find((g) => g.gate === 'acquire');
+    expect(acquire?.verdict).toBe('pass');
+    expect(acquire?.summary).toMatch(/1 empty file\(s\): placeholder\.bin/);
+    expect(acquire?.findings).toEqual([
+      expect.objectContaining({ ruleId: 'EmptyFile', severity: 'info', location: 'placeholder.bin' }),
+    ]);
+
+    await decide(env.client, releaseId, { approver: 'alice', decision: 'approve' });
+    expect(((await env.client.workflow.getHandle(releaseId).result()) as ReleaseStatus).stage).toBe('released');
+
+    const open: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      if (((await stat(dir)).mode & 0o077) !== 0) open.push(dir);
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) await walk(path);
+        else if (((await stat(path)).mode & 0o077) !== 0) open.push(path);
+      }
+    };
+    await walk(env.settings.storeRoot);
+    expect(open).toEqual([]);
+    expect((await stat(env.settings.gitopsWorkRoot)).mode & 0o077).toBe(0);
+    await expect(stat(orphan)).rejects.toThrow(/ENOENT/);
   });
 });
