@@ -108,11 +108,27 @@ async function request(url: string, headers: Record<string, string>, options: Ht
     // The connection's own lookup refused the address (the name resolved differently than when it was checked).
     for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof SourceNotAllowedError) throw e;
     const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
-    throw new SourceUnavailableError(`GET ${url} failed: ${cause instanceof Error ? cause.message : String(cause)}`, {
-      cause: err,
-    });
+    const why = cause instanceof Error ? cause.message : String(cause);
+    const code = (cause as { code?: unknown } | undefined)?.code;
+    if (PERMANENT_FETCH_ERROR.test(why) || (typeof code === 'string' && PERMANENT_FETCH_CODES.test(code))) {
+      throw new SourceRejectedError(
+        `GET ${url} cannot succeed: ${why}${typeof code === 'string' ? ` (${code})` : ''}`,
+        {
+          url,
+        },
+      );
+    }
+    throw new SourceUnavailableError(`GET ${url} failed: ${why}`, { cause: err });
   }
 }
+
+/**
+ * Network failures that no retry changes: a port that fetch refuses to use, a URL it cannot request, a certificate
+ * that does not verify. Refused connections, timeouts and unknown names stay transient: servers and DNS come back.
+ */
+const PERMANENT_FETCH_ERROR = /^(bad port|invalid url|unsupported protocol|redirect count exceeded)\b/i;
+const PERMANENT_FETCH_CODES =
+  /^(ERR_INVALID_URL|ERR_TLS_CERT_ALTNAME_INVALID|CERT_\w+|UNABLE_TO_\w+|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_SSL_\w+)$/;
 
 async function answer(url: string, response: Response, options: HttpGetOptions): Promise<Response> {
   if (response.ok) return response;

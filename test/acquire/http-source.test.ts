@@ -129,6 +129,14 @@ describe('https:// / http:// source', () => {
     expect((error as Error).message).toMatch(/ECONNREFUSED/);
   });
 
+  test('a port that fetch never uses is permanent, not retried for minutes', async ({ storeRoot }) => {
+    const error = await acquireArtifacts(modelRef('http://127.0.0.1:22/model.bin'), { storeRoot }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(SourceRejectedError);
+    expect((error as Error).message).toMatch(/cannot succeed: bad port/);
+  });
+
   test('a transfer cut short is transient and leaves no temp file', async ({ storeRoot }) => {
     const cutter = await startServer((_req, res) => {
       res.writeHead(200, { 'content-length': 1000 });

@@ -4,6 +4,8 @@
  * refuses or cannot store the commit after the release was approved.
  */
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chmod, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -97,6 +99,31 @@ describe('signals carrying anything', () => {
     );
     expect(status.approvals).toEqual([]);
     expect(status.refused[0]?.reason).toMatch(/arrived after its validUntil/);
+  });
+});
+
+describe('a step that keeps failing', () => {
+  it('shows its attempt, last failure and next try instead of waiting silently, and still takes a reject', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const request = await env.model('unreachable', '1.0.0', { environment: 'staging' });
+    request.model.source = `http://127.0.0.1:${port}/model.bin`;
+    const { releaseId } = await startRelease(env.client, request, { taskQueue: env.settings.taskQueue });
+    const retrying = await eventually(
+      () => getRelease(env.client, releaseId),
+      (s) => s.retrying?.step === 'acquire',
+    );
+    expect(retrying.stage).toBe('acquire');
+    expect(retrying.retrying?.attempt).toBe(1);
+    expect(retrying.retrying?.lastFailure).toMatch(/ECONNREFUSED/);
+    expect(Date.parse(retrying.retrying?.nextRetryAt ?? '')).toBeGreaterThan(Date.parse(retrying.retrying!.failedAt));
+
+    await decide(env.client, releaseId, { approver: 'alice', decision: 'reject', comment: 'wrong host' });
+    const done = (await env.client.workflow.getHandle(releaseId).result()) as ReleaseStatus;
+    expect(done.stage).toBe('rejected');
+    expect(done.retrying).toBeUndefined();
   });
 });
 
