@@ -7,6 +7,7 @@ import { createConfigActivities } from './config';
 import { createCostActivities } from './cost';
 import { createGitOpsActivities } from './gitops';
 import { createLicenseActivities } from './license';
+import { createNotifyActivities, type NotifyDeps } from './notify';
 import { createScanActivities } from './scan';
 import { createImageScanActivities } from './scan/image';
 
@@ -22,6 +23,8 @@ export interface ReleaseActivityDeps {
   pricingFile?: string;
   /** Base directory for a relative `image.advisoryDir` (default: the worker's working directory). */
   advisoryBaseDir?: string;
+  /** Where notification links point (the Temporal UI) and the namespace. */
+  notify?: NotifyDeps;
 }
 
 export function createReleaseActivities(deps: ReleaseActivityDeps) {
@@ -38,6 +41,7 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
     ...createScanActivities({ storeRoot: deps.storeRoot }),
     ...createImageScanActivities({ storeRoot: deps.storeRoot, baseDir: deps.advisoryBaseDir }),
     ...createCostActivities({ storeRoot: deps.storeRoot, pricingFile: deps.pricingFile }),
+    ...createNotifyActivities(deps.notify ?? { uiUrl: 'http://localhost:8233', namespace: 'default' }),
   };
 }
 

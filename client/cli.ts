@@ -22,7 +22,7 @@ import { renderStatus } from './format';
 export const EXIT = { ok: 0, notThrough: 1, usage: 2, notFound: 3, unavailable: 4 } as const;
 
 /** The release commands defined here; they need the Temporal client, which loads only when one of them runs. */
-const RELEASE_COMMANDS = ['start', 'status', 'approve', 'reject', 'retry', 'list'];
+const RELEASE_COMMANDS = ['start', 'status', 'approve', 'reject', 'retry', 'watch', 'list'];
 /** Global options that take a value (so their value is not taken for the command name). */
 const GLOBAL_VALUE_OPTIONS = ['--address', '--namespace'];
 
@@ -170,7 +170,7 @@ export function buildProgram(
       }
       const status = await follow(c, started.releaseId, globals().json ? () => {} : io.out);
       print({ ...started, status }, renderStatus(status));
-      setExit(['rejected', 'expired', 'failed'].includes(status.stage) ? EXIT.notThrough : EXIT.ok);
+      setExit(TERMINAL.includes(status.stage) && status.stage !== 'released' ? EXIT.notThrough : EXIT.ok);
     });
 
   program
@@ -204,6 +204,24 @@ export function buildProgram(
         if (!answer.accepted) setExit(EXIT.notThrough);
       });
   }
+
+  program
+    .command('watch')
+    .description('follow a release live until it ends or awaits someone: stages, gate progress, retries')
+    .argument('<release-id>', 'e.g. release/credit-risk/1.0.0/production')
+    .option('--interval <ms>', 'how often to look', (v) => Number.parseInt(v, 10), 1000)
+    .action(async (id: string, opts: { interval: number }) => {
+      if (!Number.isInteger(opts.interval) || opts.interval < 100) {
+        throw new ReleaseClientError(
+          'INVALID_REQUEST',
+          '--interval must be a whole number of milliseconds, at least 100',
+        );
+      }
+      const c = await client();
+      const status = await follow(c, id, globals().json ? () => {} : io.out, opts.interval);
+      if (globals().json) print(status, '');
+      setExit(TERMINAL.includes(status.stage) && status.stage !== 'released' ? EXIT.notThrough : EXIT.ok);
+    });
 
   program
     .command('retry')
@@ -242,17 +260,51 @@ export function buildProgram(
   return program;
 }
 
-async function follow(client: Client, id: string, out: (line: string) => void): Promise<ReleaseStatus> {
+/**
+ * Follows a release until it ends or awaits someone (approval, or a retry signal), printing each change once: the
+ * stage, each gate's verdict as it lands, running activities with their heartbeat progress and attempts, retries.
+ */
+async function follow(
+  client: Client,
+  id: string,
+  out: (line: string) => void,
+  intervalMs = 1_000,
+): Promise<ReleaseStatus> {
   const { getRelease } = await releaseClient();
-  let last = '';
+  const seen = new Set<string>();
+  const say = (line: string): void => {
+    if (seen.has(line)) return;
+    seen.add(line);
+    out(line);
+  };
   for (;;) {
     const status = await getRelease(client, id);
-    const line = `stage ${status.stage}${status.gates.length ? ` · ${status.gates.map((g) => `${g.gate}:${g.verdict}`).join(' ')}` : ''}`;
-    if (line !== last) out(line);
-    last = line;
-    if (['released', 'rejected', 'expired', 'failed', 'approval'].includes(status.stage)) return status;
-    await new Promise((r) => setTimeout(r, 500));
+    say(`stage ${status.stage}`);
+    for (const g of status.gates) say(`  ${g.gate}: ${g.verdict} — ${g.summary}`);
+    for (const p of status.pending ?? []) {
+      const progress = p.progress === undefined ? '' : ` ${clipLine(JSON.stringify(p.progress))}`;
+      say(
+        `  … ${p.activity} ${p.state}, attempt ${p.attempt}${progress}${p.lastFailure ? ` (last failure: ${p.lastFailure})` : ''}`,
+      );
+    }
+    if (status.retrying) {
+      const r = status.retrying;
+      say(
+        `  retrying ${r.step}: attempt ${r.attempt} failed: ${r.lastFailure}; ${r.nextRetryAt ? `next try ${r.nextRetryAt}` : `waiting for ${r.waitingFor}`}`,
+      );
+    }
+    if (status.awaiting)
+      say(`  awaiting ${status.awaiting.approvalsMissing} approval(s) from ${status.awaiting.from.join(', ')}`);
+    if (status.served) say(`  (${status.served.reason})`);
+    if (TERMINAL.includes(status.stage) || status.stage === 'approval' || status.retrying?.waitingFor) return status;
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+const TERMINAL = ['released', 'rejected', 'expired', 'failed'];
+
+function clipLine(text: string, max = 160): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
 /** Runs the CLI; returns the exit code. */

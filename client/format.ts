@@ -37,6 +37,9 @@ export function renderStatus(s: ReleaseStatus): string {
       `activity ${p.activity}: ${p.state}, attempt ${p.attempt}${p.lastFailure ? `, last failure: ${p.lastFailure}` : ''}${p.nextRetryAt ? `, next retry ${p.nextRetryAt}` : ''}`,
     );
   }
+  for (const n of s.notificationFailures ?? []) {
+    lines.push(`notification not delivered: ${n.target} (${n.event}) at ${n.at}: ${n.error}`);
+  }
   if (s.refused.length > 0) {
     lines.push('refused decisions:');
     for (const r of s.refused) lines.push(`  ${r.approver} (${r.decision}) at ${r.at}: ${r.reason}`);

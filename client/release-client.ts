@@ -12,6 +12,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
+import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { trafficSchema } from '../activities/cost/traffic';
 import { requestSourceProblems } from '../activities/common/source-policy';
 import { ConfigError, loadSourcePolicy, resolveReleaseConfig, zodProblems } from '../config/loader';
@@ -230,7 +231,7 @@ export async function getRelease(
     }
     status = saved;
   }
-  const pending = await pendingSteps(handle).catch(() => undefined);
+  const pending = await pendingSteps(client, handle).catch(() => undefined);
   return pending && pending.length > 0 ? { ...status, pending } : status;
 }
 
@@ -252,15 +253,29 @@ async function savedStatus(
 }
 
 /** Activities the server holds for the release: attempt, last failure and next retry, as the Temporal UI shows them. */
-async function pendingSteps(handle: WorkflowHandle<typeof modelReleaseWorkflow>): Promise<PendingStep[]> {
+async function pendingSteps(
+  client: Client,
+  handle: WorkflowHandle<typeof modelReleaseWorkflow>,
+): Promise<PendingStep[]> {
   const description = await handle.describe();
   if (description.status.name !== 'RUNNING') return [];
-  return (description.raw.pendingActivities ?? []).map((a) => {
+  const activities = description.raw.pendingActivities ?? [];
+  // Heartbeat details are the activity's progress (file and bytes stored, rows evaluated); undecodable ones are left out.
+  const details = await Promise.all(
+    activities.map((a) =>
+      decodeArrayFromPayloads(client.options.loadedDataConverter, a.heartbeatDetails?.payloads).then(
+        (values) => values[0],
+        () => undefined,
+      ),
+    ),
+  );
+  return activities.map((a, i) => {
     const step: PendingStep = {
       activity: a.activityType?.name ?? '?',
       state: pendingStateName(a.state),
       attempt: a.attempt ?? 1,
     };
+    if (a.heartbeatDetails?.payloads?.length) step.progress = details[i];
     const failure = a.lastFailure?.message;
     if (failure) step.lastFailure = failure.length > 1000 ? `${failure.slice(0, 1000)}…` : failure;
     const next = timestampIso(a.nextAttemptScheduleTime);

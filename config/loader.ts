@@ -11,6 +11,7 @@ import type { ApprovalRule, ReleaseConfig, ReleaseRequest, Waiver } from '../wor
 import { gatePolicyProblems } from './gate-policies';
 import {
   approversFileSchema,
+  NOTIFICATION_EVENTS,
   policyFileSchema,
   sourceOverridesEnvSchema,
   sourcesFileSchema,
@@ -238,8 +239,19 @@ export async function resolveReleaseConfig(
     approval,
     approvers: Object.fromEntries(Object.entries(approvers.approvers).map(([id, a]) => [id, a.roles])),
     gatePolicies: Object.fromEntries(
-      Object.entries(policy).filter(([key]) => !['approval', 'description', 'name', 'file', 'digest'].includes(key)),
+      Object.entries(policy).filter(
+        ([key]) => !['approval', 'description', 'notifications', 'name', 'file', 'digest'].includes(key),
+      ),
     ),
+    notifications: (policy.notifications?.webhooks ?? [])
+      .filter((w) => w.environments === undefined || w.environments.includes(request.environment))
+      .map((w) => ({
+        name: w.name,
+        format: w.format,
+        ...(w.url === undefined ? {} : { url: w.url }),
+        ...(w.urlFromEnv === undefined ? {} : { urlFromEnv: w.urlFromEnv }),
+        events: w.events ?? [...NOTIFICATION_EVENTS],
+      })),
     waivers: waivers.waivers,
     ...(waivers.file ? { waiversFile: { file: waivers.file, digest: waivers.digest as string } } : {}),
   };

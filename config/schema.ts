@@ -1,6 +1,9 @@
 /** Schemas of the configuration files under config/. Cross-file checks (known roles) live in the loader. */
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { NOTIFICATION_EVENTS } from '../workflows/types';
+
+export { NOTIFICATION_EVENTS };
 
 const ROLE = z.string().regex(/^[a-z][a-z0-9-]*$/, 'roles are lower-case words joined by "-" (e.g. release-manager)');
 /** A Temporal duration such as 72h, 30m, 7d or 90s. */
@@ -33,9 +36,40 @@ export const environmentApprovalSchema = z
   })
   .strict();
 
+/**
+ * One webhook: Slack-compatible JSON (`{text}`, also what Mattermost and Rocket.Chat take) or a Teams MessageCard. The
+ * URL of a real webhook is a secret: name the worker's environment variable that holds it (`urlFromEnv`) rather than
+ * writing it into Git.
+ */
+export const webhookSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'names are lower-case words joined by "-" (e.g. ml-releases)'),
+    format: z.enum(['slack', 'teams']).default('slack'),
+    url: z
+      .string()
+      .max(2048)
+      .regex(/^https?:\/\//, 'must be an http:// or https:// URL')
+      .optional(),
+    urlFromEnv: z
+      .string()
+      .regex(/^[A-Z][A-Z0-9_]{0,127}$/, 'must be an environment variable name such as MREL_SLACK_WEBHOOK')
+      .optional(),
+    environments: z.array(z.string().min(1)).optional(),
+    events: z.array(z.enum(NOTIFICATION_EVENTS)).min(1).optional(),
+  })
+  .strict()
+  .refine((w) => (w.url === undefined) !== (w.urlFromEnv === undefined), {
+    message: 'give exactly one of url and urlFromEnv (prefer urlFromEnv: webhook URLs are secrets)',
+  });
+
 export const policyFileSchema = z
   .object({
     description: z.string().optional(),
+    /** Webhooks told when a release awaits approval, a gate fails, or the release ends. */
+    notifications: z
+      .object({ webhooks: z.array(webhookSchema).max(20) })
+      .strict()
+      .optional(),
     approval: z
       .object({
         timeout: durationSchema,

@@ -15,7 +15,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { initBackend, parseBackendPreference } from '../activities/evaluate/backend';
 import { createEvaluationWorker } from '../workers/evaluation-worker';
 import { createReleaseWorker } from '../workers/release-worker';
-import { loadSettings } from '../workers/settings';
+import { loadSettings, runtimeTelemetry } from '../workers/settings';
 import type { ReleaseStatus } from '../workflows/types';
 import { startDevServer } from './dev-server';
 import { PROJECT_ROOT } from './temporal-cli';
@@ -38,7 +38,8 @@ function portInUse(port: number): Promise<boolean> {
 
 async function main(): Promise<void> {
   // Warnings and errors only: activity retries and failed releases still show, the bundler's chatter does not.
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  // Metrics (MREL_METRICS_ADDRESS) are part of the Runtime, so they are set up here, before any connection.
+  Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: runtimeTelemetry(loadSettings()) });
   // The Temporal database, the artifact store, the GitOps repository and clones are private to this user.
   process.umask(0o077);
   const temporalDir = join(PROJECT_ROOT, '.temporal');
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
     const backend = await initBackend(parseBackendPreference(process.env.TFJS_BACKEND));
     const evaluationWorker = await createEvaluationWorker(settings, { backend });
     console.log(`release worker and evaluation worker (tfjs backend ${backend.name}) are running`);
+    if (settings.metricsAddress) console.log(`metrics for Prometheus: http://${settings.metricsAddress}/metrics`);
     const running = Promise.all([worker.run(), evaluationWorker.run()]);
     const shutdown = (signal: string): void => {
       if (stopping) return;

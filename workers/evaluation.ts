@@ -4,21 +4,25 @@
  * start (auto: the first that loads); MREL_EVALUATION_TASK_QUEUE overrides the queue. Other settings as for the
  * release worker (workers/settings.ts): TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MREL_STORE, …
  */
+import { Runtime } from '@temporalio/worker';
 import { initBackend, parseBackendPreference } from '../activities/evaluate';
 import { EVALUATION_TASK_QUEUE } from '../workflows/definitions';
 import { createEvaluationWorker } from './evaluation-worker';
-import { loadSettings } from './settings';
+import { loadSettings, runtimeTelemetry } from './settings';
 
 async function main(): Promise<void> {
   // Everything the worker writes (evidence, reports) is private to its user.
   process.umask(0o077);
   const settings = loadSettings();
+  // Fixed for the process once it connects: metrics (MREL_METRICS_ADDRESS) must be set up before.
+  Runtime.install({ telemetryOptions: runtimeTelemetry(settings) });
   const backend = await initBackend(parseBackendPreference(process.env.TFJS_BACKEND));
   const taskQueue = process.env.MREL_EVALUATION_TASK_QUEUE || EVALUATION_TASK_QUEUE;
   const worker = await createEvaluationWorker(settings, { backend, taskQueue });
   const skipped = backend.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
   console.log(`evaluation worker on ${settings.address}, queue ${taskQueue}, tfjs backend ${backend.name}`);
   if (skipped) console.log(`  (skipped: ${skipped})`);
+  if (settings.metricsAddress) console.log(`  metrics: http://${settings.metricsAddress}/metrics`);
   await worker.run();
 }
 

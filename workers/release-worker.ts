@@ -34,6 +34,7 @@ export async function createReleaseWorker(
         workRoot: settings.gitopsWorkRoot,
         servingImage: settings.servingImage,
       },
+      notify: { uiUrl: settings.uiUrl ?? 'http://localhost:8233', namespace: settings.namespace },
     }),
     interceptors: { activity: [keepAliveInterceptor()] },
   });

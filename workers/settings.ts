@@ -1,11 +1,14 @@
 /**
  * Worker and client settings from the environment, validated: a bad value names the variable and what to do.
  */
+import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
+import type { TelemetryOptions } from '@temporalio/worker';
 import { z } from 'zod';
 import { sourceOverridesEnvSchema } from '../config/schema';
 import { PROJECT_ROOT } from '../scripts/temporal-cli';
 import { RELEASE_TASK_QUEUE } from '../workflows/definitions';
+import { ENGINE_HISTOGRAM_BUCKETS } from '../workflows/release-metrics';
 
 const settingsSchema = z.object({
   TEMPORAL_ADDRESS: z
@@ -26,6 +29,12 @@ const settingsSchema = z.object({
   // Added to config/sources.yaml when the workers load it; checked here too, so a typo stops the worker at start.
   ...sourceOverridesEnvSchema.shape,
   MREL_WORKFLOW_BUNDLE: z.string().min(1).optional(),
+  // The SDK binds it as a socket address: an IP literal, not a host name. Empty or unset: no metrics endpoint.
+  MREL_METRICS_ADDRESS: z
+    .string()
+    .refine(isMetricsAddress, 'must be ip:port, e.g. 127.0.0.1:9464 (0.0.0.0:9464 lets another host scrape it)')
+    .optional(),
+  MREL_UI_URL: z.string().url('must be the Temporal UI base URL, e.g. https://temporal.example.com').optional(),
 });
 
 export interface Settings {
@@ -44,6 +53,10 @@ export interface Settings {
   hfToken?: string;
   /** A prebuilt workflow bundle (bundleWorkflowCode output): the worker starts without bundling the workflows. */
   workflowBundle?: string;
+  /** Where the worker serves Prometheus metrics (the SDK's and the engine's) under /metrics; none when unset. */
+  metricsAddress?: string;
+  /** Base URL of the Temporal UI, for links in notifications. */
+  uiUrl?: string;
 }
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
@@ -69,5 +82,35 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     hfEndpoint: e.HF_ENDPOINT,
     hfToken: e.HF_TOKEN,
     workflowBundle: e.MREL_WORKFLOW_BUNDLE,
+    metricsAddress: e.MREL_METRICS_ADDRESS || undefined,
+    uiUrl: e.MREL_UI_URL,
+  };
+}
+
+function isMetricsAddress(value: string): boolean {
+  if (value === '') return true;
+  const match = /^(?:(\d{1,3}(?:\.\d{1,3}){3})|\[([0-9a-fA-F:.]+)\]):(\d{1,5})$/.exec(value);
+  if (!match) return false;
+  const [, ipv4, ipv6, port] = match;
+  if (ipv4 !== undefined && isIP(ipv4) !== 4) return false;
+  if (ipv6 !== undefined && isIP(ipv6) !== 6) return false;
+  return Number(port) >= 1 && Number(port) <= 65_535;
+}
+
+/**
+ * Runtime telemetry for Runtime.install: the SDK's metrics and the engine's (workflows/release-metrics.ts) on one
+ * Prometheus endpoint, durations in seconds; no metrics when `metricsAddress` is unset. Runtime.install must run before
+ * the process opens its first connection.
+ */
+export function runtimeTelemetry(settings: Pick<Settings, 'metricsAddress'>): TelemetryOptions {
+  if (!settings.metricsAddress) return {};
+  return {
+    metrics: {
+      prometheus: {
+        bindAddress: settings.metricsAddress,
+        useSecondsForDurations: true,
+        histogramBucketOverrides: ENGINE_HISTOGRAM_BUCKETS,
+      },
+    },
   };
 }

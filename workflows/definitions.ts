@@ -67,6 +67,8 @@ export enum FailureType {
   GitOpsRejected = 'GitOpsRejected',
   /** The image or tag does not exist in its registry. */
   ImageNotFound = 'ImageNotFound',
+  /** A webhook refused a notification (4xx) or its URL is not configured on the worker. */
+  NotificationRejected = 'NotificationRejected',
   /** The release ended as failed (a gate failed or errored); details carry the final ReleaseStatus. */
   ReleaseFailed = 'ReleaseFailed',
 }

@@ -18,6 +18,8 @@ export const MAX_FINDINGS_PER_GATE = 50;
 export const MAX_METRICS_PER_GATE = 64;
 /** Refused decisions kept in the status: the first ones and the latest ones; the rest are only counted. */
 export const MAX_REFUSED = 20;
+/** Undelivered notifications kept in the status. */
+export const MAX_NOTIFICATION_FAILURES = 10;
 /** A generous ceiling that a test checks the serialized status against, whatever arrives. */
 export const MAX_STATUS_BYTES = 512 * 1024;
 

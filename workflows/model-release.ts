@@ -54,8 +54,10 @@ import {
   type DecideInput,
   type GateInput,
   type GateResult,
+  type NotificationEvent,
   type ReleaseRequest,
   type ReleaseStatus,
+  type TerminalStage,
 } from './types';
 
 /** Short, retried activities: config loading and the GitOps commit. */
@@ -109,6 +111,14 @@ const ROUND_BACKOFF_MS = { first: 10_000, max: 5 * 60_000 };
 /** How long a step waits for a worker to take it (rounds of schedule-to-start timeouts) before it fails. */
 const STARVED_LIMIT_MS = 24 * 3_600_000;
 
+/** Releases started with NOTIFICATIONS_PATCH tell the policy's webhooks what happens (see `notify`). */
+export const NOTIFICATIONS_PATCH = 'notifications-v1';
+const NOTIFY: ActivityOptions = {
+  startToCloseTimeout: '30s',
+  scheduleToStartTimeout: '2 minutes',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 6 },
+};
+const notifier = proxyActivities<ReleaseActivities>(NOTIFY);
 const short = proxyActivities<ReleaseActivities>(SHORT);
 const long = proxyActivities<ReleaseActivities>(LONG);
 const hShort = proxyActivities<ReleaseActivities>(H_SHORT);
@@ -265,6 +275,7 @@ export async function modelReleaseWorkflow(input: ReleaseRequest): Promise<Relea
 
 async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
   const hardened = patched(HARDENING_PATCH);
+  const notifying = hardened && patched(NOTIFICATIONS_PATCH);
   const parsed = (hardened ? releaseRequestSchema : legacyReleaseRequestSchema).safeParse(input);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => clip(`${i.path.join('.') || '(request)'}: ${i.message}`));
@@ -381,10 +392,39 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
   ]);
   publish();
 
-  const finish = (stage: 'released' | 'rejected' | 'expired' | 'failed', reason?: string): ReleaseStatus => {
+  /** Tells the environment's webhooks about `event`; a webhook that still fails after its retries is recorded. */
+  const notify = async (event: NotificationEvent, headline: string, details: string[] = []): Promise<void> => {
+    const targets = notifying ? (state.config?.notifications ?? []).filter((t) => t.events.includes(event)) : [];
+    const base = { event, releaseId: workflowId, headline: clip(headline), details: details.map((d) => clip(d)) };
+    const about = { model: request.model.name, version: request.model.version, environment: request.environment };
+    await Promise.all(
+      targets.map(async (target) => {
+        try {
+          await notifier.notify.executeWithOptions({ ...NOTIFY, summary: `notify ${target.name}: ${event}` }, [
+            { ...base, ...about, target },
+          ]);
+        } catch (err) {
+          if (isCancellation(err)) throw err;
+          state.recordNotificationFailure({ target: target.name, event, error: failureMessage(err), at: nowIso() });
+          publish();
+        }
+      }),
+    );
+  };
+  let gateFailureNotified = false;
+  const finish = async (stage: TerminalStage, reason?: string): Promise<ReleaseStatus> => {
     state.clearRetrying(nowIso());
     state.end(stage, reason, nowIso());
     publish();
+    if (stage === 'released') {
+      const commit = state.status.commit;
+      const approvals = state.status.approvals.map((a) => `${a.approver} (${a.role})`).join(', ');
+      await notify('released', `committed ${commit?.sha.slice(0, 12) ?? '?'} to ${commit?.branch ?? '?'}`, [
+        `approved by ${approvals}`,
+      ]);
+    } else if (!(stage === 'failed' && gateFailureNotified)) {
+      await notify(stage, reason ?? stage);
+    }
     return state.status;
   };
   const rejectedReason = (): string => {
@@ -452,7 +492,13 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
       }
       publish();
       const stopped = results.find((r) => r.verdict === 'fail' || r.verdict === 'error');
-      if (stopped) return `${stopped.gate} ${stopped.verdict}: ${stopped.summary}`;
+      if (stopped) {
+        const why = `${stopped.gate} ${stopped.verdict}: ${stopped.summary}`;
+        await notify('gate-failed', why);
+        gateFailureNotified =
+          notifying && (state.config?.notifications ?? []).some((t) => t.events.includes('gate-failed'));
+        return why;
+      }
     }
     return undefined;
   });
@@ -465,24 +511,34 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
   if (state.rejection) {
     beforeApproval.cancel();
     await pipelineDone;
-    return finish('rejected', rejectedReason());
+    return await finish('rejected', rejectedReason());
   }
   const { failure, error } = outcome ?? {};
   if (error !== undefined) throw error;
-  if (failure !== undefined) return finish('failed', failure);
+  if (failure !== undefined) return await finish('failed', failure);
 
   const config = state.config;
-  if (!config || !ctx.manifest) return finish('failed', 'internal: release config or manifest missing after gates');
+  if (!config || !ctx.manifest)
+    return await finish('failed', 'internal: release config or manifest missing after gates');
   state.openApproval(nowIso());
   publish();
+  const awaiting = state.status.awaiting;
+  // Sent while the release already waits: a slow webhook never delays a decision or the deadline.
+  const told = awaiting
+    ? notify('awaiting-approval', `awaits approval: needs ${awaiting.description}`, [
+        `may approve: ${awaiting.from.join(', ') || 'nobody in approvers.yaml can'}`,
+        `until ${awaiting.deadline}`,
+      ])
+    : Promise.resolve();
   const decided = await condition(
     () => state.rejection !== undefined || state.approved,
     durationMs(config.approval.timeout),
   );
-  if (state.rejection) return finish('rejected', rejectedReason());
+  await told;
+  if (state.rejection) return await finish('rejected', rejectedReason());
   if (!decided) {
     const missing = state.progress();
-    return finish(
+    return await finish(
       'expired',
       `no decision within ${config.approval.timeout} (policy ${config.policy.name}); still missing ${missing.approvalsMissing} approval(s)`,
     );
@@ -507,7 +563,7 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
       state.clearRetrying(nowIso());
       break;
     } catch (err) {
-      if (!hardened || isCancellation(err)) return finish('failed', `gitops: ${failureMessage(err)}`);
+      if (!hardened || isCancellation(err)) return await finish('failed', `gitops: ${failureMessage(err)}`);
       // Approved and judged: a remote that refuses or fails now must not cost the approvals. The release waits, with
       // the failure in view, until someone fixes the remote and sends `retry`, or the approval timeout runs out.
       const now = nowIso();
@@ -524,11 +580,11 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
       publish();
       retryRequested = false;
       if (!(await condition(() => retryRequested, durationMs(config.approval.timeout)))) {
-        return finish('failed', `gitops: no retry within ${config.approval.timeout}: ${failureMessage(err)}`);
+        return await finish('failed', `gitops: no retry within ${config.approval.timeout}: ${failureMessage(err)}`);
       }
     }
   }
-  return finish('released');
+  return await finish('released');
 }
 
 /** Why a decision must not apply because it arrived after its sender stopped waiting for an answer. */

@@ -16,6 +16,7 @@ import type {
   Finding,
   GateResult,
   GitOpsCommit,
+  NotificationFailure,
   ReleaseConfig,
   ReleaseRequest,
   ReleaseStage,
@@ -33,6 +34,7 @@ import {
   MAX_FINDINGS_PER_GATE,
   MAX_LOCATION_CHARS,
   MAX_METRICS_PER_GATE,
+  MAX_NOTIFICATION_FAILURES,
   MAX_REFUSED,
 } from './limits';
 
@@ -108,6 +110,13 @@ export class ReleaseState {
   setRetrying(retry: RetryState, now: string): void {
     this.status.retrying = { ...retry, lastFailure: clip(retry.lastFailure) };
     this.status.updatedAt = now;
+  }
+
+  /** A notification that failed after its retries: the latest MAX_NOTIFICATION_FAILURES are kept. */
+  recordNotificationFailure(failure: NotificationFailure): void {
+    const kept = [...(this.status.notificationFailures ?? []), { ...failure, error: clip(failure.error) }];
+    this.status.notificationFailures = kept.slice(-MAX_NOTIFICATION_FAILURES);
+    this.status.updatedAt = failure.at;
   }
 
   clearRetrying(now: string): void {
@@ -239,6 +248,11 @@ export class ReleaseState {
         `**Retrying ${escapeCell(r.step)}** · attempt ${r.attempt} failed at ${r.failedAt}: ${escapeCell(r.lastFailure)} · ${escapeCell(next)}`,
       );
     }
+    if (s.notificationFailures?.length) {
+      lines.push('', '**Notifications not delivered**', '');
+      for (const n of s.notificationFailures)
+        lines.push(`- ${escapeCell(`${n.target} (${n.event}) at ${n.at}: ${n.error}`)}`);
+    }
     if (s.refused.length > 0) {
       lines.push('', '**Refused decisions**', '');
       for (const r of s.refused) lines.push(`- ${escapeCell(`${r.approver} (${r.decision}) at ${r.at}: ${r.reason}`)}`);
@@ -308,5 +322,6 @@ function boundedFinding(finding: Finding): Finding {
 
 /** Keeps user-provided text (comments, reasons) from breaking the table or turning into markdown links. */
 function escapeCell(text: string): string {
-  return text.replace(/([\\|[\]*_`<>])/g, '\\$1').replace(/\n/g, ' ');
+  // `$` too: the Temporal UI reads `$…$` as math (a cost of $73.54/month … $0.00 would turn into a formula).
+  return text.replace(/([\\|[\]*_`<>$])/g, '\\$1').replace(/\n/g, ' ');
 }

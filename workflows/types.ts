@@ -327,6 +327,49 @@ export interface ApprovalRule {
   timeout: string;
 }
 
+/** What a notification can be about; a webhook names the ones it wants (default: all). */
+export const NOTIFICATION_EVENTS = [
+  'awaiting-approval',
+  'gate-failed',
+  'released',
+  'rejected',
+  'expired',
+  'failed',
+] as const;
+export type NotificationEvent = (typeof NOTIFICATION_EVENTS)[number];
+
+/** A webhook of the release's environment, from the policy's `notifications:` section. */
+export interface NotificationTarget {
+  name: string;
+  format: 'slack' | 'teams';
+  /** One of the two: the URL itself, or the worker's environment variable that holds it (webhook URLs are secrets). */
+  url?: string;
+  urlFromEnv?: string;
+  events: NotificationEvent[];
+}
+
+/** What the notify activity sends: one event of one release to one webhook. */
+export interface NotifyInput {
+  target: NotificationTarget;
+  event: NotificationEvent;
+  releaseId: string;
+  model: string;
+  version: string;
+  environment: string;
+  /** One line, e.g. "awaits approval: needs 1 approval from [ml-lead, release-manager]". */
+  headline: string;
+  /** Further lines (who may approve, until when, a gate's summary). */
+  details: string[];
+}
+
+/** A notification that could not be delivered after its retries (kept in the status, the latest few). */
+export interface NotificationFailure {
+  target: string;
+  event: NotificationEvent;
+  error: string;
+  at: string;
+}
+
 /** Everything the workflow needs from config/, snapshotted at start so every decision replays the same. */
 export interface ReleaseConfig {
   policy: { name: string; file: string; digest: string };
@@ -339,6 +382,8 @@ export interface ReleaseConfig {
   /** Waivers from config/waivers.yaml scoped to this release (expiry is checked when a gate runs). */
   waivers: Waiver[];
   waiversFile?: { file: string; digest: string };
+  /** Webhooks for this environment (absent in snapshots taken before notifications existed). */
+  notifications?: NotificationTarget[];
 }
 
 export interface GitOpsCommit {
@@ -377,6 +422,8 @@ export interface ReleaseStatus {
   refused: RefusedDecision[];
   refusedOmitted?: number;
   awaiting?: AwaitedApproval;
+  /** Notifications that could not be delivered after their retries, the latest few. */
+  notificationFailures?: NotificationFailure[];
   /** Set while a step is being retried or waits for a `retry` signal: what failed, how often, what comes next. */
   retrying?: RetryState;
   commit?: GitOpsCommit;
@@ -413,6 +460,8 @@ export interface PendingStep {
   nextRetryAt?: string;
   lastHeartbeatAt?: string;
   lastWorker?: string;
+  /** The activity's last heartbeat details: its progress (e.g. `{file, bytes}` while acquiring). */
+  progress?: unknown;
 }
 
 export const retryInputSchema = z.object({

@@ -3,6 +3,7 @@
  * commit, which Argo CD or Flux then roll out.
  */
 import { Context } from '@temporalio/activity';
+import { resolve } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../workflows/definitions';
 import type { GitOpsCommit, GitOpsReleaseInput } from '../../workflows/types';
@@ -83,11 +84,13 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
         return { repository: deps.repoUrl, branch, ...result };
       } catch (err) {
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+        // The remote's location (a host path, a URL with credentials) stays out of the release's history.
+        const message = withoutRemote(err instanceof Error ? err.message : String(err), deps.repoUrl);
         if (err instanceof GitOpsRejectedError)
-          throw ApplicationFailure.nonRetryable(err.message, FailureType.GitOpsRejected);
-        if (err instanceof UnsafePathError) throw ApplicationFailure.nonRetryable(err.message, FailureType.UnsafePath);
-        // Unreachable remote, lost push races, local git trouble: plain errors, retried by Temporal.
-        throw err;
+          throw ApplicationFailure.nonRetryable(message, FailureType.GitOpsRejected);
+        if (err instanceof UnsafePathError) throw ApplicationFailure.nonRetryable(message, FailureType.UnsafePath);
+        // Unreachable remote, lost push races, local git trouble: retried by Temporal.
+        throw ApplicationFailure.retryable(message, err instanceof Error ? err.name : 'GitOpsError');
       }
     },
   };
@@ -104,6 +107,11 @@ function validate(input: GitOpsReleaseInput): void {
   if (problems.length > 0) {
     throw ApplicationFailure.nonRetryable(`invalid gitops input: ${problems.join('; ')}`, FailureType.InvalidRequest);
   }
+}
+
+function withoutRemote(message: string, repoUrl: string): string {
+  const forms = [repoUrl, resolve(repoUrl), repoUrl.replace(/\/+$/, '')].filter((f) => f.length > 1);
+  return forms.reduce((text, form) => text.split(form).join('<gitops remote>'), message);
 }
 
 /** Runs tasks one at a time, in the order they were submitted. */

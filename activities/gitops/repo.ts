@@ -327,6 +327,14 @@ function environmentWithoutGit(): Record<string, string> {
   return env;
 }
 
+/**
+ * git's stderr without its `To <remote>` / `From <remote>` lines: the remote's location (a worker's host path, or a
+ * URL that may carry credentials) must not travel into a release's status and history.
+ */
 function gitMessage(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).trim();
+  return (err instanceof Error ? err.message : String(err))
+    .split('\n')
+    .filter((line) => !/^(To|From) \S/.test(line.trim()))
+    .join('\n')
+    .trim();
 }

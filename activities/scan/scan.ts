@@ -33,6 +33,11 @@ export interface FileReport {
   format: string;
   size: number;
   findings: ScanFinding[];
+  /**
+   * Set when the file was taken for a pickle only by its first byte (no PROTO header) and did not walk as one: raw
+   * tensor data can start with such a byte. Cleared once a parsed model file names it as tensor data.
+   */
+  guessedPickle?: boolean;
 }
 
 export interface ScanReport {
@@ -101,17 +106,21 @@ export async function scanTargets(targets: ScanTarget[], options: ScanOptions = 
         findings: [finding('scan.read-error', target.path, `could not be scanned: ${(err as Error).message}`)],
       };
     }
-    if (report.format === 'unknown') unknown.push(report);
+    if (report.format === 'unknown' || report.guessedPickle) unknown.push(report);
     files.push(report);
     done++;
     bytesBefore += target.size;
   }
   // Raw tensor data has no format of its own: it is known by being named from a model file we parsed.
   for (const report of unknown) {
+    const guessed = report.guessedPickle === true;
+    delete report.guessedPickle;
     if (ctx.references.has(report.path) || isSavedModelVariables(report.path, ctx.modelFiles)) {
       report.format = 'tensor-data';
-      report.findings = [];
-    } else {
+      // Fail closed all the same: a denylisted import in bytes that Python's pickle would run before it reached the
+      // part that does not parse stays a finding, whatever the file is named as.
+      report.findings = guessed ? report.findings.filter((f) => f.ruleId === 'pickle.dangerous-global') : [];
+    } else if (!guessed) {
       report.findings = [
         finding(
           'format.unknown',
@@ -161,7 +170,11 @@ async function scanFile(target: ScanTarget, ctx: Ctx): Promise<FileReport> {
         // Only text is text: binary bytes that fail to walk as a pickle are reported as a malformed pickle.
         if (format === 'pickle-text' && !looksLikePickle(walk) && looksLikeText(head))
           return await scanTextFile(target, reader(), ctx, size);
-        return out(walk.kind, pickleFindings(walk, path, ctx));
+        const report = out(walk.kind, pickleFindings(walk, path, ctx));
+        if (format === 'pickle-text' && walk.findings.some((f) => f.ruleId === 'pickle.parse-error')) {
+          report.guessedPickle = true;
+        }
+        return report;
       }
       case 'npy': {
         const result = await scanNpy(reader(), path, pickleOptions(ctx));

@@ -32,7 +32,8 @@ describe('mrel', () => {
     const started = await mrel('start', file, '--wait', '--task-queue', env.settings.taskQueue);
     expect(started.code).toBe(EXIT.ok);
     expect(started.out).toMatch(/^started: release\/cli-model\/1\.2\.3\/production \(run /);
-    expect(started.out).toContain('stage approval · acquire:pass');
+    expect(started.out).toContain('stage approval');
+    expect(started.out).toMatch(/^ {2}acquire: pass — 4 file\(s\)/m);
     expect(started.out).toMatch(
       /awaiting: 2 more approval\(s\); needs 2 approvals from \[release-manager, ml-lead, ml-ethics\], including 1× release-manager/,
     );

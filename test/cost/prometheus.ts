@@ -50,9 +50,15 @@ function openMetrics(series: BackfillSeries[]): string {
 
 /**
  * Starts Prometheus with `history` backfilled and `live` served by a local exporter scraped every second; resolves
- * once Prometheus is ready and has scraped at least three times.
+ * once Prometheus is ready and has scraped at least three times. `workers` (host:port) are scraped every second too,
+ * as job `modelrelease-workers`.
  */
-export async function startPrometheus(dir: string, history: BackfillSeries[], live: string): Promise<LocalPrometheus> {
+export async function startPrometheus(
+  dir: string,
+  history: BackfillSeries[],
+  live: string,
+  workers: string[] = [],
+): Promise<LocalPrometheus> {
   const data = join(dir, 'data');
   await mkdir(data, { recursive: true });
   if (history.length > 0) {
@@ -79,6 +85,9 @@ export async function startPrometheus(dir: string, history: BackfillSeries[], li
       'scrape_configs:',
       '  - job_name: model-server',
       `    static_configs: [{ targets: ['127.0.0.1:${exporterPort}'] }]`,
+      ...(workers.length > 0
+        ? ['  - job_name: modelrelease-workers', `    static_configs: [{ targets: ${JSON.stringify(workers)} }]`]
+        : []),
       '',
     ].join('\n'),
   );

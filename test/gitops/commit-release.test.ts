@@ -166,14 +166,17 @@ describe('commitRelease', () => {
     expect((err as Error).message).toContain('pre-receive hook declined');
   });
 
-  test('fails retryably with a plain error when the remote does not exist', async ({ tmp }) => {
+  test('fails retryably, without the remote’s location, when the remote does not exist', async ({ tmp }) => {
     const activities = createGitOpsActivities({ repoUrl: join(tmp, 'missing.git'), workRoot: join(tmp, 'work') });
 
     const err = await rejection(commitRelease(activities, releaseInput()));
 
-    expect(err).toBeInstanceOf(Error);
-    expect(err).not.toBeInstanceOf(ApplicationFailure);
-    expect((err as Error).name).toBe('GitRemoteUnavailableError');
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect((err as ApplicationFailure).nonRetryable).toBe(false);
+    expect((err as ApplicationFailure).type).toBe('GitRemoteUnavailableError');
+    // The worker's host path (or a URL that may carry credentials) never reaches the release's history.
+    expect((err as Error).message).not.toContain(tmp);
+    expect((err as Error).message).toContain('<gitops remote>');
     await expect(findReleaseCommit(join(tmp, 'missing.git'), 'main', 'x', { workRoot: tmp })).rejects.toThrow(
       /missing\.git/,
     );

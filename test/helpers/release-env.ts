@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
+import { IllegalStateError } from '@temporalio/common';
 import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createReleaseWorker } from '../../workers/release-worker';
@@ -31,8 +32,13 @@ export interface ReleaseEnv {
 
 export async function createReleaseEnv(label: string): Promise<ReleaseEnv> {
   if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
+    // A test file that installed its own Runtime first (the metrics test, with telemetry on) keeps it.
+    try {
+      Runtime.install({ logger: new DefaultLogger('WARN') });
+    } catch (err) {
+      if (!(err instanceof IllegalStateError)) throw err;
+    }
   }
   const dir = await mkdtemp(join(tmpdir(), `mrel-${label}-`));
   const address = inject('temporalAddress');

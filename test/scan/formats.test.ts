@@ -280,6 +280,37 @@ describe('TF.js, text files and unknown formats', () => {
     ]);
   });
 
+  it('a shard whose first byte reads as a pickle opcode is tensor data once model.json names it', async () => {
+    // float32 bytes that start with 0x63 ("c", GLOBAL) or 0x28 ("(", MARK) and do not walk as a pickle.
+    const shard = Buffer.from(Float32Array.from([3.2e21, -1.5, 0.25, 7, 1e-3, 42]).buffer);
+    shard[0] = 0x63;
+    const marked = Buffer.from(shard);
+    marked[0] = 0x28;
+    const modelJson = {
+      format: 'layers-model',
+      modelTopology: { class_name: 'Sequential', config: { layers: [] } },
+      weightsManifest: [{ paths: ['a.bin', 'b.bin'], weights: [{ name: 'k', shape: [12], dtype: 'float32' }] }],
+    };
+    await put('tfjs-sniff/model.json', JSON.stringify(modelJson));
+    await put('tfjs-sniff/a.bin', shard);
+    await put('tfjs-sniff/b.bin', marked);
+    await put('tfjs-sniff/stray.bin', shard);
+    const report = await scan(dir, [
+      'tfjs-sniff/a.bin',
+      'tfjs-sniff/b.bin',
+      'tfjs-sniff/model.json',
+      'tfjs-sniff/stray.bin',
+    ]);
+    expect(report.files.map((f) => [f.path, f.format])).toEqual([
+      ['tfjs-sniff/a.bin', 'tensor-data'],
+      ['tfjs-sniff/b.bin', 'tensor-data'],
+      ['tfjs-sniff/model.json', 'tfjs-model'],
+      ['tfjs-sniff/stray.bin', expect.stringMatching(/pickle/)],
+    ]);
+    // The same bytes that no model file names still count as a malformed pickle.
+    expect(report.findings.map((f) => [f.path, f.ruleId])).toEqual([['tfjs-sniff/stray.bin', 'pickle.parse-error']]);
+  });
+
   it('secrets in text files are reported redacted, with their byte offset', async () => {
     const key = ['AKIA', 'Z7Q4EXAMPLE0KEY9'].join('');
     const text = `# notes\nendpoint: https://example.com\naws_key: ${key}\n-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n`;
