@@ -18,6 +18,8 @@ export interface ReleaseActivityDeps {
   hfToken?: string;
   /** Where model sources may come from (loadSourcePolicy); config/sources.yaml and MREL_SOURCE_* when not given. */
   sourcePolicy?: SourcePolicy;
+  /** PEM certificates trusted for https model sources besides the bundled roots (MREL_SOURCE_CA_FILE). */
+  sourceCa?: string;
   gitops: Parameters<typeof createGitOpsActivities>[0];
   /** The hardware price catalog; default config/pricing.yaml. */
   pricingFile?: string;
@@ -35,12 +37,21 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
       hfEndpoint: deps.hfEndpoint,
       hfToken: deps.hfToken,
       sourcePolicy: deps.sourcePolicy,
+      sourceCa: deps.sourceCa,
     }),
     ...createGitOpsActivities(deps.gitops),
     ...createLicenseActivities({ storeRoot: deps.storeRoot }),
     ...createScanActivities({ storeRoot: deps.storeRoot }),
-    ...createImageScanActivities({ storeRoot: deps.storeRoot, baseDir: deps.advisoryBaseDir }),
-    ...createCostActivities({ storeRoot: deps.storeRoot, pricingFile: deps.pricingFile }),
+    ...createImageScanActivities({
+      storeRoot: deps.storeRoot,
+      baseDir: deps.advisoryBaseDir,
+      sourcePolicy: deps.sourcePolicy,
+    }),
+    ...createCostActivities({
+      storeRoot: deps.storeRoot,
+      pricingFile: deps.pricingFile,
+      sourcePolicy: deps.sourcePolicy,
+    }),
     ...createNotifyActivities(deps.notify ?? { uiUrl: 'http://localhost:8233', namespace: 'default' }),
   };
 }

@@ -6,7 +6,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createEvaluationActivities, type BackendInfo } from '../activities/evaluate';
 import { loadSourcePolicy } from '../config/loader';
 import { EVALUATION_TASK_QUEUE } from '../workflows/definitions';
-import { keepAliveInterceptor } from './keep-alive';
+import { HEARTBEAT_THROTTLE, keepAliveInterceptor } from './keep-alive';
 import type { Settings } from './settings';
 
 export interface EvaluationWorkerOptions {
@@ -34,5 +34,6 @@ export async function createEvaluationWorker(settings: Settings, options: Evalua
     }),
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 2,
     interceptors: { activity: [keepAliveInterceptor()] },
+    maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
   });
 }

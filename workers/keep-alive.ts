@@ -14,6 +14,9 @@ import type {
 /** Well under the shortest heartbeat timeout the release workflow sets (15 s); the SDK throttles sends anyway. */
 export const KEEP_ALIVE_MS = 3_000;
 
+/** The most the SDK waits before it sends an activity's heartbeat on to the server (its default: 0.8 × the timeout). */
+export const HEARTBEAT_THROTTLE = '3s';
+
 export function keepAliveInterceptor(everyMs = KEEP_ALIVE_MS): ActivityInterceptorsFactory {
   return (ctx) => ({ inbound: new KeepAlive(ctx, everyMs) });
 }

@@ -3,8 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createReleaseActivities } from '../activities';
 import { loadSourcePolicy } from '../config/loader';
-import { keepAliveInterceptor } from './keep-alive';
-import type { Settings } from './settings';
+import { HEARTBEAT_THROTTLE, keepAliveInterceptor } from './keep-alive';
+import { loadSourceCa, type Settings } from './settings';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -28,6 +28,7 @@ export async function createReleaseWorker(
       hfToken: settings.hfToken,
       // Loaded once at start: a broken config/sources.yaml stops the worker instead of failing every release.
       sourcePolicy: await loadSourcePolicy(settings.configDir),
+      sourceCa: await loadSourceCa(settings),
       gitops: {
         repoUrl: settings.gitopsRepo,
         branch: settings.gitopsBranch,
@@ -37,5 +38,8 @@ export async function createReleaseWorker(
       notify: { uiUrl: settings.uiUrl ?? 'http://localhost:8233', namespace: settings.namespace },
     }),
     interceptors: { activity: [keepAliveInterceptor()] },
+    // The SDK would send heartbeats only every 0.8 × the heartbeat timeout (12 s of 15 s): a slow RPC on a busy
+    // machine would then time a live activity out. Every few seconds leaves the timeout its margin.
+    maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
   });
 }

@@ -1,6 +1,8 @@
 /**
  * Worker and client settings from the environment, validated: a bad value names the variable and what to do.
  */
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import type { TelemetryOptions } from '@temporalio/worker';
@@ -28,6 +30,7 @@ const settingsSchema = z.object({
   HF_TOKEN: z.string().min(1).optional(),
   // Added to config/sources.yaml when the workers load it; checked here too, so a typo stops the worker at start.
   ...sourceOverridesEnvSchema.shape,
+  MREL_SOURCE_CA_FILE: z.string().min(1, 'must be the path of a PEM file of CA certificates, or unset').optional(),
   MREL_WORKFLOW_BUNDLE: z.string().min(1).optional(),
   // The SDK binds it as a socket address: an IP literal, not a host name. Empty or unset: no metrics endpoint.
   MREL_METRICS_ADDRESS: z
@@ -51,6 +54,8 @@ export interface Settings {
   pricingFile?: string;
   hfEndpoint?: string;
   hfToken?: string;
+  /** PEM file of CA certificates trusted for https model sources besides the bundled roots (loadSourceCa reads it). */
+  sourceCaFile?: string;
   /** A prebuilt workflow bundle (bundleWorkflowCode output): the worker starts without bundling the workflows. */
   workflowBundle?: string;
   /** Where the worker serves Prometheus metrics (the SDK's and the engine's) under /metrics; none when unset. */
@@ -81,10 +86,44 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     pricingFile: e.MREL_PRICING_FILE,
     hfEndpoint: e.HF_ENDPOINT,
     hfToken: e.HF_TOKEN,
+    sourceCaFile: e.MREL_SOURCE_CA_FILE,
     workflowBundle: e.MREL_WORKFLOW_BUNDLE,
     metricsAddress: e.MREL_METRICS_ADDRESS || undefined,
     uiUrl: e.MREL_UI_URL,
   };
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/**
+ * The certificates of MREL_SOURCE_CA_FILE as one PEM bundle, read once when a worker starts so that a missing or
+ * broken file stops the worker instead of failing every https release. Only certificate blocks are kept: a private
+ * key pasted into the bundle by mistake goes no further.
+ */
+export async function loadSourceCa(settings: Pick<Settings, 'sourceCaFile'>): Promise<string | undefined> {
+  const file = settings.sourceCaFile;
+  if (file === undefined) return undefined;
+  const problem = (why: string) =>
+    new Error(
+      `environment variable MREL_SOURCE_CA_FILE: ${file} ${why}; point it at a PEM file of the CA certificates ` +
+        'that sign your model mirrors, or unset it',
+    );
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw problem(`cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const blocks = text.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) throw problem('holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+  for (const [i, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch {
+      throw problem(`holds a certificate that cannot be parsed (certificate ${i + 1} of ${blocks.length})`);
+    }
+  }
+  return `${blocks.join('\n')}\n`;
 }
 
 function isMetricsAddress(value: string): boolean {

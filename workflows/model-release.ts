@@ -44,6 +44,7 @@ import {
 } from './definitions';
 import { legacyReleaseRequestSchema } from './legacy-request';
 import { clip, MAX_APPROVER_CHARS } from './limits';
+import { ReleaseMetrics } from './release-metrics';
 import { ReleaseState } from './release-state';
 import {
   decideInputSchema,
@@ -296,11 +297,13 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
     phases.map((phase) => phase.map((g) => g.name)),
     nowIso(),
   );
+  const metrics = new ReleaseMetrics(request.environment, request.model.name);
 
   const withRisk = phases.length > 1; // releases from before the content gates carry no RiskLevel
   let risk: string | undefined;
   let memo = '';
   const publish = (): void => {
+    metrics.observe(state.status);
     setCurrentDetails(state.details());
     const level = withRisk ? riskLevel(state.status.gates) : undefined;
     if (level !== undefined && level !== risk) {

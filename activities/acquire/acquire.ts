@@ -47,6 +47,8 @@ export interface AcquireOptions {
   sourcePolicy?: SourcePolicy;
   /** Resolves host names for the address checks (default: the system resolver, as fetch uses). */
   lookup?: Lookup;
+  /** PEM certificates trusted for https sources besides the bundled roots (MREL_SOURCE_CA_FILE, read by the worker). */
+  sourceCa?: string;
   /** Aborts listing and transfers; temp files are removed and nothing is added to the store. */
   signal?: AbortSignal;
   onProgress?: (progress: AcquireProgress) => void;
@@ -81,6 +83,7 @@ export async function acquireArtifacts(model: ModelRef, options: AcquireOptions)
     signal: options.signal,
     policy: options.sourcePolicy ?? (await loadSourcePolicy()),
     lookup: options.lookup,
+    ca: options.sourceCa,
   };
   // Refused before anything else about the source is looked at, so that no answer tells what lies behind it.
   if (scheme === 'http' || scheme === 'https') {

@@ -50,6 +50,7 @@ export async function resolveHfSource(source: string, options: SourceOptions): P
         : 'private or gated repository? give the worker a token (HF_TOKEN)',
       policy: options.policy,
       lookup: options.lookup,
+      ca: options.ca,
       // The endpoint is the worker's (HF_ENDPOINT), but the refusal belongs to the source that led there.
       field: 'model.source',
     });

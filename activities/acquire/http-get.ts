@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
 import {
-  checkedLookup,
+  pinnedAgent,
   checkUrl,
   MAX_REDIRECTS,
   SourceNotAllowedError,
@@ -22,6 +22,11 @@ export interface HttpGetOptions {
   /** The request field the URL came from, for refusals (e.g. `model.source`). */
   field: string;
   lookup?: Lookup;
+  /**
+   * PEM certificates trusted for https besides the bundled roots (MREL_SOURCE_CA_FILE): internal model mirrors are
+   * signed by company CAs.
+   */
+  ca?: string;
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -83,24 +88,13 @@ export async function checkAllowedUrl(
   }
 }
 
-/** One connection pool per policy and field, whose connections go only to addresses the policy allows. */
-const agents = new WeakMap<SourcePolicy, Map<string, Agent>>();
-
-function pinnedAgent(policy: SourcePolicy, field: string): Agent {
-  let byField = agents.get(policy);
-  if (!byField) agents.set(policy, (byField = new Map()));
-  let agent = byField.get(field);
-  if (!agent) byField.set(field, (agent = new Agent({ connect: { lookup: checkedLookup(policy, field) } })));
-  return agent;
-}
-
 async function request(url: string, headers: Record<string, string>, options: HttpGetOptions): Promise<Response> {
   try {
     const init: RequestInit & { dispatcher: Agent } = {
       headers,
       redirect: 'manual',
       signal: options.signal,
-      dispatcher: pinnedAgent(options.policy, options.field),
+      dispatcher: pinnedAgent(options.policy, options.field, options.ca),
     };
     return await options.fetch(url, init);
   } catch (err) {

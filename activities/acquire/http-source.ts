@@ -29,6 +29,7 @@ export async function resolveHttpSource(model: ModelRef, options: SourceOptions)
     signal: options.signal,
     policy: options.policy,
     lookup: options.lookup,
+    ca: options.ca,
     field: 'model.source',
   });
   const etag = response.headers.get('etag')?.replace(/^(W\/)?"(.*)"$/, '$1$2');
@@ -61,6 +62,7 @@ function directory(model: ModelRef, base: string, options: SourceOptions): Resol
             signal: signal ?? options.signal,
             policy: options.policy,
             lookup: options.lookup,
+            ca: options.ca,
             field: 'model.source',
           }),
         );

@@ -29,6 +29,8 @@ export interface AcquireDeps {
   fetch?: typeof fetch;
   /** Where sources may come from (loadSourcePolicy); config/sources.yaml and MREL_SOURCE_* when not given. */
   sourcePolicy?: SourcePolicy;
+  /** PEM certificates trusted for https sources besides the bundled roots (MREL_SOURCE_CA_FILE). */
+  sourceCa?: string;
 }
 
 export interface AcquireModelInput {
@@ -70,6 +72,7 @@ export function createAcquireActivities(deps: AcquireDeps) {
           hfToken,
           fetch: deps.fetch,
           sourcePolicy: deps.sourcePolicy,
+          sourceCa: deps.sourceCa,
           signal: context?.cancellationSignal,
           onProgress: context && throttledHeartbeat<AcquireProgress>(context, (p) => p.file, HEARTBEAT_INTERVAL_MS),
         });

@@ -23,4 +23,6 @@ export interface SourceOptions {
   /** Where sources may come from: every URL requested (redirects included) is checked against it. */
   policy: SourcePolicy;
   lookup?: Lookup;
+  /** PEM certificates trusted for https besides the bundled roots (MREL_SOURCE_CA_FILE). */
+  ca?: string;
 }

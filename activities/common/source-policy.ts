@@ -8,8 +8,11 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { rootCertificates } from 'node:tls';
 import ipaddr from 'ipaddr.js';
+import { Agent } from 'undici';
 import type { SourcePolicy } from '../../config/schema';
+import { parseImageRef, registryHost } from '../scan/image/reference';
 
 export type { SourcePolicy };
 
@@ -240,7 +243,12 @@ function parseNetwork(network: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
  * bypassed, and a symlink can change in between); names that do not resolve here are left to them.
  */
 export async function requestSourceProblems(
-  request: { model: { source: string }; evaluation?: { dataset: string } },
+  request: {
+    model: { source: string };
+    evaluation?: { dataset: string };
+    image?: { ref: string };
+    traffic?: unknown;
+  },
   policy: SourcePolicy,
   options: UrlCheckOptions & FileCheckOptions = {},
 ): Promise<string[]> {
@@ -263,6 +271,34 @@ export async function requestSourceProblems(
   };
   await check('model.source', request.model.source, false);
   if (request.evaluation) await check('evaluation.dataset', request.evaluation.dataset, true);
+  // Every other place a request names on the network or the worker's disk: the image's registry, the traffic history.
+  const refused = async (run: () => Promise<unknown>): Promise<void> => {
+    try {
+      await run();
+    } catch (err) {
+      if (err instanceof SourceNotAllowedError) problems.push(err.message);
+    }
+  };
+  const image = request.image?.ref;
+  if (image !== undefined) {
+    let registry: string | undefined;
+    try {
+      registry = registryHost(parseImageRef(image));
+    } catch {
+      // A reference that does not parse is the image gate's to name.
+    }
+    if (registry) await refused(() => checkUrl(`https://${registry}/`, policy, 'image.ref', options));
+  }
+  const history = (request.traffic as { history?: { csv?: unknown; prometheus?: { url?: unknown } } } | undefined)
+    ?.history;
+  if (typeof history?.csv === 'string' && isAbsolute(history.csv)) {
+    const csv = history.csv;
+    await refused(() => checkFilePath(csv, policy, 'traffic.history.csv', options));
+  }
+  const prometheus = history?.prometheus?.url;
+  if (typeof prometheus === 'string') {
+    await refused(() => checkUrl(prometheus, policy, 'traffic.history.prometheus.url', options));
+  }
   return problems;
 }
 
@@ -298,4 +334,34 @@ export function checkedLookup(policy: SourcePolicy, field: string) {
       callback(null, first.address, first.family);
     });
   };
+}
+
+const agents = new WeakMap<SourcePolicy, Map<string, Agent>>();
+
+/**
+ * The connection pool for URLs that `field` names: its connections go only to addresses the policy allows (checked at
+ * connect time by checkedLookup), trusting the system roots plus `ca` (an internal mirror's CA) when given. One pool
+ * per policy, field and CA.
+ */
+export function pinnedAgent(policy: SourcePolicy, field: string, ca?: string): Agent {
+  let byKey = agents.get(policy);
+  if (!byKey) agents.set(policy, (byKey = new Map()));
+  const key = `${field}\0${ca ?? ''}`;
+  let agent = byKey.get(key);
+  if (!agent) {
+    const lookup = checkedLookup(policy, field);
+    agent = new Agent({ connect: ca === undefined ? { lookup } : { lookup, ca: [...rootCertificates, ca] } });
+    byKey.set(key, agent);
+  }
+  return agent;
+}
+
+/**
+ * `fetch` for a gate that talks to URLs the request names (an image registry and its token service, a Prometheus
+ * server): every connection, redirects and token realms included, goes through pinnedAgent, so no answer can send the
+ * worker to a loopback, link-local or private address the policy does not allow.
+ */
+export function policyFetch(policy: SourcePolicy, field: string, base: typeof fetch = fetch): typeof fetch {
+  const dispatcher = pinnedAgent(policy, field);
+  return (input, init) => base(input, { ...init, dispatcher } as RequestInit);
 }

@@ -9,6 +9,13 @@ import type { PricingCatalog } from '../../config/pricing';
 import { parseCostPolicy, type CostPolicy } from '../../config/policy-cost';
 import type { ArtifactFile, Finding, GateInput, GateResult, Severity } from '../../workflows/types';
 import { applyWaivers, severityCounts, verdictFor } from '../common/gate-kit';
+import {
+  checkFilePath,
+  checkUrl,
+  policyFetch,
+  SourceNotAllowedError,
+  type SourcePolicy,
+} from '../common/source-policy';
 import { evaluateBudgets, usd, usdFine, type BudgetOutcome } from './budget';
 import { CostError } from './errors';
 import { forecastSeries, ForecastUnavailable, type Forecast } from './forecast';
@@ -44,6 +51,12 @@ export interface EstimateEnv {
   /** Where a manifest file's bytes are (the artifact store, or a model directory for the CLI). */
   locate: (file: ArtifactFile) => string;
   fetch?: typeof fetch;
+  /**
+   * Where a request's history may come from (the worker's config/sources.yaml): an absolute CSV path must lie in a
+   * file root and a Prometheus URL on an allowed host, connected through a policy-checked pool. Absent for the CLI,
+   * which reads what its user points it at.
+   */
+  sourcePolicy?: SourcePolicy;
   now?: () => Date;
   signal?: AbortSignal;
   onProgress?: (progress: CostProgress) => void;
@@ -398,6 +411,8 @@ export async function resolveDemand(
       raw = parseHistoryCsv(await readHistoryCsv(input, traffic.history.csv, env), traffic.history.csv);
     } else {
       const p = traffic.history.prometheus as NonNullable<typeof traffic.history.prometheus>;
+      const field = 'traffic.history.prometheus.url';
+      if (env.sourcePolicy) await checkUrl(p.url, env.sourcePolicy, field);
       const nowMs = (env.now ?? (() => new Date()))().getTime();
       step = parseDuration(p.step) as number;
       source = `prometheus ${p.url} ${p.query}`;
@@ -409,7 +424,7 @@ export async function resolveDemand(
           endMs: resolveInstant(p.end, nowMs) as number,
           stepSeconds: step,
         },
-        env.fetch,
+        env.sourcePolicy ? policyFetch(env.sourcePolicy, field, env.fetch) : env.fetch,
         env.signal,
       );
     }
@@ -422,6 +437,12 @@ export async function resolveDemand(
       );
     }
   } catch (err) {
+    if (err instanceof SourceNotAllowedError) {
+      return fallback(
+        `the traffic history is not read: ${err.message}`,
+        new CostError('InvalidHistory', err.message, undefined, { cause: err }),
+      );
+    }
     if (err instanceof CostError) return fallback(`the traffic history is unusable: ${err.message}`, err);
     throw err;
   }
@@ -469,7 +490,10 @@ export async function resolveDemand(
 /** A history CSV shipped with the model (a manifest path) or, for operators, an absolute path on the worker. */
 async function readHistoryCsv(input: GateInput, path: string, env: EstimateEnv): Promise<string> {
   const shipped = input.manifest.files.find((f) => f.path === path);
-  const file = shipped ? env.locate(shipped) : isAbsolute(path) ? path : undefined;
+  let file = shipped ? env.locate(shipped) : isAbsolute(path) ? path : undefined;
+  if (!shipped && file && env.sourcePolicy) {
+    file = (await checkFilePath(file, env.sourcePolicy, 'traffic.history.csv')) ?? file;
+  }
   if (!file) {
     throw new CostError(
       'InvalidHistory',

@@ -35,7 +35,7 @@ export function parseHistoryCsv(text: string, file: string): RawSeries[] {
   if (tCol < 0 || (rateCol < 0 && countCol < 0)) {
     throw new CostError(
       'InvalidHistory',
-      `${file}: the header needs a timestamp column and a requests (count) or requests_per_second (rate) column; it has ${header.join(', ')}`,
+      `${file}: the header needs a timestamp column and a requests (count) or requests_per_second (rate) column; ${describeColumns(header)}`,
     );
   }
   const kind = countCol >= 0 ? 'count' : 'rate';
@@ -49,7 +49,8 @@ export function parseHistoryCsv(text: string, file: string): RawSeries[] {
     if (t === undefined || cells[vCol] === undefined || cells[vCol] === '' || !Number.isFinite(v) || v < 0) {
       throw new CostError(
         'InvalidHistory',
-        `${file}: line ${i + 1} needs a timestamp and a non-negative number (got ${JSON.stringify(lines[i])})`,
+        // The position, never the line: a history could be any file the worker can read.
+        `${file}: line ${i + 1} needs a timestamp and a non-negative number`,
       );
     }
     const labels = Object.fromEntries(labelCols.map(([name, col]) => [name, cells[col] ?? '']));
@@ -61,6 +62,12 @@ export function parseHistoryCsv(text: string, file: string): RawSeries[] {
   if (byKey.size === 0) throw new CostError('InvalidHistory', `${file}: no data rows`);
   for (const s of byKey.values()) s.points.sort((a, b) => a.t - b.t);
   return [...byKey.values()];
+}
+
+/** The header's names when they read as column names; otherwise only how many there are (never file content). */
+function describeColumns(header: readonly string[]): string {
+  if (header.length <= 50 && header.every((h) => /^[a-z0-9_ .-]{1,64}$/.test(h))) return `it has ${header.join(', ')}`;
+  return `its header has ${header.length} column(s), none of them those`;
 }
 
 function unquote(cell: string): string {
@@ -208,13 +215,13 @@ export async function prometheusRange(
     }
     if (response.status >= 500 && json?.errorType !== 'bad_data') {
       throw new SourceUnavailableError(
-        `Prometheus at ${q.url} answered ${response.status}: ${json?.error ?? text.slice(0, 200)}`,
+        `Prometheus at ${q.url} answered ${response.status}${promError(json)}`,
       );
     }
     if (!response.ok || json?.status !== 'success') {
       throw new CostError(
         'InvalidHistory',
-        `Prometheus at ${q.url} refused the query ${JSON.stringify(q.query)} (${response.status}): ${json?.error ?? text.slice(0, 200)}`,
+        `Prometheus at ${q.url} refused the query ${JSON.stringify(q.query)} (${response.status})${promError(json)}`,
       );
     }
     if (json.data?.resultType !== 'matrix') {
@@ -232,4 +239,13 @@ export async function prometheusRange(
     }
   }
   return [...byKey.values()];
+}
+
+/**
+ * Prometheus' own error text from its API answer; nothing from a body that is not one (the URL comes from a request,
+ * and whatever answers there must not be echoed into the release's history).
+ */
+function promError(json: PromResponse | undefined): string {
+  if (typeof json?.error !== 'string' || typeof json.errorType !== 'string') return '';
+  return `: ${json.error.length > 300 ? `${json.error.slice(0, 300)}…` : json.error}`;
 }

@@ -4,7 +4,8 @@
  * full evidence into the store and returns a compact GateResult (with the Deployment's sizing).
  */
 import { activityContext, throttledHeartbeat } from '../common/activity-context';
-import { ConfigError } from '../../config/loader';
+import type { SourcePolicy } from '../common/source-policy';
+import { ConfigError, loadSourcePolicy } from '../../config/loader';
 import { DEFAULT_PRICING_FILE, loadPricing, type PricingCatalog } from '../../config/pricing';
 import type { GateInput, GateResult } from '../../workflows/types';
 import { storePath } from '../acquire/store';
@@ -25,6 +26,8 @@ export interface CostDeps {
   pricingFile?: string;
   /** For Prometheus range queries (tests pass one bound to a local server). */
   fetch?: typeof fetch;
+  /** Where a request's traffic history may come from; config/sources.yaml and MREL_SOURCE_* when not given. */
+  sourcePolicy?: SourcePolicy;
 }
 
 export interface CostActivities {
@@ -70,6 +73,7 @@ export function createCostActivities(deps: CostDeps): CostActivities {
           catalog,
           locate: (file) => storePath(storeRoot, file.sha256),
           fetch: deps.fetch,
+          sourcePolicy: deps.sourcePolicy ?? (await loadSourcePolicy()),
           signal: context?.cancellationSignal,
           onProgress: context && throttledHeartbeat<CostProgress>(context, (p) => p.step, HEARTBEAT_INTERVAL_MS),
         });

@@ -112,7 +112,7 @@ describe.concurrent('the GitOps remote fails after approval and comes back', () 
     await drill('missing', {
       break: (env) => rename(env.gitopsRepo, `${env.gitopsRepo}.away`),
       repair: (env) => rename(`${env.gitopsRepo}.away`, env.gitopsRepo),
-      shows: /gitops\.git/,
+      shows: /does not appear to be a git repository/,
       needsRetrySignal: false,
     });
   }, 300_000);

@@ -5,10 +5,10 @@
  * Release-Id, and nothing is left waiting without a visible reason. Each stage runs ROUNDS times on its own worker
  * process and task queue; the stages run side by side.
  */
-import { chmod, readdir, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startRelease } from '../../client/release-client';
+import { getRelease, startRelease } from '../../client/release-client';
 import { approveSignal } from '../../workflows/definitions';
 import type { ReleaseRequest } from '../../workflows/types';
 import {
@@ -90,7 +90,14 @@ async function drill(
           () => serverView(env.client, releaseId),
           (v) => v.stage === 'approval' || v.status !== 'RUNNING',
           RECOVERY_MS,
-        );
+        ).catch(async (err: unknown) => {
+          // What the release itself says it waits for, and the worker's last words: a failed drill explains itself.
+          const status = await getRelease(env.client, releaseId, { queryTimeoutMs: 2_000 }).catch(() => undefined);
+          const log = await readFile(join(env.dir, 'release.log'), 'utf8').catch(() => '');
+          throw new Error(
+            `${(err as Error).message}\nretrying: ${JSON.stringify(status?.retrying)}\nworker log:\n${log.split('\n').slice(-30).join('\n')}`,
+          );
+        });
         const recoveredMs = Date.now() - killedAt;
         await approve(env.client, releaseId);
         records.push({ stage, round, landedIn: landedIn(view), recoveredMs });
@@ -154,7 +161,16 @@ describe.concurrent('kill -9 of the release worker', () => {
     'in the scan and license phase',
     async () => {
       await drill('scan+license', {
-        request: (env, round) => env.request(`scan-kill-${round}`),
+        request: async (env, round) => {
+          const request = await env.request(`scan-kill-${round}`);
+          // 64 MiB of notes that the scan gate reads through for secrets: the phase lasts long enough to be hit.
+          const line = 'release notes: evaluated on the curated set, no regressions found.\n';
+          await writeFile(
+            join(new URL(request.model.source).pathname, 'NOTES.txt'),
+            line.repeat(Math.ceil((64 << 20) / line.length)),
+          );
+          return request;
+        },
         killWhen: atStage('scan+license'),
       });
     },

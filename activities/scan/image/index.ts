@@ -9,10 +9,18 @@ import { z } from 'zod';
 import { describeImagePolicyError, parseImagePolicy, type ImagePolicy } from '../../../config/policy-image';
 import { FailureType } from '../../../workflows/definitions';
 import type { GateInput, GateResult } from '../../../workflows/types';
+import { loadSourcePolicy } from '../../../config/loader';
 import { writeEvidence } from '../../common/gate-kit';
+import {
+  checkUrl,
+  policyFetch,
+  SourceNotAllowedError,
+  type SourcePolicy,
+} from '../../common/source-policy';
 import { storePath } from '../../acquire';
 import { ImageScanError, type ImageScanErrorCode } from './errors';
 import { decideImageGate, IMAGE_GATE, MAX_RESULT_FINDINGS } from './gate';
+import { parseImageRef, registryHost, type ImageRef } from './reference';
 import { lockFilesOf, scanImage, type ImageScanProgress } from './scan';
 
 export { decideImageGate, IMAGE_GATE, MAX_RESULT_FINDINGS } from './gate';
@@ -33,6 +41,11 @@ export interface ImageScanDeps {
   registryCredentials?: Record<string, { username: string; password: string }>;
   /** fetch for the registry and the OSV API. */
   fetch?: typeof fetch;
+  /**
+   * Where a request's image may be pulled from (hosts and networks of config/sources.yaml, MREL_SOURCE_* when not
+   * given). The worker's own default image is the operator's choice and is not checked.
+   */
+  sourcePolicy?: SourcePolicy;
 }
 
 /** Failure types of permanent scan errors. */
@@ -83,6 +96,21 @@ export function createImageScanActivities(deps: ImageScanDeps) {
           finishedAt: new Date().toISOString(),
         };
       }
+      let registryFetch = deps.fetch;
+      const requested = input.request.image?.ref;
+      if (requested !== undefined) {
+        const sources = deps.sourcePolicy ?? (await loadSourcePolicy());
+        try {
+          await checkImageRef(requested, sources);
+        } catch (err) {
+          if (err instanceof SourceNotAllowedError) {
+            throw ApplicationFailure.nonRetryable(err.message, FailureType.SourceNotAllowed);
+          }
+          throw err;
+        }
+        // Token realms and blob redirects come from the registry's answers: each connection is checked too.
+        registryFetch = policyFetch(sources, 'image.ref', deps.fetch);
+      }
       const lockFiles = lockFilesOf(input.manifest.files).map((f) => ({
         path: f.path,
         read: () => readFile(storePath(input.manifest.storeRoot, f.sha256)),
@@ -92,7 +120,7 @@ export function createImageScanActivities(deps: ImageScanDeps) {
           policy,
           baseDir: deps.baseDir,
           lockFiles,
-          registry: { fetch: deps.fetch, credentials: deps.registryCredentials },
+          registry: { fetch: registryFetch, credentials: deps.registryCredentials },
           fetch: deps.fetch,
           signal: context?.cancellationSignal,
           onProgress: context && throttledHeartbeat<ImageScanProgress>(context, (p) => p.phase, HEARTBEAT_INTERVAL_MS),
@@ -135,3 +163,17 @@ export function createImageScanActivities(deps: ImageScanDeps) {
 }
 
 export type ImageScanActivities = ReturnType<typeof createImageScanActivities>;
+
+/**
+ * Refuses an image whose registry the source policy does not allow (its host on the hosts list, its addresses public
+ * or on the networks list). A reference that does not parse is left to the scan, which names what is wrong with it.
+ */
+export async function checkImageRef(ref: string, policy: SourcePolicy): Promise<void> {
+  let parsed: ImageRef;
+  try {
+    parsed = parseImageRef(ref);
+  } catch {
+    return;
+  }
+  await checkUrl(`https://${registryHost(parsed)}/`, policy, 'image.ref');
+}

@@ -67,3 +67,8 @@ export function pinnedRef(ref: ImageRef, digest: string): string {
 export function formatImageRef(ref: ImageRef): string {
   return `${ref.registry}/${ref.repository}${ref.tag ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}`;
 }
+
+/** The registry host an image reference is pulled from (Docker Hub's name for `docker.io`), with its port. */
+export function registryHost(ref: ImageRef): string {
+  return ref.registry === 'docker.io' ? 'registry-1.docker.io' : ref.registry;
+}

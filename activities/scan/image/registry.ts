@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { ImageScanError, RegistryUnavailableError } from './errors';
-import type { ImageRef } from './reference';
+import { registryHost, type ImageRef } from './reference';
 
 export const MEDIA_TYPES = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
@@ -76,7 +76,7 @@ export class RegistryClient {
     private readonly options: RegistryClientOptions = {},
   ) {
     this.fetchImpl = options.fetch ?? fetch;
-    const host = ref.registry === 'docker.io' ? 'registry-1.docker.io' : ref.registry;
+    const host = registryHost(ref);
     const scheme = isPlainHttp(ref.registry, options.insecureRegistries ?? []) ? 'http' : 'https';
     this.base = `${scheme}://${host}/v2/${ref.repository}`;
   }
