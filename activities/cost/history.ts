@@ -214,9 +214,7 @@ export async function prometheusRange(
       json = undefined;
     }
     if (response.status >= 500 && json?.errorType !== 'bad_data') {
-      throw new SourceUnavailableError(
-        `Prometheus at ${q.url} answered ${response.status}${promError(json)}`,
-      );
+      throw new SourceUnavailableError(`Prometheus at ${q.url} answered ${response.status}${promError(json)}`);
     }
     if (!response.ok || json?.status !== 'success') {
       throw new CostError(

@@ -11,12 +11,7 @@ import { FailureType } from '../../../workflows/definitions';
 import type { GateInput, GateResult } from '../../../workflows/types';
 import { loadSourcePolicy } from '../../../config/loader';
 import { writeEvidence } from '../../common/gate-kit';
-import {
-  checkUrl,
-  policyFetch,
-  SourceNotAllowedError,
-  type SourcePolicy,
-} from '../../common/source-policy';
+import { checkUrl, policyFetch, SourceNotAllowedError, type SourcePolicy } from '../../common/source-policy';
 import { storePath } from '../../acquire';
 import { ImageScanError, type ImageScanErrorCode } from './errors';
 import { decideImageGate, IMAGE_GATE, MAX_RESULT_FINDINGS } from './gate';
