@@ -13,6 +13,7 @@ import { notificationBody, releaseLink } from '../../activities/notify/message';
 import { decide, getRelease, startRelease } from '../../client/release-client';
 import { ConfigError, DEFAULT_CONFIG_DIR, resolveReleaseConfig } from '../../config/loader';
 import type { NotifyInput, ReleaseStatus } from '../../workflows/types';
+import { recordHistory } from '../helpers/histories';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 
 interface Received {
@@ -109,6 +110,7 @@ describe('webhooks of the release environment', () => {
     // teams-ml asked for awaiting-approval only; prod-only is for production.
     expect(to('/teams', releaseId)).toHaveLength(1);
     expect(received.filter((r) => r.path === '/prod')).toEqual([]);
+    await recordHistory(env.client, releaseId, 'notified-released');
     expect(done.notificationFailures).toEqual([
       expect.objectContaining({ target: 'broken', event: 'released', error: expect.stringMatching(/answered 400/) }),
     ]);

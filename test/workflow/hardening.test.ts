@@ -14,6 +14,7 @@ import { decide, getRelease, ReleaseClientError, retryRelease, startRelease } fr
 import { approveSignal, rejectSignal } from '../../workflows/definitions';
 import { MAX_REFUSED, MAX_STATUS_BYTES } from '../../workflows/limits';
 import type { ReleaseStatus } from '../../workflows/types';
+import { recordHistory } from '../helpers/histories';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 
 const exec = promisify(execFile);
@@ -155,6 +156,7 @@ describe('while no worker runs', () => {
     const done = (await env.client.workflow.getHandle(releaseId).result()) as ReleaseStatus;
     expect(done.stage).toBe('released');
     expect(done.approvals.map((a) => a.approver)).toEqual(['bob']);
+    await recordHistory(env.client, releaseId, 'decision-while-worker-down');
   });
 });
 
@@ -183,6 +185,7 @@ describe('a GitOps remote that fails after approval', () => {
     expect(done.stage).toBe('released');
     expect(done.retrying).toBeUndefined();
     expect(await commitsOf(releaseId)).toBe(1);
+    await recordHistory(env.client, releaseId, 'gitops-refused-then-retried');
   });
 
   it('retries a remote that cannot store the push (unpacker error) by itself, showing the next try', async () => {
@@ -207,6 +210,7 @@ describe('a GitOps remote that fails after approval', () => {
     expect(done.stage).toBe('released');
     expect(done.approvals.map((a) => a.approver)).toEqual(['alice']);
     expect(await commitsOf(releaseId)).toBe(1);
+    await recordHistory(env.client, releaseId, 'gitops-unpacker-retried');
   });
 
   it('refuses a retry for a release that waits for none', async () => {
