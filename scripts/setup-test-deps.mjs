@@ -37,6 +37,12 @@ export const SYSTEM_REQUIREMENTS = [
   { need: 'prometheus (cost gate tests)', command: 'prometheus', apt: 'prometheus' },
   { need: 'promtool (cost gate tests)', command: 'promtool', apt: 'prometheus' },
   { need: 'chromium (Temporal UI test)', file: '/usr/bin/chromium', apt: 'chromium' },
+  { need: 'openssl (the HTTPS example test makes its certificates)', command: 'openssl', apt: 'openssl' },
+  {
+    need: 'chattr (a GitOps remote that cannot store objects, in the hardening tests)',
+    command: 'chattr',
+    apt: 'e2fsprogs',
+  },
   {
     need: 'an emoji font (the UI shows verdicts as emoji)',
     file: '/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf',

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandModulesFor, EXIT, runCli } from '../../client/cli';
 import { stringify } from 'yaml';
 import type { ReleaseStatus } from '../../workflows/types';
+import { runMrel } from '../helpers/command';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 
 let env: ReleaseEnv;
@@ -14,15 +15,7 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.close());
 
-async function mrel(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(['--address', env.settings.address, ...args], {
-    out: (l) => out.push(l),
-    err: (l) => err.push(l),
-  });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const mrel = (...args: string[]) => runMrel(env.settings.address, args);
 
 describe('mrel', () => {
   it('start --wait follows the stages; approve, status, list and their exit codes', async () => {

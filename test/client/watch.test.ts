@@ -4,8 +4,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXIT, runCli } from '../../client/cli';
+import { EXIT } from '../../client/cli';
 import { decide, startRelease } from '../../client/release-client';
+import { runMrel } from '../helpers/command';
 import { createReleaseEnv, type ReleaseEnv } from '../helpers/release-env';
 
 let env: ReleaseEnv;
@@ -47,15 +48,7 @@ afterAll(async () => {
   await new Promise((resolve) => slow?.close(resolve));
 });
 
-async function mrel(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(['--address', env.settings.address, ...args], {
-    out: (l) => out.push(l),
-    err: (l) => err.push(l),
-  });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const mrel = (...args: string[]) => runMrel(env.settings.address, args);
 
 describe('mrel watch', () => {
   it('shows acquire progress from its heartbeats, each gate as it lands, and stops at approval', async () => {

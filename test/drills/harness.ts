@@ -6,7 +6,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, normalize, sep } from 'node:path';
@@ -18,6 +18,7 @@ import { decide, getRelease } from '../../client/release-client';
 import { freePort, startDevServer, type DevServer } from '../../scripts/dev-server';
 import { PROJECT_ROOT } from '../../scripts/temporal-cli';
 import { ReleaseStageKey } from '../../workflows/definitions';
+import { SMALL_MODEL_FILES, writeSmallModel } from '../helpers/release-env';
 import { TERMINAL_STAGES, type ReleaseRequest, type ReleaseStatus } from '../../workflows/types';
 
 const exec = promisify(execFile);
@@ -257,26 +258,7 @@ export async function createDrillEnv(label: string, options: { address?: string 
   };
 }
 
-/** A TensorFlow.js layers model (model.json + one shard), a config and a license card: every gate can read it. */
-export async function writeSmallModel(modelDir: string, name: string): Promise<void> {
-  await mkdir(join(modelDir, 'weights'), { recursive: true });
-  await writeFile(join(modelDir, 'config.json'), JSON.stringify({ name, layers: [4, 2] }));
-  await writeFile(
-    join(modelDir, 'model.json'),
-    JSON.stringify({
-      format: 'layers-model',
-      modelTopology: { class_name: 'Sequential', config: { name, layers: [] } },
-      weightsManifest: [
-        { paths: ['weights/dense.bin'], weights: [{ name: 'dense/kernel', shape: [4], dtype: 'float32' }] },
-      ],
-    }),
-  );
-  await writeFile(join(modelDir, 'weights', 'dense.bin'), Buffer.from(Float32Array.from([0.5, -1, 2, 0.25]).buffer));
-  await writeFile(join(modelDir, 'README.md'), `---\nlicense: apache-2.0\n---\n# ${name}\n`);
-}
-
-/** The files of writeSmallModel, for an http:// directory source that cannot be listed. */
-export const SMALL_MODEL_FILES = ['config.json', 'model.json', 'weights/dense.bin', 'README.md'];
+export { SMALL_MODEL_FILES, writeSmallModel };
 
 /**
  * A plain HTTP file server on 127.0.0.1 that stalls every response halfway for `stallMs`, so that a transfer is

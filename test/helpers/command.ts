@@ -43,3 +43,12 @@ export async function runCommand(
   }
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
+
+/** Runs the whole mrel CLI in-process against the Temporal server at `address`, with its output and exit code. */
+export async function runMrel(address: string, args: string[]): Promise<CommandRun> {
+  const { runCli } = await import('../../client/cli');
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(['--address', address, ...args], { out: (l) => out.push(l), err: (l) => err.push(l) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}

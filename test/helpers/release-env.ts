@@ -78,24 +78,7 @@ export async function createReleaseEnv(label: string): Promise<ReleaseEnv> {
     },
     async model(name, version, overrides = {}) {
       const modelDir = join(dir, 'models', name, version);
-      await mkdir(join(modelDir, 'weights'), { recursive: true });
-      await writeFile(join(modelDir, 'config.json'), JSON.stringify({ name, version, layers: [4, 2] }));
-      // A TensorFlow.js layers model whose shard is the weights file, so the scan gate knows every byte's format.
-      await writeFile(
-        join(modelDir, 'model.json'),
-        JSON.stringify({
-          format: 'layers-model',
-          modelTopology: { class_name: 'Sequential', config: { name, layers: [] } },
-          weightsManifest: [
-            { paths: ['weights/dense.bin'], weights: [{ name: 'dense/kernel', shape: [4], dtype: 'float32' }] },
-          ],
-        }),
-      );
-      await writeFile(
-        join(modelDir, 'weights', 'dense.bin'),
-        Buffer.from(Float32Array.from([0.5, -1, 2, 0.25]).buffer),
-      );
-      await writeFile(join(modelDir, 'README.md'), `---\nlicense: apache-2.0\n---\n# ${name}\n`);
+      await writeSmallModel(modelDir, name, version);
       return {
         model: { name, version, source: `file://${modelDir}` },
         environment: 'production',
@@ -135,3 +118,28 @@ export async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boole
   }
   throw new Error(`condition not met in ${timeoutMs} ms; last value: ${JSON.stringify(last)}`, { cause: lastError });
 }
+
+/**
+ * A TensorFlow.js layers model (model.json + one shard), a config and an Apache-2.0 model card: every gate can read
+ * it, and it passes them all.
+ */
+export async function writeSmallModel(modelDir: string, name: string, version = '1.0.0'): Promise<void> {
+  await mkdir(join(modelDir, 'weights'), { recursive: true });
+  await writeFile(join(modelDir, 'config.json'), JSON.stringify({ name, version, layers: [4, 2] }));
+  // A TensorFlow.js layers model whose shard is the weights file, so the scan gate knows every byte's format.
+  await writeFile(
+    join(modelDir, 'model.json'),
+    JSON.stringify({
+      format: 'layers-model',
+      modelTopology: { class_name: 'Sequential', config: { name, layers: [] } },
+      weightsManifest: [
+        { paths: ['weights/dense.bin'], weights: [{ name: 'dense/kernel', shape: [4], dtype: 'float32' }] },
+      ],
+    }),
+  );
+  await writeFile(join(modelDir, 'weights', 'dense.bin'), Buffer.from(Float32Array.from([0.5, -1, 2, 0.25]).buffer));
+  await writeFile(join(modelDir, 'README.md'), `---\nlicense: apache-2.0\n---\n# ${name}\n`);
+}
+
+/** The files of writeSmallModel, for an http:// directory source that cannot be listed. */
+export const SMALL_MODEL_FILES = ['README.md', 'config.json', 'model.json', 'weights/dense.bin'];

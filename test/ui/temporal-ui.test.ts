@@ -17,6 +17,7 @@ import { freePort, startDevServer, type DevServer } from '../../scripts/dev-serv
 import { PROJECT_ROOT } from '../../scripts/temporal-cli';
 import { createReleaseWorker } from '../../workers/release-worker';
 import type { ReleaseStatus } from '../../workflows/types';
+import { writeSmallModel } from '../helpers/release-env';
 
 const exec = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
@@ -185,19 +186,7 @@ describe('the Temporal UI, as a release manager uses it', () => {
 /** A small TensorFlow.js layers model with an Apache-2.0 model card, and a staging request for it. */
 async function writeModel(name: string, version: string) {
   const modelDir = join(dir, 'models', name, version);
-  await mkdir(join(modelDir, 'weights'), { recursive: true });
-  await writeFile(
-    join(modelDir, 'model.json'),
-    JSON.stringify({
-      format: 'layers-model',
-      modelTopology: { class_name: 'Sequential', config: { name, layers: [] } },
-      weightsManifest: [
-        { paths: ['weights/dense.bin'], weights: [{ name: 'dense/kernel', shape: [4], dtype: 'float32' }] },
-      ],
-    }),
-  );
-  await writeFile(join(modelDir, 'weights', 'dense.bin'), Buffer.from(Float32Array.from([0.5, -1, 2, 0.25]).buffer));
-  await writeFile(join(modelDir, 'README.md'), `---\nlicense: apache-2.0\n---\n# ${name}\n`);
+  await writeSmallModel(modelDir, name, version);
   return {
     model: { name, version, source: `file://${modelDir}` },
     environment: 'staging',
