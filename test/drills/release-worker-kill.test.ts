@@ -6,6 +6,8 @@
  * process and task queue; the stages run side by side.
  */
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { getRelease, startRelease } from '../../client/release-client';
@@ -180,7 +182,35 @@ describe.concurrent('kill -9 of the release worker', () => {
   it(
     'in the cost phase',
     async () => {
-      await drill('cost', { request: (env, round) => env.request(`cost-kill-${round}`), killWhen: atStage('cost') });
+      // The cost gate asks a Prometheus for the traffic history; this one answers after 4 s (with no series, so the
+      // gate prices the declared profile), which keeps the cost phase open long enough to be hit.
+      const prometheus = createServer((_req, res) => {
+        const timer = setTimeout(
+          () =>
+            res
+              .writeHead(200, { 'content-type': 'application/json' })
+              .end(JSON.stringify({ status: 'success', data: { resultType: 'matrix', result: [] } })),
+          4_000,
+        );
+        res.on('close', () => clearTimeout(timer));
+      });
+      await new Promise<void>((resolve) => prometheus.listen(0, '127.0.0.1', resolve));
+      const url = `http://127.0.0.1:${(prometheus.address() as AddressInfo).port}`;
+      try {
+        await drill('cost', {
+          async request(env, round) {
+            const request = await env.request(`cost-kill-${round}`);
+            const history = {
+              prometheus: { url, query: 'sum(rate(requests_total[5m]))', start: 'now-1d', step: '1h' },
+            };
+            return { ...request, traffic: { ...(request.traffic as object), history } };
+          },
+          killWhen: atStage('cost', 'estimateCost'),
+        });
+      } finally {
+        prometheus.closeAllConnections();
+        await new Promise((resolve) => prometheus.close(resolve));
+      }
     },
     TEST_MS,
   );
