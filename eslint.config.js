@@ -1,6 +1,7 @@
 // @ts-check
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
 const nodeBuiltins = [
   'fs',
@@ -47,6 +48,12 @@ export default tseslint.config(
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
     plugins: { 'import-x': importX },
+    // Without a resolver the extensionless `.ts` imports resolve to nothing and `import-x/no-cycle` sees no edges.
+    settings: {
+      'import-x/extensions': ['.ts', '.js', '.mjs'],
+      'import-x/external-module-folders': ['node_modules', 'node_modules/@types'],
+      'import-x/resolver-next': [createTypeScriptImportResolver({ project: 'tsconfig.json' })],
+    },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
@@ -81,12 +88,16 @@ export default tseslint.config(
                 '@temporalio/worker',
                 '@temporalio/activity',
                 'yaml',
-                '../activities/*',
-                '../client/*',
-                '../config/*',
               ],
               message:
                 'Workflow code must be deterministic: infrastructure libraries and activities belong in activities/.',
+              allowTypeImports: true,
+            },
+            {
+              // A regex, not a glob: `../activities/*` misses the barrel `../activities` and deeper relative paths.
+              regex: '^(\\.\\./)+(activities|client|config)(/.*)?$',
+              message:
+                'Workflow code must be deterministic: activities, client and config code run outside the workflow; import only their types (`import type`).',
               allowTypeImports: true,
             },
           ],

@@ -6,9 +6,9 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
-import type { z } from 'zod';
 import type { ApprovalRule, ReleaseConfig, ReleaseRequest, Waiver } from '../workflows/types';
 import { gatePolicyProblems } from './gate-policies';
+import { zodProblems } from './zod-problems';
 import {
   approversFileSchema,
   NOTIFICATION_EVENTS,
@@ -36,19 +36,7 @@ export class ConfigError extends Error {
   }
 }
 
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const key of path) {
-    if (typeof key === 'number') out += `[${key}]`;
-    else out += out ? `.${String(key)}` : String(key);
-  }
-  return out || '(top level)';
-}
-
-/** One line per zod issue: `field.path message`. */
-export function zodProblems(error: z.ZodError): string[] {
-  return error.issues.map((issue) => `${formatPath(issue.path)} ${issue.message}`);
-}
+export { formatPath, zodProblems } from './zod-problems';
 
 interface LoadedYaml {
   file: string;

@@ -5,7 +5,7 @@
  * Every field has a default, so a policy without a `cost:` section still prices releases (and enforces no budget).
  */
 import { z } from 'zod';
-import { zodProblems } from './loader';
+import { zodProblems } from './zod-problems';
 
 const ROLE = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'roles are lower-case names from approvers.yaml (e.g. finops)');
 const money = (what: string) =>

@@ -7,6 +7,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { ArtifactFile } from '../../workflows/types';
+import { ggmlType } from '../formats/gguf-types';
 import { CostError } from './errors';
 
 export type WeightFormat = 'safetensors' | 'tfjs' | 'gguf';
@@ -365,45 +366,7 @@ async function readTfjsManifest(
 
 // ---------------------------------------------------------------------------------------------------------------
 // GGUF (v2, v3): magic, version, tensor count, metadata count, metadata key/values, then tensor infos
-// {name, n_dims, dims[], ggml type, offset}. Block sizes per ggml type as in ggml's type traits.
-
-/** ggml type id → [name, elements per block, bytes per block]. */
-const GGML_TYPES: Record<number, [string, number, number]> = {
-  0: ['F32', 1, 4],
-  1: ['F16', 1, 2],
-  2: ['Q4_0', 32, 18],
-  3: ['Q4_1', 32, 20],
-  6: ['Q5_0', 32, 22],
-  7: ['Q5_1', 32, 24],
-  8: ['Q8_0', 32, 34],
-  9: ['Q8_1', 32, 40],
-  10: ['Q2_K', 256, 84],
-  11: ['Q3_K', 256, 110],
-  12: ['Q4_K', 256, 144],
-  13: ['Q5_K', 256, 176],
-  14: ['Q6_K', 256, 210],
-  15: ['Q8_K', 256, 292],
-  16: ['IQ2_XXS', 256, 66],
-  17: ['IQ2_XS', 256, 74],
-  18: ['IQ3_XXS', 256, 98],
-  19: ['IQ1_S', 256, 50],
-  20: ['IQ4_NL', 32, 18],
-  21: ['IQ3_S', 256, 110],
-  22: ['IQ2_S', 256, 82],
-  23: ['IQ4_XS', 256, 136],
-  24: ['I8', 1, 1],
-  25: ['I16', 1, 2],
-  26: ['I32', 1, 4],
-  27: ['I64', 1, 8],
-  28: ['F64', 1, 8],
-  29: ['IQ1_M', 256, 56],
-  30: ['BF16', 1, 2],
-  34: ['TQ1_0', 256, 54],
-  35: ['TQ2_0', 256, 66],
-  39: ['MXFP4', 32, 17],
-  40: ['NVFP4', 64, 36],
-  41: ['Q1_0', 128, 18],
-};
+// {name, n_dims, dims[], ggml type, offset}. Block sizes per ggml type from the shared ggml type table.
 
 /** Fixed widths of GGUF metadata value types; 8 (string) and 9 (array) are variable. */
 const GGUF_VALUE_BYTES: Record<number, number> = {
@@ -544,9 +507,9 @@ async function readGguf(path: string, file: ArtifactFile): Promise<{ footprint: 
       for (let d = 0; d < dims; d++) shape.push(await r.u64());
       const typeId = await r.u32();
       await r.u64(); // offset
-      const type = GGML_TYPES[typeId];
+      const type = ggmlType(typeId);
       if (!type) throw unreadable(file, `GGUF tensor "${name}" has unknown ggml type ${typeId}`);
-      const [typeName, blockElements, blockBytes] = type;
+      const { name: typeName, blockSize: blockElements, bytesPerBlock: blockBytes } = type;
       const count = product(shape);
       if (count % blockElements !== 0) {
         throw unreadable(

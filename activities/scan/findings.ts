@@ -58,6 +58,7 @@ export const RULES = {
   'keras.custom-object': { severity: 'medium', title: 'Keras model needs custom Python objects to load' },
   'keras.invalid-config': { severity: 'medium', title: 'Keras model config is malformed', incomplete: true },
   'hdf5.no-model-config': { severity: 'info', title: 'HDF5 file without a Keras model config (weights only)' },
+  'hdf5.invalid': { severity: 'medium', title: 'HDF5 file could not be read', incomplete: true },
   'savedmodel.python-op': { severity: 'critical', title: 'TensorFlow graph runs Python (PyFunc)' },
   'savedmodel.file-op': { severity: 'high', title: 'TensorFlow graph reads or writes files' },
   'savedmodel.invalid': { severity: 'medium', title: 'TensorFlow SavedModel is malformed', incomplete: true },

@@ -3,44 +3,9 @@
  * trusted; tensor data ranges must lie inside the file, aligned and without overlap. The chat template is Jinja
  * that some runtimes render without a sandbox, so templates reaching Python internals are findings.
  */
+import { ggmlType } from '../formats/gguf-types';
 import { finding, type ScanFinding } from './findings';
 import type { ByteReader } from './reader';
-
-/** ggml type → [elements per block, bytes per block]. */
-const GGML_TYPES: Record<number, [number, number]> = {
-  0: [1, 4],
-  1: [1, 2],
-  2: [32, 18],
-  3: [32, 20],
-  6: [32, 22],
-  7: [32, 24],
-  8: [32, 34],
-  9: [32, 36],
-  10: [256, 84],
-  11: [256, 110],
-  12: [256, 144],
-  13: [256, 176],
-  14: [256, 210],
-  15: [256, 292],
-  16: [256, 66],
-  17: [256, 74],
-  18: [256, 98],
-  19: [256, 50],
-  20: [32, 18],
-  21: [256, 110],
-  22: [256, 82],
-  23: [256, 136],
-  24: [1, 1],
-  25: [1, 2],
-  26: [1, 4],
-  27: [1, 8],
-  28: [1, 8],
-  29: [256, 56],
-  30: [1, 2],
-  34: [256, 54],
-  35: [256, 66],
-  39: [32, 17],
-};
 
 const MAX_COUNT = 1n << 24n;
 const MAX_STRING = 64 << 20;
@@ -143,7 +108,7 @@ export async function scanGguf(reader: ByteReader, path: string, size: number): 
       for (let d = 0; d < nDims; d++) numel *= await u64();
       const type = await u32();
       const offset = await u64();
-      const info = GGML_TYPES[type];
+      const info = ggmlType(type);
       if (!info) {
         findings.push(
           finding('gguf.unknown-tensor-type', path, `tensor ${JSON.stringify(name)} has ggml type ${type}`, {
@@ -152,12 +117,12 @@ export async function scanGguf(reader: ByteReader, path: string, size: number): 
         );
         continue;
       }
-      const [block, bytes] = info;
-      if (numel % BigInt(block) !== 0n)
+      const block = BigInt(info.blockSize);
+      if (numel % block !== 0n)
         throw new GgufError(`tensor ${JSON.stringify(name)}: ${numel} elements is not a whole number of blocks`, at);
       if (offset % BigInt(alignment) !== 0n)
         throw new GgufError(`tensor ${JSON.stringify(name)} offset ${offset} is not ${alignment}-aligned`, at);
-      tensors.push({ name, begin: offset, end: offset + (numel / BigInt(block)) * BigInt(bytes), at });
+      tensors.push({ name, begin: offset, end: offset + (numel / block) * BigInt(info.bytesPerBlock), at });
     }
     const headerEnd = BigInt(reader.offset);
     const dataStart = ((headerEnd + BigInt(alignment) - 1n) / BigInt(alignment)) * BigInt(alignment);

@@ -65,15 +65,20 @@ export function kerasConfigFindings(config: unknown, path: string, offset?: numb
   return findings;
 }
 
-/** Keras model configs in HDF5 start like this (the `model_config` attribute value). */
-const CONFIG_START = Buffer.from('{"class_name": "');
-const CONFIG_START_COMPACT = Buffer.from('{"class_name":"');
-const LAMBDA_MARK = /"class_name":\s*"Lambda"/;
+/** The most of an HDF5 file read into memory to find its root attributes (Keras writes them before the weights). */
+export const HDF5_WINDOW_BYTES = 64 << 20;
+
+/** Root attributes that hold a Keras config as JSON (what Keras' legacy HDF5 loader reads back). */
+const CONFIG_ATTRIBUTES = ['model_config', 'training_config'] as const;
+
+/** Thrown when the reader asks for bytes past the window: the file is not examined rather than read short. */
+class PastWindow extends Error {}
 
 /**
- * HDF5 Keras models keep their config as a JSON string attribute, stored contiguously and uncompressed; we find it by
- * its opening bytes and parse it, so no HDF5 library is needed. A Lambda marker anywhere in the file is reported even
- * if no config parses (fail closed).
+ * HDF5 Keras models keep their config as JSON in string attributes of the root group. They are read with an HDF5
+ * reader (jsfive) from the first `windowBytes` of the file, parsed as JSON and checked like any Keras config, so no
+ * spacing or escape can hide a layer. A file the reader cannot examine within the window is reported as not examined
+ * (fail closed), never as weights only.
  */
 export async function scanHdf5(
   handle: RandomAccess,
@@ -81,77 +86,87 @@ export async function scanHdf5(
   size: number,
   maxJsonBytes: number,
   signal?: AbortSignal,
+  windowBytes = HDF5_WINDOW_BYTES,
 ): Promise<ScanFinding[]> {
-  const chunk = Buffer.alloc(1 << 20);
-  const overlap = 64;
-  let configAt = -1;
-  let lambdaAt = -1;
-  for (let pos = 0; pos < size; pos += chunk.length - overlap) {
+  if (signal?.aborted) throw signal.reason ?? new Error('scan cancelled');
+  const length = Math.min(size, windowBytes);
+  const window = new ArrayBuffer(length);
+  const bytes = Buffer.from(window);
+  for (let done = 0; done < length;) {
+    // In 1 MiB reads, so that a cancelled scan stops within one of them.
     if (signal?.aborted) throw signal.reason ?? new Error('scan cancelled');
-    const { bytesRead } = await handle.read(chunk, 0, chunk.length, pos);
-    const view = chunk.subarray(0, bytesRead);
-    if (configAt < 0) {
-      const i = Math.max(view.indexOf(CONFIG_START), -1);
-      const j = view.indexOf(CONFIG_START_COMPACT);
-      const k = i < 0 ? j : j < 0 ? i : Math.min(i, j);
-      if (k >= 0) configAt = pos + k;
-    }
-    if (lambdaAt < 0) {
-      const m = LAMBDA_MARK.exec(view.toString('latin1'));
-      if (m) lambdaAt = pos + m.index;
-    }
-    if (bytesRead < chunk.length) break;
+    const { bytesRead } = await handle.read(bytes, done, Math.min(1 << 20, length - done), done);
+    if (bytesRead === 0) return [unreadable(path, `the file ends at byte ${done}, before its stated size ${size}`)];
+    done += bytesRead;
   }
-  if (configAt < 0) {
-    if (lambdaAt >= 0)
-      return [finding('keras.lambda', path, 'a Keras Lambda layer config appears in the file', { offset: lambdaAt })];
+  // ArrayBuffer.slice clamps silently: a short read of a name or a value must stop the reader, not truncate it.
+  Object.defineProperty(window, 'slice', {
+    value(begin: number, end?: number): ArrayBuffer {
+      if (begin > length || (end !== undefined && end > length)) throw new PastWindow();
+      return ArrayBuffer.prototype.slice.call(window, begin, end);
+    },
+  });
+  let attrs: Record<string, unknown>;
+  try {
+    const { File } = await import('jsfive');
+    attrs = new File(window, path).attrs;
+  } catch (err) {
+    if (length < size && (err instanceof PastWindow || err instanceof RangeError))
+      return [
+        unreadable(
+          path,
+          `its root group lies past the first ${length} bytes that the scanner reads (file of ${size} bytes); save the model with Keras so that its config comes first, or as .keras or safetensors`,
+        ),
+      ];
+    return [unreadable(path, `the HDF5 structure does not read (${describe(err)})`)];
+  }
+  const findings: ScanFinding[] = [];
+  let configs = 0;
+  for (const name of CONFIG_ATTRIBUTES) {
+    if (!(name in attrs)) continue;
+    configs++;
+    const text = attributeText(attrs[name]);
+    if (text === undefined) {
+      findings.push(finding('keras.invalid-config', path, `the ${name} attribute is not a string`));
+      continue;
+    }
+    if (Buffer.byteLength(text) > maxJsonBytes) {
+      findings.push(
+        finding(
+          'keras.invalid-config',
+          path,
+          `the ${name} attribute exceeds scan.limits.maxJsonBytes (${maxJsonBytes}): not examined`,
+        ),
+      );
+      continue;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      findings.push(finding('keras.invalid-config', path, `the ${name} attribute is not JSON`));
+      continue;
+    }
+    findings.push(...kerasConfigFindings(json, path));
+  }
+  if (configs === 0)
     return [finding('hdf5.no-model-config', path, 'HDF5 without a Keras model config: weights only, no code')];
-  }
-  const json = await readJsonObject(handle, configAt, Math.min(maxJsonBytes, size - configAt));
-  if (json === undefined) {
-    const out = [
-      finding('keras.invalid-config', path, 'the Keras model config could not be parsed', { offset: configAt }),
-    ];
-    if (lambdaAt >= 0)
-      out.push(finding('keras.lambda', path, 'a Keras Lambda layer config appears in the file', { offset: lambdaAt }));
-    return out;
-  }
-  const found = kerasConfigFindings(json, path, configAt);
-  if (lambdaAt >= 0 && !found.some((f) => f.ruleId === 'keras.lambda'))
-    found.push(finding('keras.lambda', path, 'a Keras Lambda layer config appears in the file', { offset: lambdaAt }));
-  return found;
+  return findings;
 }
 
-/** Reads one JSON object starting at `start` by matching braces outside strings. */
-async function readJsonObject(handle: RandomAccess, start: number, max: number): Promise<unknown> {
-  const parts: Buffer[] = [];
-  const chunk = Buffer.alloc(1 << 20);
-  let depth = 0;
-  let inString = false;
-  let escaped = false;
-  let read = 0;
-  while (read < max) {
-    const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, max - read), start + read);
-    if (bytesRead === 0) return undefined;
-    for (let i = 0; i < bytesRead; i++) {
-      const c = chunk[i] as number;
-      if (inString) {
-        if (escaped) escaped = false;
-        else if (c === 0x5c) escaped = true;
-        else if (c === 0x22) inString = false;
-      } else if (c === 0x22) inString = true;
-      else if (c === 0x7b) depth++;
-      else if (c === 0x7d && --depth === 0) {
-        parts.push(Buffer.from(chunk.subarray(0, i + 1)));
-        try {
-          return JSON.parse(Buffer.concat(parts).toString('utf8'));
-        } catch {
-          return undefined;
-        }
-      }
-    }
-    parts.push(Buffer.from(chunk.subarray(0, bytesRead)));
-    read += bytesRead;
-  }
+/** Keras writes its configs as str or bytes; jsfive reads them as a string or a byte array. */
+function attributeText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (value instanceof Uint8Array)
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
   return undefined;
+}
+
+function unreadable(path: string, why: string): ScanFinding {
+  return finding('hdf5.invalid', path, `HDF5 file not examined: ${why}`);
+}
+
+/** The reader's reason by its error class only: its messages can quote bytes of the file. */
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: corrupt or of a layout the reader does not know` : 'unreadable';
 }

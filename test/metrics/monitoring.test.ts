@@ -22,8 +22,11 @@ describe('deploy/monitoring', () => {
   });
 
   it('the alerts fire on the series that call for them, and only those (promtool test rules)', async () => {
-    const result = await run('promtool', ['test', 'rules', RULE_TESTS]).catch((err: { stdout?: string }) => err);
-    expect(result.stdout).toMatch(/SUCCESS/);
+    const result = await run('promtool', ['test', 'rules', RULE_TESTS]).catch(
+      (err: { stdout?: string; stderr?: string; code?: unknown; signal?: unknown }) => err,
+    );
+    const said = `exit ${String((result as { code?: unknown }).code ?? 0)} ${String((result as { signal?: unknown }).signal ?? '')}\n${result.stdout}\n${result.stderr}`;
+    expect(result.stdout, said).toMatch(/SUCCESS/);
   });
 
   it('ships the alerts the engine needs', async () => {
