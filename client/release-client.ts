@@ -9,6 +9,7 @@ import {
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
@@ -204,43 +205,46 @@ export async function getRelease(
 ): Promise<ReleaseStatus> {
   const handle = handleFor(client, releaseId);
   const timeout = options.queryTimeoutMs ?? QUERY_TIMEOUT_MS;
-  let status: ReleaseStatus;
+  const notFound = (cause: unknown) =>
+    new ReleaseClientError('NOT_FOUND', `no release with id ${releaseId} (see \`mrel list\`)`, [], { cause });
+  let queried: ReleaseStatus | undefined;
+  let queryError: unknown;
   try {
-    status = await client.withDeadline(Date.now() + timeout, () => handle.query(statusQuery));
+    queried = await client.withDeadline(Date.now() + timeout, () => handle.query(statusQuery));
   } catch (err) {
-    const notFound = (cause: unknown) =>
-      new ReleaseClientError('NOT_FOUND', `no release with id ${releaseId} (see \`mrel list\`)`, [], { cause });
     if (err instanceof WorkflowNotFoundError) throw notFound(err);
-    let saved: ReleaseStatus | undefined;
-    try {
-      const final = await finalStatus(handle);
-      if (final) return final;
-      saved = await savedStatus(handle, timeout);
-    } catch (describeErr) {
-      // A release removed (retention) between the query and the describe.
-      if (describeErr instanceof WorkflowNotFoundError) throw notFound(describeErr);
-      throw describeErr;
-    }
-    if (!saved) {
+    queryError = err;
+  }
+  // One describe serves the fallback (the release ended, or its saved status) and the pending activities.
+  let description: WorkflowExecutionDescription;
+  try {
+    description = await handle.describe();
+  } catch (err) {
+    // A release removed (retention) between the query and the describe.
+    if (err instanceof WorkflowNotFoundError) throw notFound(err);
+    if (queried) return queried;
+    throw err;
+  }
+  let status = queried;
+  if (!status) {
+    const ended = description.status.name === 'RUNNING' ? undefined : await endedStatus(handle);
+    if (ended) return ended;
+    status = savedStatus(description, timeout);
+    if (!status) {
       throw new ReleaseClientError(
         'WORKER_UNAVAILABLE',
         `no release worker answered for ${releaseId} within ${timeout / 1000} s, and the release saved no status on the server yet (it was started before this version, or has not run its first step); check that a release worker polls its task queue`,
         [],
-        { cause: err },
+        { cause: queryError },
       );
     }
-    status = saved;
   }
-  const pending = await pendingSteps(client, handle).catch(() => undefined);
+  const pending = await pendingSteps(client, description).catch(() => undefined);
   return pending && pending.length > 0 ? { ...status, pending } : status;
 }
 
 /** The compact status the release keeps in its memo, for when no worker answers; undefined if it has none. */
-async function savedStatus(
-  handle: WorkflowHandle<typeof modelReleaseWorkflow>,
-  timeoutMs: number,
-): Promise<ReleaseStatus | undefined> {
-  const description = await handle.describe();
+function savedStatus(description: WorkflowExecutionDescription, timeoutMs: number): ReleaseStatus | undefined {
   const memo = description.memo?.[RELEASE_STATUS_MEMO] as ReleaseStatus | undefined;
   if (!memo || typeof memo !== 'object') return undefined;
   return {
@@ -253,11 +257,7 @@ async function savedStatus(
 }
 
 /** Activities the server holds for the release: attempt, last failure and next retry, as the Temporal UI shows them. */
-async function pendingSteps(
-  client: Client,
-  handle: WorkflowHandle<typeof modelReleaseWorkflow>,
-): Promise<PendingStep[]> {
-  const description = await handle.describe();
+async function pendingSteps(client: Client, description: WorkflowExecutionDescription): Promise<PendingStep[]> {
   if (description.status.name !== 'RUNNING') return [];
   const activities = description.raw.pendingActivities ?? [];
   // Heartbeat details are the activity's progress (file and bytes stored, rows evaluated); undecodable ones are left out.
@@ -300,10 +300,8 @@ function timestampIso(ts: { seconds?: unknown; nanos?: number | null } | null | 
   return new Date(seconds * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)).toISOString();
 }
 
-/** The final status of an ended release from its result (or failure details), without a worker. */
-async function finalStatus(handle: WorkflowHandle<typeof modelReleaseWorkflow>): Promise<ReleaseStatus | undefined> {
-  const description = await handle.describe();
-  if (description.status.name === 'RUNNING') return undefined;
+/** An ended release's final status: its result, or the status a failed release carries in its failure details. */
+async function endedStatus(handle: WorkflowHandle<typeof modelReleaseWorkflow>): Promise<ReleaseStatus | undefined> {
   try {
     return await handle.result();
   } catch (err) {
@@ -344,7 +342,8 @@ export async function decide(
       );
     }
     if (err instanceof WorkflowNotFoundError) {
-      const final = await describe(client, releaseId).then((d) => (d ? finalStatus(handle) : undefined));
+      const description = await describe(client, releaseId);
+      const final = description && description.status.name !== 'RUNNING' ? await endedStatus(handle) : undefined;
       if (final) {
         throw new ReleaseClientError(
           'RELEASE_ENDED',

@@ -84,7 +84,7 @@ const EVALUATION: ActivityOptions = {
 /**
  * Releases started with HARDENING_PATCH run every activity in rounds: a round is one activity call with a few quick
  * attempts (RETRY_IN_ROUND); between rounds the release shows the attempt, the last failure and the next retry in its
- * status and the UI's details. Heartbeats every HEARTBEAT_EVERY (a worker interceptor sends them for every activity)
+ * status and the UI's details. Heartbeats every few seconds (workers/keep-alive.ts sends them for every activity)
  * against a short heartbeat timeout mean that an activity lost with its worker is retried within seconds; the
  * schedule-to-start timeout turns "no worker polls this queue" into a visible failed round instead of a silent wait.
  */
@@ -120,10 +120,20 @@ const NOTIFY: ActivityOptions = {
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 6 },
 };
 const notifier = proxyActivities<ReleaseActivities>(NOTIFY);
-const short = proxyActivities<ReleaseActivities>(SHORT);
-const long = proxyActivities<ReleaseActivities>(LONG);
-const hShort = proxyActivities<ReleaseActivities>(H_SHORT);
-const hLong = proxyActivities<ReleaseActivities>(H_LONG);
+const HARDENED = new Map<ActivityOptions, ActivityOptions>([
+  [SHORT, H_SHORT],
+  [LONG, H_LONG],
+  [EVALUATION, H_EVALUATION],
+]);
+
+/**
+ * What a step's activity call runs with: the hardened counterpart of `base` for releases started with
+ * HARDENING_PATCH, `base` itself for those started before, and the activities proxied with those options.
+ */
+function profile(base: ActivityOptions, hardened: boolean) {
+  const options = hardened ? (HARDENED.get(base) ?? H_SHORT) : base;
+  return { options, activities: proxyActivities<AllActivities>(options) };
+}
 
 /** What gates share: the request, what earlier gates produced, and how steps are retried. */
 export interface GateContext {
@@ -151,11 +161,10 @@ const acquireGate: GateStep = {
     const startedAt = nowIso();
     const { model } = ctx.request;
     const summary = `acquire ${model.name}@${model.version} from ${model.source}`;
-    const manifest = await ctx.retried('acquire', (hardened) =>
-      (hardened ? hLong : long).acquireModel.executeWithOptions({ ...(hardened ? H_LONG : LONG), summary }, [
-        { model },
-      ]),
-    );
+    const manifest = await ctx.retried('acquire', (hardened) => {
+      const { options, activities } = profile(LONG, hardened);
+      return activities.acquireModel.executeWithOptions({ ...options, summary }, [{ model }]);
+    });
     ctx.manifest = manifest;
     ctx.state.status.manifest = manifest;
     // An empty file is never weights: worth a note (a placeholder left behind, or a truncated upload).
@@ -197,21 +206,19 @@ function activityGate(
   options: ActivityOptions = SHORT,
   extra: { when?: GateStep['when']; section?: string } = {},
 ): GateStep {
-  const hardenedOptions = options === EVALUATION ? H_EVALUATION : options === LONG ? H_LONG : H_SHORT;
-  const proxy = proxyActivities<AllActivities>(options);
-  const hardenedProxy = proxyActivities<AllActivities>(hardenedOptions);
   return {
     name,
     when: extra.when,
     async run(ctx) {
       const { model } = ctx.request;
       const input = gateInput(ctx, name, extra.section ?? name);
-      return ctx.retried(name, (hardened) =>
-        (hardened ? hardenedProxy : proxy)[activity].executeWithOptions(
-          { ...(hardened ? hardenedOptions : options), summary: `${name} ${model.name}@${model.version}` },
+      return ctx.retried(name, (hardened) => {
+        const run = profile(options, hardened);
+        return run.activities[activity].executeWithOptions(
+          { ...run.options, summary: `${name} ${model.name}@${model.version}` },
           [input],
-        ),
-      );
+        );
+      });
     },
   };
 }
@@ -315,10 +322,11 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
     } else upsertSearchAttributes([{ key: ReleaseStageKey, value: state.status.stage }]);
     if (hardened) {
       // What `mrel status` and the HTTP door show while no worker can answer the query: kept on the server.
-      const compact = JSON.stringify(state.compactStatus());
-      if (compact !== memo) {
-        memo = compact;
-        upsertMemo({ [RELEASE_STATUS_MEMO]: state.compactStatus() });
+      const compact = state.compactStatus();
+      const text = JSON.stringify(compact);
+      if (text !== memo) {
+        memo = text;
+        upsertMemo({ [RELEASE_STATUS_MEMO]: compact });
       }
     }
   };
@@ -396,7 +404,7 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
   publish();
 
   /** Tells the environment's webhooks about `event`; a webhook that still fails after its retries is recorded. */
-  const notify = async (event: NotificationEvent, headline: string, details: string[] = []): Promise<void> => {
+  const notify = async (event: NotificationEvent, headline: string, details: string[] = []): Promise<number> => {
     const targets = notifying ? (state.config?.notifications ?? []).filter((t) => t.events.includes(event)) : [];
     const base = { event, releaseId: workflowId, headline: clip(headline), details: details.map((d) => clip(d)) };
     const about = { model: request.model.name, version: request.model.version, environment: request.environment };
@@ -413,6 +421,7 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
         }
       }),
     );
+    return targets.length;
   };
   let gateFailureNotified = false;
   const finish = async (stage: TerminalStage, reason?: string): Promise<ReleaseStatus> => {
@@ -479,9 +488,10 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
         model: { name: request.model.name, version: request.model.version },
       };
       const summary = `load policy ${request.policy} for ${request.environment}`;
-      state.config = await retried('config', (h) =>
-        (h ? hShort : short).loadReleaseConfig.executeWithOptions({ ...(h ? H_SHORT : SHORT), summary }, [configInput]),
-      );
+      state.config = await retried('config', (h) => {
+        const { options, activities } = profile(SHORT, h);
+        return activities.loadReleaseConfig.executeWithOptions({ ...options, summary }, [configInput]);
+      });
     } catch (err) {
       if (isCancellation(err)) throw err;
       return `config: ${failureMessage(err)}`;
@@ -497,9 +507,7 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
       const stopped = results.find((r) => r.verdict === 'fail' || r.verdict === 'error');
       if (stopped) {
         const why = `${stopped.gate} ${stopped.verdict}: ${stopped.summary}`;
-        await notify('gate-failed', why);
-        gateFailureNotified =
-          notifying && (state.config?.notifications ?? []).some((t) => t.events.includes('gate-failed'));
+        gateFailureNotified = (await notify('gate-failed', why)) > 0;
         return why;
       }
     }
@@ -558,8 +566,10 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
     policy: { name: config.policy.name, digest: config.policy.digest },
   };
   const summary = `commit ${request.model.name}@${request.model.version} to ${request.environment}`;
-  const commitOnce = (h: boolean) =>
-    (h ? hShort : short).commitRelease.executeWithOptions({ ...(h ? H_SHORT : SHORT), summary }, [gitopsInput]);
+  const commitOnce = (h: boolean) => {
+    const { options, activities } = profile(SHORT, h);
+    return activities.commitRelease.executeWithOptions({ ...options, summary }, [gitopsInput]);
+  };
   for (let attempt = 1; ; attempt++) {
     try {
       state.setCommit(await retried('gitops', commitOnce, GITOPS_ROUNDS), nowIso());
