@@ -26,6 +26,17 @@ import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { PROJECT_ROOT } from './temporal-cli';
 
+/** /etc/os-release of the serving image (Debian 12), which the image gate's OS detection reads. */
+export const OS_RELEASE_DEBIAN_12 = [
+  'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"',
+  'NAME="Debian GNU/Linux"',
+  'VERSION_ID="12"',
+  'VERSION="12 (bookworm)"',
+  'VERSION_CODENAME=bookworm',
+  'ID=debian',
+  '',
+].join('\n');
+
 const exec = promisify(execFile);
 
 export const EXAMPLE_DIR = join(PROJECT_ROOT, '.data', 'example-mirror');
@@ -371,15 +382,7 @@ export function exampleImageFiles(): ImageFile[] {
   return [
     {
       path: 'etc/os-release',
-      content: [
-        'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"',
-        'NAME="Debian GNU/Linux"',
-        'VERSION_ID="12"',
-        'VERSION="12 (bookworm)"',
-        'VERSION_CODENAME=bookworm',
-        'ID=debian',
-        '',
-      ].join('\n'),
+      content: OS_RELEASE_DEBIAN_12,
     },
     { path: 'etc/debian_version', content: '12.8\n' },
     {

@@ -11,40 +11,23 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startRelease } from '../../client/release-client';
 import type { ReleaseRequest } from '../../workflows/types';
 import { trainModelFixture, useBackend, type ModelFixture } from '../evaluate/fixtures';
-import {
-  approve,
-  createDrillEnv,
-  drillDir,
-  finalStatus,
-  serverView,
-  silentWaits,
-  startDrillServer,
-  waitFor,
-  type DrillEnv,
-  type DrillServer,
-} from './harness';
+import { approve, finalStatus, isolatedDrill, serverView, silentWaits, waitFor, type DrillEnv } from './harness';
 
 const ROUNDS = 2;
 const EVALUATION_ACTIVITIES = ['evaluateFairness', 'evaluateRobustness', 'explainModel'];
 
-let server: DrillServer;
 let env: DrillEnv;
 let model: ModelFixture;
-let removeServerDir: () => Promise<void>;
+let closeDrill: (() => Promise<void>) | undefined;
 beforeAll(async () => {
-  const { dir, remove } = await drillDir('evaluation-server');
-  removeServerDir = remove;
-  server = await startDrillServer(dir);
-  env = await createDrillEnv('evaluation-kill', { address: server.address });
+  ({ env, close: closeDrill } = await isolatedDrill('evaluation-kill'));
   await useBackend(); // training here runs on the backend the worker chooses, not tfjs's slow default
   // A held-out set large enough that the gates run several batches: the kill lands between two of them.
   model = await trainModelFixture(env.dir, 'fair', 1500, 12_000);
   await writeFile(join(model.dir, 'README.md'), '---\nlicense: mit\n---\n');
 }, 180_000);
 afterAll(async () => {
-  await env?.close();
-  await server?.stop();
-  await removeServerDir?.();
+  await closeDrill?.();
 });
 
 function requestFor(name: string): ReleaseRequest {

@@ -18,7 +18,7 @@ import { decide, getRelease } from '../../client/release-client';
 import { freePort, startDevServer, type DevServer } from '../../scripts/dev-server';
 import { PROJECT_ROOT } from '../../scripts/temporal-cli';
 import { ReleaseStageKey } from '../../workflows/definitions';
-import { SMALL_MODEL_FILES, writeSmallModel } from '../helpers/release-env';
+import { SMALL_MODEL_FILES, waitFor, writeSmallModel } from '../helpers/release-env';
 import { TERMINAL_STAGES, type ReleaseRequest, type ReleaseStatus } from '../../workflows/types';
 
 const exec = promisify(execFile);
@@ -69,6 +69,27 @@ export async function startDrillServer(dir: string): Promise<DrillServer> {
     async stop() {
       await server?.stop();
       server = undefined;
+    },
+  };
+}
+
+/**
+ * A drill on a dev server of its own (for drills that kill it, or that would crowd the shared one): its temp
+ * directory, the server, and a drill environment on it; `close` undoes all three.
+ */
+export async function isolatedDrill(
+  label: string,
+): Promise<{ server: DrillServer; env: DrillEnv; close: () => Promise<void> }> {
+  const { dir, remove } = await drillDir(`${label}-server`);
+  const server = await startDrillServer(dir);
+  const env = await createDrillEnv(label, { address: server.address });
+  return {
+    server,
+    env,
+    async close() {
+      await env.close();
+      await server.stop();
+      await remove();
     },
   };
 }
@@ -258,7 +279,7 @@ export async function createDrillEnv(label: string, options: { address?: string 
   };
 }
 
-export { SMALL_MODEL_FILES, writeSmallModel };
+export { SMALL_MODEL_FILES, waitFor, writeSmallModel };
 
 /**
  * A plain HTTP file server on 127.0.0.1 that stalls every response halfway for `stallMs`, so that a transfer is
@@ -343,31 +364,6 @@ export async function serverView(client: Client, releaseId: string): Promise<Ser
       lastFailure: a.lastFailure?.message ?? undefined,
     })),
   };
-}
-
-/** Polls until `ok` holds, with errors (no worker, a server restarting) counted as "not yet". */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T>,
-  ok: (v: T) => boolean,
-  timeoutMs: number,
-  intervalMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      last = await probe();
-      if (ok(last)) return last;
-    } catch (err) {
-      lastError = err;
-    }
-    await sleep(intervalMs);
-  }
-  throw new Error(`${what}: not reached within ${timeoutMs} ms; last seen ${JSON.stringify(last)}`, {
-    cause: lastError,
-  });
 }
 
 /** The final ReleaseStatus once the workflow ended (from its result or failure details). */

@@ -6,35 +6,18 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { getRelease, listReleases, startRelease } from '../../client/release-client';
-import {
-  approve,
-  createDrillEnv,
-  drillDir,
-  finalStatus,
-  percentile,
-  silentWaits,
-  startDrillServer,
-  waitFor,
-  type DrillEnv,
-  type DrillServer,
-} from './harness';
+import { approve, finalStatus, isolatedDrill, percentile, silentWaits, waitFor, type DrillEnv } from './harness';
 
 const RELEASES = 200;
 const SAMPLE = 10;
 
-let server: DrillServer;
 let env: DrillEnv;
-let removeServerDir: () => Promise<void>;
+let closeDrill: (() => Promise<void>) | undefined;
 beforeAll(async () => {
-  const { dir, remove } = await drillDir('load-server');
-  removeServerDir = remove;
-  server = await startDrillServer(dir);
-  env = await createDrillEnv('load', { address: server.address });
+  ({ env, close: closeDrill } = await isolatedDrill('load'));
 });
 afterAll(async () => {
-  await env?.close();
-  await server?.stop();
-  await removeServerDir?.();
+  await closeDrill?.();
 });
 
 it(`${RELEASES} releases at once through one worker all reach approval; a sample is released once each`, async () => {

@@ -9,14 +9,12 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startRelease } from '../../client/release-client';
 import {
   approve,
-  createDrillEnv,
-  drillDir,
   finalStatus,
+  isolatedDrill,
   serverView,
   silentWaits,
   slowFileServer,
   SMALL_MODEL_FILES,
-  startDrillServer,
   waitFor,
   type DrillEnv,
   type DrillServer,
@@ -28,19 +26,14 @@ const DOWNTIME_MS = 3_000;
 let server: DrillServer;
 let env: DrillEnv;
 let source: Awaited<ReturnType<typeof slowFileServer>>;
-let removeServerDir: () => Promise<void>;
+let closeDrill: (() => Promise<void>) | undefined;
 beforeAll(async () => {
-  const { dir, remove } = await drillDir('restart-server');
-  removeServerDir = remove;
-  server = await startDrillServer(dir);
-  env = await createDrillEnv('server-restart', { address: server.address });
+  ({ server, env, close: closeDrill } = await isolatedDrill('server-restart'));
   source = await slowFileServer(join(env.dir, 'models'), 2_000);
 });
 afterAll(async () => {
   await source?.close();
-  await env?.close();
-  await server?.stop();
-  await removeServerDir?.();
+  await closeDrill?.();
 });
 
 it('kill -9 of the Temporal server mid-release, restarted on its database: releases continue', async () => {

@@ -12,6 +12,7 @@ import { readFootprint } from '../../activities/cost/footprint';
 import { GGML_TYPES, ggmlType } from '../../activities/formats/gguf-types';
 import { scanGguf } from '../../activities/scan/gguf';
 import { ByteReader, bufferChunks } from '../../activities/scan/reader';
+import { ggufFile } from '../scan/fixtures';
 
 const run = promisify(execFile);
 const PYTHON = resolve(import.meta.dirname, '../../.venv/bin/python');
@@ -44,36 +45,7 @@ describe('GGML_TYPES', () => {
 
 /** A GGUF v3 file with one tensor of the given ggml type and exactly the data that type needs. */
 function ggufWith(typeId: number, dims: bigint[], dataBytes: number): Buffer {
-  const parts: Buffer[] = [];
-  const u32 = (n: number) => {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(n);
-    parts.push(b);
-  };
-  const u64 = (n: bigint) => {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(n);
-    parts.push(b);
-  };
-  const str = (s: string) => {
-    u64(BigInt(Buffer.byteLength(s)));
-    parts.push(Buffer.from(s));
-  };
-  parts.push(Buffer.from('GGUF'));
-  u32(3);
-  u64(1n); // tensors
-  u64(1n); // metadata entries
-  str('general.architecture');
-  u32(8); // string
-  str('llama');
-  str('blk.0.ffn_up.weight');
-  u32(dims.length);
-  for (const d of dims) u64(d);
-  u32(typeId);
-  u64(0n); // offset into the data section
-  const header = Buffer.concat(parts);
-  const pad = Buffer.alloc((32 - (header.length % 32)) % 32);
-  return Buffer.concat([header, pad, Buffer.alloc(dataBytes)]);
+  return ggufFile({ tensor: 'blk.0.ffn_up.weight', dims, type: typeId, dataBytes });
 }
 
 describe('a Q8_1 tensor', () => {

@@ -102,8 +102,14 @@ export async function createReleaseEnv(label: string): Promise<ReleaseEnv> {
   };
 }
 
-/** Polls until the predicate holds (for states a test waits on, such as "awaiting approval"). */
-export async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+/** Polls until `ok` holds, with errors (no worker, a server restarting) counted as "not yet". */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T>,
+  ok: (v: T) => boolean,
+  timeoutMs: number,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
   let lastError: unknown;
@@ -114,9 +120,16 @@ export async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boole
     } catch (err) {
       lastError = err;
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
-  throw new Error(`condition not met in ${timeoutMs} ms; last value: ${JSON.stringify(last)}`, { cause: lastError });
+  throw new Error(`${what}: not reached within ${timeoutMs} ms; last seen ${JSON.stringify(last)}`, {
+    cause: lastError,
+  });
+}
+
+/** Polls until the predicate holds (for states a test waits on, such as "awaiting approval"). */
+export function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  return waitFor('condition', probe, ok, timeoutMs, 200);
 }
 
 /**

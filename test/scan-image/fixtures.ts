@@ -4,6 +4,7 @@
  * their real on-disk formats.
  */
 import { createHash } from 'node:crypto';
+import { OS_RELEASE_DEBIAN_12 } from '../../scripts/example-mirror';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -114,15 +115,7 @@ export function dpkgStanza(p: { name: string; version: string; source?: string; 
   ].join('\n');
 }
 
-export const OS_RELEASE_DEBIAN_12 = [
-  'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"',
-  'NAME="Debian GNU/Linux"',
-  'VERSION_ID="12"',
-  'VERSION="12 (bookworm)"',
-  'VERSION_CODENAME=bookworm',
-  'ID=debian',
-  '',
-].join('\n');
+export { OS_RELEASE_DEBIAN_12 };
 
 export function pythonMetadata(name: string, version: string): string {
   return `Metadata-Version: 2.1\nName: ${name}\nVersion: ${version}\nSummary: Python Imaging Library (Fork)\nLicense: HPND\nRequires-Python: >=3.8\n\nLong description body: Name: not-a-header\n`;

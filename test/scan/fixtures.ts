@@ -55,3 +55,51 @@ export const test = base.extend<{ tmp: string }>({
     await rm(dir, { recursive: true, force: true });
   },
 });
+
+/**
+ * A GGUF v3 file with `general.architecture = llama`, the extra string metadata given, one tensor, and `dataBytes`
+ * of zeros after the aligned header.
+ */
+export function ggufFile(options: {
+  metadata?: Record<string, string>;
+  tensor: string;
+  dims: bigint[];
+  /** ggml type id (0 = F32). */
+  type: number;
+  offset?: bigint;
+  dataBytes: number;
+}): Buffer {
+  const parts: Buffer[] = [];
+  const u32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(n);
+    parts.push(b);
+  };
+  const u64 = (n: bigint) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(n);
+    parts.push(b);
+  };
+  const str = (s: string) => {
+    u64(BigInt(Buffer.byteLength(s)));
+    parts.push(Buffer.from(s));
+  };
+  const metadata = { 'general.architecture': 'llama', ...options.metadata };
+  parts.push(Buffer.from('GGUF'));
+  u32(3);
+  u64(1n); // tensors
+  u64(BigInt(Object.keys(metadata).length));
+  for (const [key, value] of Object.entries(metadata)) {
+    str(key);
+    u32(8); // string
+    str(value);
+  }
+  str(options.tensor);
+  u32(options.dims.length);
+  for (const d of options.dims) u64(d);
+  u32(options.type);
+  u64(options.offset ?? 0n); // offset into the data section
+  const header = Buffer.concat(parts);
+  const pad = Buffer.alloc((32 - (header.length % 32)) % 32);
+  return Buffer.concat([header, pad, Buffer.alloc(options.dataBytes)]);
+}

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeFixtures, scan } from './fixtures';
+import { ggufFile, makeFixtures, scan } from './fixtures';
 
 let dir: string;
 beforeAll(async () => {
@@ -208,40 +208,14 @@ describe('TensorFlow SavedModel and ONNX', () => {
 });
 
 function gguf(options: { tensorOffset?: bigint; template?: string; dims?: bigint[] }): Buffer {
-  const parts: Buffer[] = [];
-  const u32 = (n: number) => {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(n);
-    parts.push(b);
-  };
-  const u64 = (n: bigint) => {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(n);
-    parts.push(b);
-  };
-  const str = (s: string) => {
-    u64(BigInt(Buffer.byteLength(s)));
-    parts.push(Buffer.from(s));
-  };
-  parts.push(Buffer.from('GGUF'));
-  u32(3);
-  u64(1n); // tensors
-  u64(2n); // metadata entries
-  str('general.architecture');
-  u32(8);
-  str('llama');
-  str('tokenizer.chat_template');
-  u32(8);
-  str(options.template ?? '{% for m in messages %}{{ m.content }}{% endfor %}');
-  str('blk.0.attn.weight');
-  const dims = options.dims ?? [4n, 4n];
-  u32(dims.length);
-  for (const d of dims) u64(d);
-  u32(0); // F32
-  u64(options.tensorOffset ?? 0n);
-  const header = Buffer.concat(parts);
-  const pad = Buffer.alloc((32 - (header.length % 32)) % 32);
-  return Buffer.concat([header, pad, Buffer.alloc(64)]);
+  return ggufFile({
+    metadata: { 'tokenizer.chat_template': options.template ?? '{% for m in messages %}{{ m.content }}{% endfor %}' },
+    tensor: 'blk.0.attn.weight',
+    dims: options.dims ?? [4n, 4n],
+    type: 0, // F32
+    offset: options.tensorOffset,
+    dataBytes: 64,
+  });
 }
 
 describe('GGUF', () => {
