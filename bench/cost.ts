@@ -24,7 +24,7 @@ import { sprawlReport } from '../activities/cost/sprawl';
 import { renderRelease } from '../activities/gitops/render';
 import { costPolicySchema } from '../config/policy-cost';
 import { loadPricing, type PricingCatalog } from '../config/pricing';
-import type { GateResult, GitOpsReleaseInput } from '../workflows/types';
+import type { GateResult, GitOpsReleaseInput } from '../contract/types';
 
 const HOURS = 3 * 7 * 24;
 const START_MS = Date.UTC(2025, 0, 6);

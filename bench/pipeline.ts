@@ -25,7 +25,7 @@ import { startDevServer } from '../scripts/dev-server';
 import { createReleaseWorker } from '../workers/release-worker';
 import type { Settings } from '../workers/settings';
 import type { modelReleaseWorkflow } from '../workflows/model-release';
-import type { ReleaseRequest, ReleaseStatus } from '../workflows/types';
+import type { ReleaseRequest, ReleaseStatus } from '../contract/types';
 
 const exec = promisify(execFile);
 const ENVIRONMENT = 'staging';

@@ -12,7 +12,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { parseDocument } from 'yaml';
 import type { Client } from '@temporalio/client';
-import type { DecideOutcome, ReleaseStatus } from '../workflows/types';
+import type { DecideOutcome, ReleaseStatus } from '../contract/types';
 import { ReleaseClientError } from './errors';
 import type { ClientOptions } from './release-client';
 import { COMMAND_MODULES, type RegisterCommands } from './commands';

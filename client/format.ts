@@ -1,5 +1,5 @@
 /** Terminal rendering of a ReleaseStatus for the CLI. */
-import type { ReleaseStatus } from '../workflows/types';
+import type { ReleaseStatus } from '../contract/types';
 
 export function renderStatus(s: ReleaseStatus): string {
   const lines = [

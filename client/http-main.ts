@@ -7,7 +7,7 @@
  * connection closes.
  */
 import type { Server } from 'node:http';
-import { RELEASE_TASK_QUEUE } from '../workflows/definitions';
+import { RELEASE_TASK_QUEUE } from '../contract/definitions';
 import { createHttpServer } from './http-server';
 import { connectClient } from './release-client';
 

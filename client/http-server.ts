@@ -19,7 +19,7 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import type { Duplex } from 'node:stream';
 import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/client';
 import { zodProblems } from '../config/loader';
-import { decideInputSchema, modelNameSchema, modelRefSchema } from '../workflows/types';
+import { decideInputSchema, modelNameSchema, modelRefSchema } from '../contract/types';
 import { decide, getRelease, listReleases, ReleaseClientError, startRelease } from './release-client';
 
 /** Request bodies larger than this are refused with 413 before they are parsed. */

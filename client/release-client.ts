@@ -29,7 +29,7 @@ import {
   RiskLevelKey,
   statusQuery,
   TargetEnvironmentKey,
-} from '../workflows/definitions';
+} from '../contract/definitions';
 import type { modelReleaseWorkflow } from '../workflows/model-release';
 import { ReleaseClientError } from './errors';
 import {
@@ -41,7 +41,7 @@ import {
   type ReleaseRequest,
   type ReleaseConfig,
   type ReleaseStatus,
-} from '../workflows/types';
+} from '../contract/types';
 
 export { ReleaseClientError };
 

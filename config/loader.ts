@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
-import type { ApprovalRule, ReleaseConfig, ReleaseRequest, Waiver } from '../workflows/types';
+import type { ApprovalRule, ReleaseConfig, ReleaseRequest, Waiver } from '../contract/types';
 import { gatePolicyProblems } from './gate-policies';
 import { zodProblems } from './zod-problems';
 import {

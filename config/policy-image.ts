@@ -24,7 +24,7 @@
  * ```
  */
 import { z } from 'zod';
-import { SEVERITIES } from '../workflows/types';
+import { SEVERITIES } from '../contract/types';
 
 const severity = z.enum(SEVERITIES, { error: () => `must be one of ${SEVERITIES.join(', ')}` });
 

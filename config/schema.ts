@@ -1,7 +1,7 @@
 /** Schemas of the configuration files under config/. Cross-file checks (known roles) live in the loader. */
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
-import { NOTIFICATION_EVENTS } from '../workflows/types';
+import { NOTIFICATION_EVENTS } from '../contract/types';
 
 export { NOTIFICATION_EVENTS };
 

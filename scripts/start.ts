@@ -16,7 +16,7 @@ import { initBackend, parseBackendPreference } from '../activities/evaluate/back
 import { createEvaluationWorker } from '../workers/evaluation-worker';
 import { createReleaseWorker } from '../workers/release-worker';
 import { loadSettings, runtimeTelemetry } from '../workers/settings';
-import type { ReleaseStatus } from '../workflows/types';
+import type { ReleaseStatus } from '../contract/types';
 import { startDevServer } from './dev-server';
 import { PROJECT_ROOT } from './temporal-cli';
 

@@ -5,7 +5,7 @@
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createEvaluationActivities, type BackendInfo } from '../activities/evaluate';
 import { loadSourcePolicy } from '../config/loader';
-import { EVALUATION_TASK_QUEUE } from '../workflows/definitions';
+import { EVALUATION_TASK_QUEUE } from '../contract/definitions';
 import { HEARTBEAT_THROTTLE, keepAliveInterceptor } from './keep-alive';
 import type { Settings } from './settings';
 

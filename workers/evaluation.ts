@@ -6,7 +6,7 @@
  */
 import { Runtime } from '@temporalio/worker';
 import { initBackend, parseBackendPreference } from '../activities/evaluate';
-import { EVALUATION_TASK_QUEUE } from '../workflows/definitions';
+import { EVALUATION_TASK_QUEUE } from '../contract/definitions';
 import { createEvaluationWorker } from './evaluation-worker';
 import { loadSettings, runtimeTelemetry } from './settings';
 

@@ -9,7 +9,7 @@ import type { TelemetryOptions } from '@temporalio/worker';
 import { z } from 'zod';
 import { sourceOverridesEnvSchema } from '../config/schema';
 import { PROJECT_ROOT } from '../scripts/temporal-cli';
-import { RELEASE_TASK_QUEUE } from '../workflows/definitions';
+import { RELEASE_TASK_QUEUE } from '../contract/definitions';
 import { ENGINE_HISTOGRAM_BUCKETS } from '../workflows/release-metrics';
 
 const settingsSchema = z.object({

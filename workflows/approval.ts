@@ -2,7 +2,7 @@
  * The approval policy as pure functions: who may decide, whether a decision counts, and what is still awaited.
  * Deterministic (runs inside the workflow) and unit-tested on its own.
  */
-import type { ApprovalRule, Decision, ReleaseConfig, RoleRequirement } from './types';
+import type { ApprovalRule, Decision, ReleaseConfig, RoleRequirement } from '../contract/types';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 

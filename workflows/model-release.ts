@@ -41,9 +41,9 @@ import {
   RiskLevelKey,
   statusQuery,
   TargetEnvironmentKey,
-} from './definitions';
+} from '../contract/definitions';
 import { legacyReleaseRequestSchema } from './legacy-request';
-import { clip, MAX_APPROVER_CHARS } from './limits';
+import { clip, MAX_APPROVER_CHARS } from '../contract/limits';
 import { ReleaseMetrics } from './release-metrics';
 import { ReleaseState } from './release-state';
 import {
@@ -59,7 +59,7 @@ import {
   type ReleaseRequest,
   type ReleaseStatus,
   type TerminalStage,
-} from './types';
+} from '../contract/types';
 
 /** Short, retried activities: config loading and the GitOps commit. */
 const SHORT: ActivityOptions = {

@@ -9,7 +9,7 @@
  * or version never becomes a label.
  */
 import { metricMeter } from '@temporalio/workflow';
-import { TERMINAL_STAGES, type GateResult, type ReleaseStatus } from './types';
+import { TERMINAL_STAGES, type GateResult, type ReleaseStatus } from '../contract/types';
 
 /** Every metric the engine exports, by name (the dashboard and the alert rules use only these and the SDK's own). */
 export const ENGINE_METRICS = {

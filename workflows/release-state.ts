@@ -25,8 +25,8 @@ import type {
   RoleRequirement,
   TerminalStage,
   Verdict,
-} from './types';
-import { TERMINAL_STAGES } from './types';
+} from '../contract/types';
+import { TERMINAL_STAGES } from '../contract/types';
 import {
   clip,
   MAX_APPROVER_CHARS,
@@ -36,7 +36,7 @@ import {
   MAX_METRICS_PER_GATE,
   MAX_NOTIFICATION_FAILURES,
   MAX_REFUSED,
-} from './limits';
+} from '../contract/limits';
 
 const VERDICT_ICON: Record<Verdict, string> = { pass: '✅ pass', warn: '⚠️ warn', fail: '❌ fail', error: '⛔ error' };
 

@@ -5,8 +5,8 @@
 import { resolve } from 'node:path';
 import { loadSourcePolicy } from '../../config/loader';
 import { SourceNotAllowedError, type Lookup, type SourcePolicy } from '../common/source-policy';
-import type { ArtifactFile, ArtifactManifest, ModelRef } from '../../workflows/types';
-import { modelRefSchema } from '../../workflows/types';
+import type { ArtifactFile, ArtifactManifest, ModelRef } from '../../contract/types';
+import { modelRefSchema } from '../../contract/types';
 import {
   AcquireError,
   EmptyModelError,
@@ -24,7 +24,7 @@ import { resolveHttpSource } from './http-source';
 import { manifestDigest, sortFiles, writeManifest } from './manifest';
 import { assertSafeRelativePath } from './paths';
 import type { ResolvedSource, SourceOptions } from './source';
-import { storeStream } from './store';
+import { storeStream } from '../store/filesystem';
 
 export const DEFAULT_HF_ENDPOINT = 'https://huggingface.co';
 

@@ -11,7 +11,7 @@ import { checkFilePath, type SourcePolicy } from '../common/source-policy';
 import { InvalidRequestError, SourceNotFoundError, SourceRejectedError, UnsafePathError } from './errors';
 import { assertSafeRelativePath } from './paths';
 import type { ResolvedSource, SourceFile } from './source';
-import { CHUNK_BYTES } from './store';
+import { CHUNK_BYTES } from '../store/filesystem';
 
 export async function resolveFileSource(source: string, policy: SourcePolicy): Promise<ResolvedSource> {
   let root: string;

@@ -2,7 +2,7 @@
  * `https://` and `http://` from a plain file server. A URL to a file is a one-file model; a URL ending in "/" is
  * a directory, which a plain server cannot list, so its files are named by the request.
  */
-import type { ModelRef } from '../../workflows/types';
+import type { ModelRef } from '../../contract/types';
 import { InvalidRequestError, UnsafePathError } from './errors';
 import { bodyStream, httpGet } from './http-get';
 import { assertSafeRelativePath } from './paths';

@@ -6,8 +6,8 @@
 import { activityContext, throttledHeartbeat } from '../common/activity-context';
 import type { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { FailureType } from '../../workflows/definitions';
-import type { ArtifactManifest, ModelRef } from '../../workflows/types';
+import { FailureType } from '../../contract/definitions';
+import type { ArtifactManifest, ModelRef } from '../../contract/types';
 import { acquireArtifacts, type AcquireProgress } from './acquire';
 import { SourceNotAllowedError, type SourcePolicy } from '../common/source-policy';
 import { AcquireError, type AcquireErrorCode } from './errors';
@@ -17,7 +17,7 @@ export type { AcquireOptions, AcquireProgress } from './acquire';
 export * from './errors';
 export { SourceNotAllowedError } from '../common/source-policy';
 export { manifestDigest, manifestPath } from './manifest';
-export { storePath } from './store';
+export { storePath } from '../store/filesystem';
 
 export interface AcquireDeps {
   /** Root of the content-addressed store, shared with the stages that read artifacts. */

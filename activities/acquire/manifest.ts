@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { ArtifactFile, ArtifactManifest } from '../../workflows/types';
+import type { ArtifactFile, ArtifactManifest } from '../../contract/types';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../common/private-files';
 
 /** Code-unit order, not locale order: the manifest digest must not depend on the machine's locale. */

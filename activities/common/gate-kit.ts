@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Finding, Severity, Verdict, Waiver } from '../../workflows/types';
+import type { Finding, Severity, Verdict, Waiver } from '../../contract/types';
 import { PRIVATE_DIR, PRIVATE_FILE } from './private-files';
 
 export const SEVERITY_RANK: Record<Severity, number> = { info: 0, low: 1, medium: 2, high: 3, critical: 4 };

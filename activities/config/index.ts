@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ConfigError, DEFAULT_CONFIG_DIR, resolveReleaseConfig } from '../../config/loader';
-import { FailureType } from '../../workflows/definitions';
-import type { ReleaseConfig, ReleaseRequest } from '../../workflows/types';
+import { FailureType } from '../../contract/definitions';
+import type { ReleaseConfig, ReleaseRequest } from '../../contract/types';
 
 export function createConfigActivities(deps: { configDir?: string } = {}) {
   const configDir = deps.configDir ?? DEFAULT_CONFIG_DIR;

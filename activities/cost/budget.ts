@@ -4,7 +4,7 @@
  * Every budget that applies is checked and the strictest outcome wins. Pure.
  */
 import type { BudgetLimit, CostPolicy } from '../../config/policy-cost';
-import type { RoleRequirement } from '../../workflows/types';
+import type { RoleRequirement } from '../../contract/types';
 
 export interface BudgetCheck {
   /** `team nlp`, `cost center cc-1234` or `default budget`. */

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import type { PricingCatalog } from '../../config/pricing';
 import { parseCostPolicy, type CostPolicy } from '../../config/policy-cost';
-import type { ArtifactFile, Finding, GateInput, GateResult, Severity } from '../../workflows/types';
+import type { ArtifactFile, Finding, GateInput, GateResult, Severity } from '../../contract/types';
 import { applyWaivers, severityCounts, verdictFor } from '../common/gate-kit';
 import {
   checkFilePath,

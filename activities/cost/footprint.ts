@@ -6,7 +6,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { posix } from 'node:path';
-import type { ArtifactFile } from '../../workflows/types';
+import type { ArtifactFile } from '../../contract/types';
 import { ggmlType } from '../formats/gguf-types';
 import { CostError } from './errors';
 

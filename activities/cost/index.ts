@@ -7,8 +7,8 @@ import { activityContext, throttledHeartbeat } from '../common/activity-context'
 import type { SourcePolicy } from '../common/source-policy';
 import { ConfigError, loadSourcePolicy } from '../../config/loader';
 import { DEFAULT_PRICING_FILE, loadPricing, type PricingCatalog } from '../../config/pricing';
-import type { GateInput, GateResult } from '../../workflows/types';
-import { storePath } from '../acquire/store';
+import type { GateInput, GateResult } from '../../contract/types';
+import { storePath } from '../store/filesystem';
 import { writeEvidence } from '../common/gate-kit';
 import { errorResult, estimateReleaseCost, GATE, type CostProgress } from './estimate';
 

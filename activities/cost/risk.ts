@@ -8,7 +8,7 @@
  * gates all passed. It is reported apart from compute and added into the total cost of ownership. Pure.
  */
 import type { CostPolicy } from '../../config/policy-cost';
-import type { GateResult } from '../../workflows/types';
+import type { GateResult } from '../../contract/types';
 
 export interface RiskTerm {
   gate: string;

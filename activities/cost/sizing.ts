@@ -10,7 +10,7 @@
  */
 import { hourlyPrice, type InstanceType, type PricingCatalog } from '../../config/pricing';
 import type { CostPolicy } from '../../config/policy-cost';
-import type { DeploymentSizing } from '../../workflows/types';
+import type { DeploymentSizing } from '../../contract/types';
 
 export const GIB = 1024 ** 3;
 /** Share of a node's memory that pods can request (the rest is kubelet, system daemons and eviction reserve). */

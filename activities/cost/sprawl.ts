@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { simpleGit } from 'simple-git';
 import { parse } from 'yaml';
 import { hourlyPrice, type PricingCatalog } from '../../config/pricing';
-import type { GateResult } from '../../workflows/types';
+import type { GateResult } from '../../contract/types';
 import { forecastSeries, ForecastUnavailable } from './forecast';
 import { toSeries, type RawSeries } from './history';
 

@@ -3,7 +3,7 @@
  * evaluation gate measured on its backend, or else from the compute the request declares. The result says which.
  */
 import type { PricingCatalog } from '../../config/pricing';
-import type { GateResult } from '../../workflows/types';
+import type { GateResult } from '../../contract/types';
 import { CostError } from './errors';
 import { workUnits, type TrafficProfile } from './traffic';
 

@@ -3,7 +3,7 @@
  * The Temporal activities and `mrel evaluate` both call these; neither knows how the other drives them.
  */
 import type { EvaluationPolicy } from '../../config/policy-evaluate';
-import type { GateResult, Waiver } from '../../workflows/types';
+import type { GateResult, Waiver } from '../../contract/types';
 import type { BackendInfo } from './backend';
 import type { RunControl } from './control';
 import { gateResult, GATES, judgeExplain, judgeFairness, judgeRobustness, type Judgement } from './judge';

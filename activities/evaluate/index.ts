@@ -9,7 +9,7 @@ import { parseEvaluationPolicy, type EvaluationPolicy } from '../../config/polic
 import { activityContext } from '../common/activity-context';
 import { writeEvidence } from '../common/gate-kit';
 import { checkFilePath, SourceNotAllowedError, type SourcePolicy } from '../common/source-policy';
-import type { GateInput, GateResult } from '../../workflows/types';
+import type { GateInput, GateResult } from '../../contract/types';
 import type { BackendInfo } from './backend';
 import type { Checkpoint, RunControl } from './control';
 import { datasetPath } from './dataset';

@@ -4,7 +4,7 @@
  */
 import type { FairnessPolicy, MetricBound, ExplainabilityPolicy, RobustnessPolicy } from '../../config/policy-evaluate';
 import { applyWaivers, severityCounts, verdictFor } from '../common/gate-kit';
-import type { Finding, GateResult, Severity, Waiver } from '../../workflows/types';
+import type { Finding, GateResult, Severity, Waiver } from '../../contract/types';
 import type { BetweenGroupMetricName } from './fairness';
 import type { FairnessReport } from './fairness-report';
 import type { RobustnessReport } from './run-robustness';

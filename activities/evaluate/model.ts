@@ -6,8 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import { posix, resolve, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { storePath } from '../acquire/store';
-import type { ArtifactManifest } from '../../workflows/types';
+import { storePath } from '../store/filesystem';
+import type { ArtifactManifest } from '../../contract/types';
 import { EvaluationError } from './errors';
 import type { ModelSpec } from './spec';
 

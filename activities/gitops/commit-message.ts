@@ -2,7 +2,7 @@
  * The release commit's message: a subject people read in `git log --oneline`, a short body, and trailers that
  * machines read. The `Release-Id` trailer is the idempotency key of the gitops activity.
  */
-import type { GitOpsReleaseInput } from '../../workflows/types';
+import type { GitOpsReleaseInput } from '../../contract/types';
 import { approvedBy, sha256Ref } from './render';
 
 export const RELEASE_ID_TRAILER = 'Release-Id';

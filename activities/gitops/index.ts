@@ -5,9 +5,9 @@
 import { Context } from '@temporalio/activity';
 import { resolve } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { FailureType } from '../../workflows/definitions';
-import type { GitOpsCommit, GitOpsReleaseInput } from '../../workflows/types';
-import { releaseRequestSchema } from '../../workflows/types';
+import { FailureType } from '../../contract/definitions';
+import type { GitOpsCommit, GitOpsReleaseInput } from '../../contract/types';
+import { releaseRequestSchema } from '../../contract/types';
 import { commitMessage } from './commit-message';
 import { GitOpsRejectedError, UnsafePathError } from './errors';
 import type { GateAnnotationHooks, GitIdentity } from './render';

@@ -4,7 +4,7 @@
  * activity writes exactly what the first attempt wrote.
  */
 import { stringify } from 'yaml';
-import type { DeploymentSizing, GateResult, GitOpsReleaseInput } from '../../workflows/types';
+import type { DeploymentSizing, GateResult, GitOpsReleaseInput } from '../../contract/types';
 
 export const ANNOTATION_PREFIX = 'policy.modelrelease.io/';
 export const DEFAULT_SERVING_IMAGE = 'modelrelease/model-server:latest';

@@ -8,7 +8,7 @@
  * that says `other` or `unknown` defers to the license files. Nothing anywhere → the license is `unknown`.
  */
 import type { LicenseCategory, LicenseDecision, LicensePolicy } from '../../config/policy-license';
-import type { Finding, RoleRequirement, Severity, Verdict, Waiver } from '../../workflows/types';
+import type { Finding, RoleRequirement, Severity, Verdict, Waiver } from '../../contract/types';
 import { applyWaivers, verdictFor } from '../common/gate-kit';
 import {
   allOf,

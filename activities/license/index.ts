@@ -6,8 +6,8 @@
 import { activityContext } from '../common/activity-context';
 import { ApplicationFailure } from '@temporalio/common';
 import { checkLicensePolicy, type LicensePolicy } from '../../config/policy-license';
-import { FailureType } from '../../workflows/definitions';
-import type { Finding, GateInput, GateResult } from '../../workflows/types';
+import { FailureType } from '../../contract/definitions';
+import type { Finding, GateInput, GateResult } from '../../contract/types';
 import { severityCounts, writeEvidence } from '../common/gate-kit';
 import { checkModelLicense, GATE, LicensePolicyError, type LicenseReport } from './check';
 import { manifestFiles } from './model-files';

@@ -5,8 +5,8 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import type { ArtifactManifest } from '../../workflows/types';
-import { storePath } from '../acquire/store';
+import type { ArtifactManifest } from '../../contract/types';
+import { storePath } from '../store/filesystem';
 
 export interface ModelFile {
   /** Relative to the model root, with forward slashes. */

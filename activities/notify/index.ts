@@ -3,8 +3,8 @@
  * and 429; a 4xx answer or a webhook whose URL variable is unset on the worker is permanent (NotificationRejected).
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { FailureType } from '../../workflows/definitions';
-import type { NotifyInput } from '../../workflows/types';
+import { FailureType } from '../../contract/definitions';
+import type { NotifyInput } from '../../contract/types';
 import { notificationBody, releaseLink } from './message';
 
 export interface NotifyDeps {

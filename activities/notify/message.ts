@@ -2,7 +2,7 @@
  * The body of a notification, without Temporal: Slack-compatible JSON (`text` with mrkdwn links, which Mattermost and
  * Rocket.Chat take as well) or a Microsoft Teams MessageCard.
  */
-import type { NotificationTarget, NotifyInput } from '../../workflows/types';
+import type { NotificationTarget, NotifyInput } from '../../contract/types';
 
 const TITLES: Record<NotifyInput['event'], string> = {
   'awaiting-approval': '⏳ awaits approval',

@@ -2,7 +2,7 @@
  * The scan gate's rules: stable ids, default severities, and which ones mean "something was not examined" (those
  * keep the gate from passing however low their severity, because the scanner could not decide).
  */
-import type { Severity } from '../../workflows/types';
+import type { Severity } from '../../contract/types';
 
 export interface RuleInfo {
   severity: Severity;

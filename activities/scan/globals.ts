@@ -4,7 +4,7 @@
  * interpreter; the allowlist names the globals that ordinary tensor checkpoints need. Anything in neither is reported
  * as unknown (or, in strict mode, as not allowlisted).
  */
-import type { Severity } from '../../workflows/types';
+import type { Severity } from '../../contract/types';
 
 /** `'*'` denies every name in the module and its submodules; a list denies those names (and their attributes). */
 type DenyEntry = { names: '*' | readonly string[]; severity: Severity; why: string };

@@ -6,9 +6,9 @@
 import { activityContext, throttledHeartbeat } from '../common/activity-context';
 import { ApplicationFailure } from '@temporalio/common';
 import { parseScanPolicy, type ScanPolicy } from '../../config/policy-scan';
-import { FailureType } from '../../workflows/definitions';
-import type { GateInput, GateResult } from '../../workflows/types';
-import { storePath } from '../acquire/store';
+import { FailureType } from '../../contract/definitions';
+import type { GateInput, GateResult } from '../../contract/types';
+import { storePath } from '../store/filesystem';
 import { severityCounts, writeEvidence } from '../common/gate-kit';
 import { isIncomplete } from './findings';
 import { bySeverity, GATE, gateFindings, scanVerdict } from './report';

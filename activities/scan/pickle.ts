@@ -4,7 +4,7 @@
  * REDUCE, BUILD, NEWOBJ and NEWOBJ_EX call. Memory is bounded: strings are cut, containers keep a few items, and the
  * memo and stack have limits whose breach is a finding rather than a crash.
  */
-import type { Severity } from '../../workflows/types';
+import type { Severity } from '../../contract/types';
 import { finding, type ScanFinding } from './findings';
 import type { GlobalPolicy } from './globals';
 import type { ByteReader } from './reader';

@@ -4,8 +4,8 @@
  */
 import { SARIF_LEVEL } from '../common/gate-kit';
 import { createHash } from 'node:crypto';
-import type { Finding, Severity, Verdict, Waiver } from '../../workflows/types';
-import { location } from '../../workflows/location';
+import type { Finding, Severity, Verdict, Waiver } from '../../contract/types';
+import { location } from '../../contract/location';
 import { applyWaivers, SEVERITY_RANK, verdictFor } from '../common/gate-kit';
 import { isIncomplete, RULES, type RuleInfo, type ScanFinding } from './findings';
 import type { ScanReport } from './scan';

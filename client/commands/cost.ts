@@ -21,7 +21,7 @@ import { estimateReleaseCost, type CostEvidence } from '../../activities/cost/es
 import { parseHistoryCsv, prometheusRange } from '../../activities/cost/history';
 import { openGitOpsRepo, sprawlReport, type SprawlReport } from '../../activities/cost/sprawl';
 import { parseDuration } from '../../activities/cost/traffic';
-import type { ArtifactFile, GateInput, GateResult, ReleaseRequest, Verdict } from '../../workflows/types';
+import type { ArtifactFile, GateInput, GateResult, ReleaseRequest, Verdict } from '../../contract/types';
 import type { CommandContext, Io } from './context';
 import type { RegisterCommands } from './index';
 

@@ -17,7 +17,7 @@ import { EvaluationError } from '../../activities/evaluate/errors';
 import { runModelGate, type ModelGate } from '../../activities/evaluate/gates';
 import { directoryReader, readerIOHandler } from '../../activities/evaluate/model';
 import { prepareEvaluation } from '../../activities/evaluate/prepare';
-import type { GateResult, Verdict } from '../../workflows/types';
+import type { GateResult, Verdict } from '../../contract/types';
 import { loadEvaluationPolicy, parseList, parsePrivileged, renderVerdict, usageError } from './fairness';
 import type { RegisterCommands } from './index';
 

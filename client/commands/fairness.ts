@@ -23,7 +23,7 @@ import {
 } from '../../activities/evaluate/fairness-report';
 import { gateResult, judgeFairness } from '../../activities/evaluate/judge';
 import { loadPredictionTable } from '../../activities/evaluate/table';
-import type { Finding, Verdict } from '../../workflows/types';
+import type { Finding, Verdict } from '../../contract/types';
 import type { CommandContext } from './context';
 import type { RegisterCommands } from './index';
 

@@ -22,7 +22,7 @@ import {
   SCANNER_VERSION,
   toSarif,
 } from '../../activities/scan/image';
-import { SEVERITIES, type Finding } from '../../workflows/types';
+import { SEVERITIES, type Finding } from '../../contract/types';
 import type { RegisterCommands } from './index';
 
 export const SCAN_IMAGE_EXIT = { pass: 0, fail: 1, usage: 2, notFound: 3, unavailable: 4, undecided: 5 } as const;

@@ -8,8 +8,8 @@ import { ApplicationFailure, CancelledFailure, type Logger } from '@temporalio/c
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect } from 'vitest';
 import { createAcquireActivities } from '../../activities/acquire';
-import { FailureType } from '../../workflows/definitions';
-import type { ArtifactManifest, ModelRef } from '../../workflows/types';
+import { FailureType } from '../../contract/definitions';
+import type { ArtifactManifest, ModelRef } from '../../contract/types';
 import { listFiles, sha256, startServer, test, writeTree } from './fixtures';
 
 const silent: Logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };

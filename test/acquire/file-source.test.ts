@@ -13,7 +13,7 @@ import {
   UnsafePathError,
   UnsupportedSourceError,
 } from '../../activities/acquire';
-import type { ArtifactManifest, ModelRef } from '../../workflows/types';
+import type { ArtifactManifest, ModelRef } from '../../contract/types';
 import { listFiles, sha256, test, writeTree } from './fixtures';
 
 const TREE = {

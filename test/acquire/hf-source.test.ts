@@ -12,7 +12,7 @@ import {
   UnsafePathError,
 } from '../../activities/acquire';
 import { parseHfSource } from '../../activities/acquire/hf-source';
-import type { ModelRef } from '../../workflows/types';
+import type { ModelRef } from '../../contract/types';
 import { listFiles, sha256, startServer, test, type LocalServer } from './fixtures';
 
 const SHA = 'a9c0f3e1b2d4c6e8f0a1b3c5d7e9f1a3b5c7d9e1';

@@ -9,7 +9,7 @@ import {
   SourceUnavailableError,
   UnsafePathError,
 } from '../../activities/acquire';
-import type { ModelRef } from '../../workflows/types';
+import type { ModelRef } from '../../contract/types';
 import { listFiles, sha256, startServer, test, type LocalServer } from './fixtures';
 
 const FILES: Record<string, string> = {

@@ -15,8 +15,8 @@ import { createAcquireActivities, SourceNotAllowedError, acquireArtifacts } from
 import { checkUrl, refusedRange, type SourcePolicy } from '../../activities/common/source-policy';
 import { ReleaseClientError, validateRequest } from '../../client/release-client';
 import { ConfigError, DEFAULT_CONFIG_DIR, loadSourcePolicy } from '../../config/loader';
-import { FailureType } from '../../workflows/definitions';
-import type { ModelRef } from '../../workflows/types';
+import { FailureType } from '../../contract/definitions';
+import type { ModelRef } from '../../contract/types';
 import { listFiles, startServer, test, writeTree, type LocalServer } from './fixtures';
 
 let server: LocalServer;

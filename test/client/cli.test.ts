@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandModulesFor, EXIT, runCli } from '../../client/cli';
 import { stringify } from 'yaml';
-import type { ReleaseStatus } from '../../workflows/types';
+import type { ReleaseStatus } from '../../contract/types';
 import { runMrel } from '../helpers/command';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 

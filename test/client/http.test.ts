@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer, MAX_BODY_BYTES } from '../../client/http-server';
 import type { StartedRelease } from '../../client/release-client';
-import type { DecideOutcome, ReleaseStatus } from '../../workflows/types';
+import type { DecideOutcome, ReleaseStatus } from '../../contract/types';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 
 const TOKEN = 'test-token-7f3a';

@@ -6,9 +6,9 @@ import { CancelledFailure, type Logger } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect } from 'vitest';
 import { stringify } from 'yaml';
-import { storePath } from '../../activities/acquire/store';
+import { storePath } from '../../activities/store/filesystem';
 import { createCostActivities, type CostEvidence } from '../../activities/cost';
-import type { ArtifactManifest, GateInput, GateResult } from '../../workflows/types';
+import type { ArtifactManifest, GateInput, GateResult } from '../../contract/types';
 import {
   earlierGate,
   gateInput,

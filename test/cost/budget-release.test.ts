@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { decide, getRelease, startRelease } from '../../client/release-client';
 import { DEFAULT_CONFIG_DIR } from '../../config/loader';
-import type { ReleaseStatus } from '../../workflows/types';
+import type { ReleaseStatus } from '../../contract/types';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 
 let env: ReleaseEnv;

@@ -10,9 +10,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { test as base } from 'vitest';
-import { storePath } from '../../activities/acquire/store';
+import { storePath } from '../../activities/store/filesystem';
 import { parsePricing, type PricingCatalog } from '../../config/pricing';
-import type { ArtifactFile, ArtifactManifest, GateInput, GateResult, ReleaseRequest } from '../../workflows/types';
+import type { ArtifactFile, ArtifactManifest, GateInput, GateResult, ReleaseRequest } from '../../contract/types';
 
 const run = promisify(execFile);
 

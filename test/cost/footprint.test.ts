@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect } from 'vitest';
 import { CostError } from '../../activities/cost/errors';
 import { readFootprint } from '../../activities/cost/footprint';
-import type { ArtifactFile } from '../../workflows/types';
+import type { ArtifactFile } from '../../contract/types';
 import { referenceWeights, test, tfjsModel } from './fixtures';
 import { stat } from 'node:fs/promises';
 

@@ -11,7 +11,7 @@ import { prometheusRange } from '../../activities/cost/history';
 import { sprawlReport } from '../../activities/cost/sprawl';
 import { CostError } from '../../activities/cost/errors';
 import { renderRelease } from '../../activities/gitops/render';
-import type { GateResult } from '../../workflows/types';
+import type { GateResult } from '../../contract/types';
 import { earlierGate, gateInput, referenceWeights, request, seasonalHistory, storeModel } from './fixtures';
 import { startPrometheus, type LocalPrometheus } from './prometheus';
 

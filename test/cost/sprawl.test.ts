@@ -12,7 +12,7 @@ import { sprawlReport, type SprawlReport } from '../../activities/cost/sprawl';
 import { COST_EXIT, register } from '../../client/commands/cost';
 import { runCommand, type CommandRun } from '../helpers/command';
 import { DEFAULT_CONFIG_DIR } from '../../config/loader';
-import type { GateResult, GitOpsReleaseInput } from '../../workflows/types';
+import type { GateResult, GitOpsReleaseInput } from '../../contract/types';
 import { earlierGate, referenceWeights, test } from './fixtures';
 
 function costGate(replicas: number, instanceType = 'g5.xlarge'): GateResult {

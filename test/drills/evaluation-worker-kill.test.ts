@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startRelease } from '../../client/release-client';
-import type { ReleaseRequest } from '../../workflows/types';
+import type { ReleaseRequest } from '../../contract/types';
 import { trainModelFixture, useBackend, type ModelFixture } from '../evaluate/fixtures';
 import { approve, finalStatus, isolatedDrill, serverView, silentWaits, waitFor, type DrillEnv } from './harness';
 

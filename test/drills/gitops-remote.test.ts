@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { getRelease, startRelease } from '../../client/release-client';
-import { retrySignal } from '../../workflows/definitions';
-import type { ReleaseStatus } from '../../workflows/types';
+import { retrySignal } from '../../contract/definitions';
+import type { ReleaseStatus } from '../../contract/types';
 import { approve, createDrillEnv, finalStatus, serverView, silentWaits, waitFor, type DrillEnv } from './harness';
 
 const exec = promisify(execFile);

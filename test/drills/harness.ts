@@ -17,9 +17,9 @@ import { inject } from 'vitest';
 import { decide, getRelease } from '../../client/release-client';
 import { freePort, startDevServer, type DevServer } from '../../scripts/dev-server';
 import { PROJECT_ROOT } from '../../scripts/temporal-cli';
-import { ReleaseStageKey } from '../../workflows/definitions';
+import { ReleaseStageKey } from '../../contract/definitions';
 import { SMALL_MODEL_FILES, waitFor, writeSmallModel } from '../helpers/release-env';
-import { TERMINAL_STAGES, type ReleaseRequest, type ReleaseStatus } from '../../workflows/types';
+import { TERMINAL_STAGES, type ReleaseRequest, type ReleaseStatus } from '../../contract/types';
 
 const exec = promisify(execFile);
 

@@ -7,8 +7,8 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { getRelease, startRelease } from '../../client/release-client';
-import { approveSignal, decideUpdate, rejectSignal, retrySignal } from '../../workflows/definitions';
-import { MAX_REFUSED, MAX_STATUS_BYTES } from '../../workflows/limits';
+import { approveSignal, decideUpdate, rejectSignal, retrySignal } from '../../contract/definitions';
+import { MAX_REFUSED, MAX_STATUS_BYTES } from '../../contract/limits';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 
 let env: ReleaseEnv;

@@ -11,8 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { getRelease, startRelease } from '../../client/release-client';
-import { approveSignal } from '../../workflows/definitions';
-import type { ReleaseRequest } from '../../workflows/types';
+import { approveSignal } from '../../contract/definitions';
+import type { ReleaseRequest } from '../../contract/types';
 import {
   approve,
   createDrillEnv,

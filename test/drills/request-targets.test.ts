@@ -15,8 +15,8 @@ import { stringify } from 'yaml';
 import { requestSourceProblems, type SourcePolicy } from '../../activities/common/source-policy';
 import { createCostActivities } from '../../activities/cost';
 import { createImageScanActivities } from '../../activities/scan/image';
-import { FailureType } from '../../workflows/definitions';
-import type { GateResult } from '../../workflows/types';
+import { FailureType } from '../../contract/definitions';
+import type { GateResult } from '../../contract/types';
 import { gateInput, referenceWeights, request, smallCatalog, storeModel, test } from '../cost/fixtures';
 
 const silent: Logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };

@@ -11,7 +11,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { createEvaluationActivities, type BackendInfo } from '../../activities/evaluate';
 import type { Checkpoint } from '../../activities/evaluate/control';
-import type { GateInput, GateResult } from '../../workflows/types';
+import type { GateInput, GateResult } from '../../contract/types';
 import {
   gateInput,
   readEvidence,

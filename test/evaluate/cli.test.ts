@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { register } from '../../client/commands/evaluate';
 import type { FairnessReport } from '../../activities/evaluate/fairness-report';
 import type { RobustnessReport } from '../../activities/evaluate/run-robustness';
-import type { GateResult } from '../../workflows/types';
+import type { GateResult } from '../../contract/types';
 import { cli, readEvidence, test, trainFixtures, useBackend, type TrainedFixtures } from './fixtures';
 
 let models: TrainedFixtures;

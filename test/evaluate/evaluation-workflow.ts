@@ -4,7 +4,7 @@
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { EvaluationActivities } from '../../activities/evaluate';
-import type { GateInput, GateResult } from '../../workflows/types';
+import type { GateInput, GateResult } from '../../contract/types';
 
 export async function evaluateOnQueue(input: GateInput, taskQueue: string): Promise<GateResult[]> {
   const gates = proxyActivities<EvaluationActivities>({

@@ -15,7 +15,7 @@ import { initBackend, parseBackendPreference, type BackendInfo } from '../../act
 import type { RegisterCommands } from '../../client/commands/index';
 import { runCommand, type CommandRun } from '../helpers/command';
 import type { DatasetInfo } from '../../activities/evaluate/dataset';
-import type { ArtifactManifest, Finding, GateInput, ReleaseRequest } from '../../workflows/types';
+import type { ArtifactManifest, Finding, GateInput, ReleaseRequest } from '../../contract/types';
 import {
   BIASED_FEATURES,
   FAIR_FEATURES,

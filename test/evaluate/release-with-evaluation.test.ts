@@ -10,7 +10,7 @@ import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getRelease, startRelease } from '../../client/release-client';
 import { createEvaluationWorker } from '../../workers/evaluation-worker';
-import type { ReleaseRequest, ReleaseStatus } from '../../workflows/types';
+import type { ReleaseRequest, ReleaseStatus } from '../../contract/types';
 import { recordHistory } from '../helpers/histories';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 import { trainModelFixture, useBackend, type ModelFixture } from './fixtures';

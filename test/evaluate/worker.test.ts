@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject } from 'vitest';
 import type { BackendInfo } from '../../activities/evaluate';
 import { createEvaluationWorker } from '../../workers/evaluation-worker';
 import type { Settings } from '../../workers/settings';
-import type { GateResult } from '../../workflows/types';
+import type { GateResult } from '../../contract/types';
 import { gateInput, storeModel, test, trainModelFixture, useBackend, type ModelFixture } from './fixtures';
 
 let backend: BackendInfo;

@@ -25,7 +25,7 @@ import {
   type ExampleRegistry,
   type ModelMirror,
 } from '../../scripts/example-mirror';
-import type { ReleaseStatus } from '../../workflows/types';
+import type { ReleaseStatus } from '../../contract/types';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 
 let env: ReleaseEnv;

@@ -19,8 +19,8 @@ import {
   type ModelMirror,
 } from '../../scripts/example-mirror';
 import { loadSettings, loadSourceCa } from '../../workers/settings';
-import { FailureType } from '../../workflows/definitions';
-import type { ArtifactManifest, ModelRef } from '../../workflows/types';
+import { FailureType } from '../../contract/definitions';
+import type { ArtifactManifest, ModelRef } from '../../contract/types';
 
 const silent: Logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 

@@ -4,7 +4,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { describe, expect } from 'vitest';
 import { createGitOpsActivities, findReleaseCommit } from '../../activities/gitops';
 import { renderRelease } from '../../activities/gitops/render';
-import { FailureType } from '../../workflows/definitions';
+import { FailureType } from '../../contract/definitions';
 import {
   activityEnvironment,
   bareRepo,

@@ -10,7 +10,7 @@ import { simpleGit } from 'simple-git';
 import type { SimpleGit } from 'simple-git';
 import { test as base } from 'vitest';
 import type { GitOpsActivities } from '../../activities/gitops';
-import type { GitOpsCommit, GitOpsReleaseInput } from '../../workflows/types';
+import type { GitOpsCommit, GitOpsReleaseInput } from '../../contract/types';
 
 export const test = base.extend<{ tmp: string }>({
   tmp: async ({}, use) => {

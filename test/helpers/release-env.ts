@@ -13,7 +13,7 @@ import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporal
 import { inject } from 'vitest';
 import { createReleaseWorker } from '../../workers/release-worker';
 import type { Settings } from '../../workers/settings';
-import type { ReleaseRequest } from '../../workflows/types';
+import type { ReleaseRequest } from '../../contract/types';
 
 const exec = promisify(execFile);
 let runtimeInstalled = false;

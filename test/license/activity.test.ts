@@ -10,8 +10,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect } from 'vitest';
 import { acquireArtifacts } from '../../activities/acquire';
 import { createLicenseActivities, MAX_RESULT_FINDINGS } from '../../activities/license';
-import { FailureType } from '../../workflows/definitions';
-import type { GateInput, GateResult, ReleaseRequest, Waiver } from '../../workflows/types';
+import { FailureType } from '../../contract/definitions';
+import type { GateInput, GateResult, ReleaseRequest, Waiver } from '../../contract/types';
 import { card, MODEL_LICENSE_TEXTS, spdxText, test, writeModel } from './fixtures';
 
 const silent: Logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };

@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import { test as base } from 'vitest';
 import { checkModelLicense, directoryFiles, type LicenseReport } from '../../activities/license';
 import { parseLicensePolicy } from '../../config/policy-license';
-import type { Waiver } from '../../workflows/types';
+import type { Waiver } from '../../contract/types';
 
 export const test = base.extend<{ tmp: string }>({
   tmp: async ({}, use) => {

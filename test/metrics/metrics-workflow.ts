@@ -4,7 +4,7 @@
  */
 import { sleep } from '@temporalio/workflow';
 import { ReleaseMetrics } from '../../workflows/release-metrics';
-import type { GateResult } from '../../workflows/types';
+import type { GateResult } from '../../contract/types';
 
 export interface MetricsDrillInput {
   environment: string;

@@ -12,7 +12,7 @@ import { parseDocument } from 'yaml';
 import { notificationBody, releaseLink } from '../../activities/notify/message';
 import { decide, getRelease, startRelease } from '../../client/release-client';
 import { ConfigError, DEFAULT_CONFIG_DIR, resolveReleaseConfig } from '../../config/loader';
-import type { NotifyInput, ReleaseStatus } from '../../workflows/types';
+import type { NotifyInput, ReleaseStatus } from '../../contract/types';
 import { recordHistory } from '../helpers/histories';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { storePath } from '../../activities/acquire';
 import type { OsvAdvisory } from '../../activities/scan/image/osv';
-import type { ArtifactManifest, GateInput, Waiver } from '../../workflows/types';
+import type { ArtifactManifest, GateInput, Waiver } from '../../contract/types';
 import type { ImageFile } from './images';
 
 /** Debian's record of CVE-2023-5363 (openssl: incorrect cipher key and IV length processing), fixed by DSA-5532-1. */

@@ -8,7 +8,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { beforeAll, describe, expect } from 'vitest';
 import { createImageScanActivities, RegistryUnavailableError } from '../../activities/scan/image';
 import { freePort } from '../../scripts/docker-test-env';
-import type { ArtifactManifest, GateResult, Waiver } from '../../workflows/types';
+import type { ArtifactManifest, GateResult, Waiver } from '../../contract/types';
 import { dockerTest as test } from './docker-env';
 import {
   DEBIAN_OPENSSL,

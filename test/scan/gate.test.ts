@@ -11,8 +11,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { acquireArtifacts } from '../../activities/acquire';
 import { createScanActivities, MAX_RESULT_FINDINGS } from '../../activities/scan';
-import { FailureType } from '../../workflows/definitions';
-import type { GateInput, GateResult, Waiver } from '../../workflows/types';
+import { FailureType } from '../../contract/definitions';
+import type { GateInput, GateResult, Waiver } from '../../contract/types';
 import { makeFixtures, python, test } from './fixtures';
 
 const silent: Logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };

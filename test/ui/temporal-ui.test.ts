@@ -16,7 +16,7 @@ import { getRelease, startRelease, type StartedRelease } from '../../client/rele
 import { freePort, startDevServer, type DevServer } from '../../scripts/dev-server';
 import { PROJECT_ROOT } from '../../scripts/temporal-cli';
 import { createReleaseWorker } from '../../workers/release-worker';
-import type { ReleaseStatus } from '../../workflows/types';
+import type { ReleaseStatus } from '../../contract/types';
 import { writeSmallModel } from '../helpers/release-env';
 
 const exec = promisify(execFile);

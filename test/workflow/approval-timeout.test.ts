@@ -15,9 +15,9 @@ import { inject } from 'vitest';
 import { createReleaseActivities } from '../../activities';
 import { recordHistory } from '../helpers/histories';
 import { temporalTestServerPath } from '../../scripts/temporal-cli';
-import { approveSignal, releaseWorkflowId, SEARCH_ATTRIBUTES, statusQuery } from '../../workflows/definitions';
+import { approveSignal, releaseWorkflowId, SEARCH_ATTRIBUTES, statusQuery } from '../../contract/definitions';
 import type { modelReleaseWorkflow } from '../../workflows/model-release';
-import type { ReleaseRequest } from '../../workflows/types';
+import type { ReleaseRequest } from '../../contract/types';
 
 const exec = promisify(execFile);
 let env: TestWorkflowEnvironment;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { approvalProgress, durationMs, refusalReason, usefulApprovers } from '../../workflows/approval';
-import type { ApprovalRule, Decision, ReleaseConfig } from '../../workflows/types';
+import type { ApprovalRule, Decision, ReleaseConfig } from '../../contract/types';
 
 const rule: ApprovalRule = {
   environment: 'production',

@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decide, getRelease, ReleaseClientError, retryRelease, startRelease } from '../../client/release-client';
-import { approveSignal, rejectSignal } from '../../workflows/definitions';
-import { MAX_REFUSED, MAX_STATUS_BYTES } from '../../workflows/limits';
-import type { ReleaseStatus } from '../../workflows/types';
+import { approveSignal, rejectSignal } from '../../contract/definitions';
+import { MAX_REFUSED, MAX_STATUS_BYTES } from '../../contract/limits';
+import type { ReleaseStatus } from '../../contract/types';
 import { recordHistory } from '../helpers/histories';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 

@@ -4,8 +4,8 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { getRelease, startRelease } from '../../client/release-client';
-import { approveSignal } from '../../workflows/definitions';
-import type { ReleaseStatus } from '../../workflows/types';
+import { approveSignal } from '../../contract/definitions';
+import type { ReleaseStatus } from '../../contract/types';
 import { recordHistory } from '../helpers/histories';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 

@@ -3,7 +3,7 @@
  * the fail-closed verdict, compact metrics and the Deployment annotations that pin the scanned digest.
  */
 import type { ImagePolicy } from '../../../config/policy-image';
-import type { Finding, GateResult, Waiver } from '../../../workflows/types';
+import type { Finding, GateResult, Waiver } from '../../../contract/types';
 import { applyWaivers, SEVERITY_RANK, severityCounts, verdictFor } from '../../common/gate-kit';
 import type { ImageScanReport } from './scan';
 

@@ -3,7 +3,7 @@
  * environment variables, the OCI labels that say where the image came from, and the ports it exposes. Secret values
  * are never copied into findings or evidence.
  */
-import type { Severity } from '../../../workflows/types';
+import type { Severity } from '../../../contract/types';
 import type { ScanProblem } from './layers';
 
 /** The parts of an OCI/Docker image config this gate reads. */

@@ -10,7 +10,7 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
-import type { Severity } from '../../../workflows/types';
+import type { Severity } from '../../../contract/types';
 import { ImageScanError } from './errors';
 
 /** A file kept from the image's merged filesystem. */

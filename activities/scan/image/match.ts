@@ -3,7 +3,7 @@
  * name whose ecosystem covers the package's and whose ranges contain its version. Advisories that describe the
  * same vulnerability (an id or alias in common, e.g. a GHSA and a PYSEC for one CVE) become one match.
  */
-import type { Severity } from '../../../workflows/types';
+import type { Severity } from '../../../contract/types';
 import { SEVERITY_RANK } from '../../common/gate-kit';
 import type { AdvisoryIndex } from './advisory-db';
 import { ecosystemMatches, evaluateAffected, type OsvAdvisory } from './osv';

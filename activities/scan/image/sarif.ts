@@ -1,6 +1,6 @@
 /** SARIF 2.1.0 output of a scan, for code-scanning dashboards: one rule per finding id, one result per finding. */
 import { SARIF_LEVEL } from '../../common/gate-kit';
-import type { Finding } from '../../../workflows/types';
+import type { Finding } from '../../../contract/types';
 import type { ImageScanReport } from './scan';
 
 const LEVEL = SARIF_LEVEL;

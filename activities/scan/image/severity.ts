@@ -4,7 +4,7 @@
  * the database's own rating (GHSA's LOW/MODERATE/HIGH/CRITICAL, Debian's urgency, Ubuntu's priority).
  */
 import cvss from 'ae-cvss-calculator';
-import type { Severity } from '../../../workflows/types';
+import type { Severity } from '../../../contract/types';
 import type { OsvAdvisory, OsvAffected, OsvSeverity } from './osv';
 
 export interface ScoredSeverity {

@@ -4,7 +4,7 @@
  * an id or alias in common) is one match listing both sources; one only trivy reports is added as trivy's.
  */
 import { execFile } from 'node:child_process';
-import type { Severity } from '../../../workflows/types';
+import type { Severity } from '../../../contract/types';
 import { matchedPackage, mergeInto, type VulnerabilityMatch } from './match';
 import { normalizePypiName, type Package } from './packages';
 import { severityOfScore } from './severity';

@@ -1,16 +1,24 @@
 /**
- * The content-addressed artifact store: `<storeRoot>/sha256/<first 2 hex>/<sha256>`.
+ * The filesystem artifact store, the embedded default: `<root>/sha256/<first 2 hex>/<sha256>`.
  * Blobs are written to `<storeRoot>/tmp/` while they are hashed and renamed into place only once complete and
  * verified, so a name in the store always holds exactly the bytes its digest says, even after a crash mid-transfer.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../common/private-files';
-import { DigestMismatchError } from './errors';
+import { DigestMismatchError } from '../acquire/errors';
+import {
+  BlobNotFoundError,
+  BlobTooLargeError,
+  checkDigest,
+  type ArtifactStore,
+  type PutOptions,
+  type StoredBlob,
+} from './artifact-store';
 
 /**
  * Bytes per read and per queued write. Large chunks keep the per-chunk overhead of streams negligible next to the
@@ -19,26 +27,54 @@ import { DigestMismatchError } from './errors';
 export const CHUNK_BYTES = 1 << 20;
 const WRITE_QUEUE_BYTES = 4 * CHUNK_BYTES;
 
-/** Where the blob with this sha256 lives in the store. */
+/** Where the blob with this sha256 lives under a filesystem store's root. */
 export function storePath(storeRoot: string, sha256: string): string {
   // Digests arrive from manifests in requests; anything but hex could address a path outside the store.
-  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new RangeError(`not a lower-case hex sha256: ${JSON.stringify(sha256)}`);
+  checkDigest(sha256);
   return join(storeRoot, 'sha256', sha256.slice(0, 2), sha256);
 }
 
-export interface StoredBlob {
-  sha256: string;
-  size: number;
-}
+export type StoreStreamOptions = PutOptions;
 
-export interface StoreStreamOptions {
-  /** The file's manifest path, for messages. */
-  path: string;
-  /** When set, content with another digest is refused and never enters the store. */
-  expectedSha256?: string;
-  signal?: AbortSignal;
-  /** Called after each chunk with the bytes stored so far. */
-  onProgress?: (bytes: number) => void;
+/** The store on a local (or mounted) filesystem. Blobs are private to the service user (0600 in 0700 folders). */
+export class FilesystemStore implements ArtifactStore {
+  readonly description = 'filesystem store';
+  constructor(private readonly root: string) {}
+
+  async size(sha256: string): Promise<number | undefined> {
+    try {
+      return (await stat(storePath(this.root, sha256))).size;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async open(sha256: string): Promise<Readable> {
+    return createReadStream(await this.localFile(sha256), { highWaterMark: CHUNK_BYTES });
+  }
+
+  async read(sha256: string, maxBytes: number): Promise<Buffer> {
+    const size = await this.size(sha256);
+    if (size === undefined) throw new BlobNotFoundError(sha256);
+    if (size > maxBytes) throw new BlobTooLargeError(sha256, size, maxBytes);
+    return readFile(storePath(this.root, sha256));
+  }
+
+  async localFile(sha256: string): Promise<string> {
+    const path = storePath(this.root, sha256);
+    if ((await this.size(sha256)) === undefined) throw new BlobNotFoundError(sha256);
+    return path;
+  }
+
+  put(source: Readable, options: PutOptions): Promise<StoredBlob> {
+    return storeStream(this.root, source, options);
+  }
+
+  putBytes(bytes: Uint8Array | string, options: Partial<PutOptions> = {}): Promise<StoredBlob> {
+    const buffer = typeof bytes === 'string' ? Buffer.from(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return storeStream(this.root, Readable.from([buffer]), { path: 'blob', ...options });
+  }
 }
 
 /**
