@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
 #
-# The release worker (workers/release.ts): serves modelReleaseWorkflow and its CPU activities (config, acquire,
-# gitops) on the `model-release` task queue. Configured through the environment, see workers/settings.ts and
-# docker-compose.yml. Build: `docker build -t modelrelease/release-worker:0.1.0 .`
+# The workers of modelrelease, one image for both: the release worker (workers/release.ts, the default command) serves
+# modelReleaseWorkflow and its CPU activities (config, acquire, gitops) on the `model-release` task queue; the
+# evaluation worker (`npx tsx workers/evaluation.ts`) serves fairness, robustness and explain on `evaluation`.
+# Configured through the environment, see workers/settings.ts and docker-compose.yml.
+# Build: `docker build -t modelrelease/worker:0.1.0 .`
 FROM node:20.19.5-bookworm-slim
 
 # git: the gitops activity commits and pushes with the git CLI (through simple-git).
@@ -23,8 +25,12 @@ ENV NODE_ENV=production \
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --omit=dev && npm cache clean --force
 
-# The sources the worker runs (what .dockerignore leaves): workflows, activities, workers, config, scripts, client.
+# The sources the workers run (what .dockerignore leaves): workflows, activities, workers, config, scripts, client.
 COPY . .
+
+# The workflow code bundled once here, not by webpack at every worker start; MREL_WORKFLOW_BUNDLE (below) points the
+# release worker at it, and a missing or broken bundle stops the worker instead of silently re-bundling.
+RUN npx tsx scripts/build-workflow-bundle.ts /app/dist/workflow-bundle.js
 
 # Mount points for the volumes in docker-compose.yml, owned by the unprivileged user so that fresh named volumes
 # inherit that ownership: the artifact store, scratch space for GitOps clones, the bare GitOps repository, and
@@ -35,8 +41,9 @@ USER node
 
 ENV MREL_STORE=/var/lib/modelrelease/store \
     MREL_DATA_DIR=/var/lib/modelrelease/work \
-    MREL_GITOPS_REPO=/srv/gitops/gitops.git
+    MREL_GITOPS_REPO=/srv/gitops/gitops.git \
+    MREL_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js
 
-# The worker drains on SIGTERM (the SDK's default shutdown signals); run it under an init (`init: true` in compose)
-# so that the signal reaches it through npx.
+# The workers drain on SIGTERM (the SDK's default shutdown signals); run them under an init (`init: true` in compose)
+# so that the signal reaches them through npx.
 CMD ["npx", "tsx", "workers/release.ts"]

@@ -3,30 +3,71 @@ import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
-const nodeBuiltins = [
-  'fs',
-  'path',
-  'child_process',
-  'crypto',
-  'os',
-  'net',
-  'http',
-  'https',
-  'stream',
-  'url',
-  'util',
-  'zlib',
-  'events',
-  'worker_threads',
-  'dns',
-  'tls',
-  'readline',
-  'process',
-  'timers',
-  'buffer',
-  'cluster',
-  'dgram',
+// The layers of DESIGN.md's "Layout" table: what each top-level folder may import. `import-x/no-restricted-paths`
+// checks resolved paths, so `../activities`, `../activities/index` and `./../activities/scan` are all one folder; it
+// cannot tell `import type` from a value import, so the rules that allow type-only imports are regexes of
+// `no-restricted-imports` below.
+const PRODUCT_OUTSIDERS = ['./scripts', './test', './bench'];
+const layerZones = [
+  {
+    target: './contract',
+    from: ['./activities', './workflows', './client', './config', './workers', './serving', ...PRODUCT_OUTSIDERS],
+    message: 'contract/ holds the shapes every part shares; it may import only zod and Temporal definitions.',
+  },
+  {
+    target: './workflows',
+    from: ['./client', './config', './workers', ...PRODUCT_OUTSIDERS],
+    message:
+      'Workflow code must be deterministic and sees only the contract and the types of activities (DESIGN.md, Layout).',
+  },
+  {
+    target: './activities',
+    from: ['./client', './workers', ...PRODUCT_OUTSIDERS],
+    message: 'activities/ may import the contract, the config loader and libraries (DESIGN.md, Layout).',
+  },
+  {
+    target: './config',
+    from: ['./activities', './workflows', './client', './workers', ...PRODUCT_OUTSIDERS],
+    message:
+      'config/ is data and one loader that imports only the contract: pass gate-specific validators in as parameters.',
+  },
+  {
+    target: './client',
+    from: ['./workers', ...PRODUCT_OUTSIDERS],
+    message: 'client/ may import the contract, config and activities (DESIGN.md, Layout).',
+  },
+  {
+    target: './workers',
+    from: ['./client', ...PRODUCT_OUTSIDERS],
+    message: 'workers/ wire workflows, activities and config (DESIGN.md, Layout).',
+  },
+  {
+    target: './serving',
+    from: ['./activities', './workflows', './client', './config', './workers', ...PRODUCT_OUTSIDERS],
+    message: 'serving/ uses its own code and the contract types (DESIGN.md, Layout).',
+  },
+  {
+    target: './bench',
+    from: ['./test'],
+    message: 'Benchmarks run product code against a reference; shared fixtures belong in scripts/, not test/.',
+  },
 ];
+
+/** A value import of workflow code from outside it; `import type` stays allowed (typed starts, typed proxies). */
+const workflowValues = (message) => ({ regex: '^(\\.{1,2}/)+workflows(/.*)?$', message, allowTypeImports: true });
+
+// The Temporal adapters: everything else under activities/ is domain code that runs and is tested without Temporal.
+const activityAdapters = [
+  'activities/index.ts',
+  'activities/*/index.ts',
+  'activities/scan/image/index.ts',
+  'activities/evaluate/gates.ts',
+  'activities/gate/**/*.ts',
+  'activities/common/activity-context.ts',
+];
+const activitiesNoWorkflowValues = workflowValues(
+  'Activities never run workflow code: import only its types (`import type`).',
+);
 
 export default tseslint.config(
   {
@@ -59,6 +100,7 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'import-x/no-cycle': 'error',
+      'import-x/no-restricted-paths': ['error', { basePath: import.meta.dirname, zones: layerZones }],
       eqeqeq: ['error', 'always'],
     },
   },
@@ -69,39 +111,78 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: nodeBuiltins.flatMap((m) => [
-            { name: m, message: 'Workflow code must be deterministic: do I/O in an activity.', allowTypeImports: true },
-            {
-              name: `node:${m}`,
-              message: 'Workflow code must be deterministic: do I/O in an activity.',
-              allowTypeImports: true,
-            },
-          ]),
           patterns: [
             {
-              group: [
-                'simple-git',
-                'dockerode',
-                '@kubernetes/*',
-                '@tensorflow/*',
-                '@temporalio/client',
-                '@temporalio/worker',
-                '@temporalio/activity',
-                'yaml',
-              ],
+              // Every package but the workflow SDK and zod (the contract's schemas already run inside the workflow,
+              // in update validators, so zod is part of it either way): no Node builtins, no infrastructure clients.
+              regex: '^(?![.])(?!@temporalio/workflow$)(?!zod(/.*)?$)',
               message:
-                'Workflow code must be deterministic: infrastructure libraries and activities belong in activities/.',
+                'Workflow code must be deterministic: I/O, Node builtins and infrastructure libraries belong in activities/.',
               allowTypeImports: true,
             },
             {
               // A regex, not a glob: `../activities/*` misses the barrel `../activities` and deeper relative paths.
-              regex: '^(\\.\\./)+(activities|client|config)(/.*)?$',
+              regex: '^(\\.\\./)+activities(/.*)?$',
               message:
-                'Workflow code must be deterministic: activities, client and config code run outside the workflow; import only their types (`import type`).',
+                'Workflow code must be deterministic: activities run outside the workflow; import only their types (`import type`).',
               allowTypeImports: true,
             },
           ],
         },
+      ],
+    },
+  },
+  {
+    // The shapes every layer shares, workflows included: nothing here may do I/O or pull in a client library.
+    // @temporalio/common and @temporalio/workflow only for the signal, query and update definitions and the
+    // duration grammar, which must be Temporal's own.
+    files: ['contract/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(?![.])(?!zod(/.*)?$)(?!@temporalio/(common|workflow)$)',
+              message:
+                'contract/ may import only zod, @temporalio/common and @temporalio/workflow (DESIGN.md, Layout).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Domain code: pure enough to run in the CLI and in tests without a worker; adapters translate its errors.
+    files: ['activities/**/*.ts'],
+    ignores: activityAdapters,
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@temporalio/*'],
+              message:
+                'Domain code under activities/ imports nothing of Temporal: throw a ProductError and let the adapter (index.ts) map it.',
+            },
+            activitiesNoWorkflowValues,
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: activityAdapters,
+    rules: { 'no-restricted-imports': ['error', { patterns: [activitiesNoWorkflowValues] }] },
+  },
+  {
+    // The start API names the workflow's type for typed starts; the workflow code itself runs only in workers.
+    files: ['client/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [workflowValues('client/ starts workflows by name: import only their types (`import type`).')] },
       ],
     },
   },

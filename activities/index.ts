@@ -10,9 +10,13 @@ import { createLicenseActivities } from './license';
 import { createNotifyActivities, type NotifyDeps } from './notify';
 import { createScanActivities } from './scan';
 import { createImageScanActivities } from './scan/image';
+import type { ArtifactStore } from './store/artifact-store';
+import { FilesystemStore } from './store/filesystem';
 
 export interface ReleaseActivityDeps {
   configDir?: string;
+  /** The artifact store; a filesystem store at `storeRoot` when not given. */
+  store?: ArtifactStore;
   storeRoot: string;
   hfEndpoint?: string;
   hfToken?: string;
@@ -27,28 +31,36 @@ export interface ReleaseActivityDeps {
   advisoryBaseDir?: string;
   /** Where notification links point (the Temporal UI) and the namespace. */
   notify?: NotifyDeps;
+  /** The task queues the release schedules its steps on, and how long a step waits for a worker (config activity). */
+  taskQueues?: { release?: string; evaluation?: string };
+  scheduleToStartTimeout?: string;
 }
 
 export function createReleaseActivities(deps: ReleaseActivityDeps) {
+  const store = deps.store ?? new FilesystemStore(deps.storeRoot);
   return {
-    ...createConfigActivities({ configDir: deps.configDir }),
+    ...createConfigActivities({
+      configDir: deps.configDir,
+      taskQueues: deps.taskQueues,
+      scheduleToStartTimeout: deps.scheduleToStartTimeout,
+    }),
     ...createAcquireActivities({
-      storeRoot: deps.storeRoot,
+      store,
       hfEndpoint: deps.hfEndpoint,
       hfToken: deps.hfToken,
       sourcePolicy: deps.sourcePolicy,
       sourceCa: deps.sourceCa,
     }),
     ...createGitOpsActivities(deps.gitops),
-    ...createLicenseActivities({ storeRoot: deps.storeRoot }),
-    ...createScanActivities({ storeRoot: deps.storeRoot }),
+    ...createLicenseActivities({ store }),
+    ...createScanActivities({ store }),
     ...createImageScanActivities({
-      storeRoot: deps.storeRoot,
+      store,
       baseDir: deps.advisoryBaseDir,
       sourcePolicy: deps.sourcePolicy,
     }),
     ...createCostActivities({
-      storeRoot: deps.storeRoot,
+      store,
       pricingFile: deps.pricingFile,
       sourcePolicy: deps.sourcePolicy,
     }),

@@ -22,7 +22,7 @@ import type { RawSeries } from '../activities/cost/history';
 import { GIB, sensitivity, sizeModel } from '../activities/cost/sizing';
 import { sprawlReport } from '../activities/cost/sprawl';
 import { renderRelease } from '../activities/gitops/render';
-import { costPolicySchema } from '../config/policy-cost';
+import { costPolicySchema } from '../activities/cost/policy';
 import { loadPricing, type PricingCatalog } from '../config/pricing';
 import type { GateResult, GitOpsReleaseInput } from '../contract/types';
 

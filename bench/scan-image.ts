@@ -23,9 +23,9 @@ import { parseLockFile } from '../activities/scan/image/lockfiles';
 import { matchPackages } from '../activities/scan/image/match';
 import type { OsvAdvisory } from '../activities/scan/image/osv';
 import { scanImage } from '../activities/scan/image/scan';
-import { parseImagePolicy } from '../config/policy-image';
+import { parseImagePolicy } from '../activities/scan/image/policy';
+import { buildAndPush } from '../scripts/docker-images';
 import { startDockerTestEnv } from '../scripts/docker-test-env';
-import { buildAndPush } from '../test/scan-image/images';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OSV_SCANNER = process.env.OSV_SCANNER ?? join(ROOT, '.tools/bin/osv-scanner');

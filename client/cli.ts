@@ -1,11 +1,8 @@
 /**
- * mrel — the release CLI. Exit codes:
- *   0  done (started, approved, listed; with --wait: released or awaiting approval)
- *   1  the release did not go through (rejected, expired, failed) or the decision was refused
- *   2  bad usage or a bad request file (one message per problem, nothing started)
- *   3  no such release
- *   4  Temporal cannot be reached, or no release worker answered in time (status then shows what the server saved;
- *      a decision that timed out was not applied and never will be)
+ * mrel — the release CLI. Every command, release and gate commands alike, exits with a code from the one table in
+ * client/errors.ts (EXIT): 0 done/pass/warn, 1 fail or not through, 2 bad usage or input, 3 could not decide,
+ * 4 unavailable (a decision that timed out was not applied and never will be), 5 invalid config or policy,
+ * 6 no such release or image. README (The CLI) prints it.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -13,13 +10,13 @@ import { Command, CommanderError, Option } from 'commander';
 import { parseDocument } from 'yaml';
 import type { Client } from '@temporalio/client';
 import type { DecideOutcome, ReleaseStatus } from '../contract/types';
-import { ReleaseClientError } from './errors';
+import { EXIT, RELEASE_ERROR_EXIT, ReleaseClientError } from './errors';
 import type { ClientOptions } from './release-client';
 import { COMMAND_MODULES, type RegisterCommands } from './commands';
 import type { Io } from './commands/context';
 import { renderStatus } from './format';
 
-export const EXIT = { ok: 0, notThrough: 1, usage: 2, notFound: 3, unavailable: 4 } as const;
+export { EXIT } from './errors';
 
 /** The release commands defined here; they need the Temporal client, which loads only when one of them runs. */
 const RELEASE_COMMANDS = ['start', 'status', 'approve', 'reject', 'retry', 'watch', 'list'];
@@ -170,7 +167,7 @@ export function buildProgram(
       }
       const status = await follow(c, started.releaseId, globals().json ? () => {} : io.out);
       print({ ...started, status }, renderStatus(status));
-      setExit(TERMINAL.includes(status.stage) && status.stage !== 'released' ? EXIT.notThrough : EXIT.ok);
+      setExit(TERMINAL.includes(status.stage) && status.stage !== 'released' ? EXIT.fail : EXIT.ok);
     });
 
   program
@@ -201,7 +198,7 @@ export function buildProgram(
           ? `${decision === 'approve' ? 'approved' : 'rejected'} ${id} as ${opts.as}\n\n${renderStatus(answer.status)}`
           : `refused: ${answer.reason ?? 'no reason given'}`;
         print(answer, text);
-        if (!answer.accepted) setExit(EXIT.notThrough);
+        if (!answer.accepted) setExit(EXIT.fail);
       });
   }
 
@@ -220,7 +217,7 @@ export function buildProgram(
       const c = await client();
       const status = await follow(c, id, globals().json ? () => {} : io.out, opts.interval);
       if (globals().json) print(status, '');
-      setExit(TERMINAL.includes(status.stage) && status.stage !== 'released' ? EXIT.notThrough : EXIT.ok);
+      setExit(TERMINAL.includes(status.stage) && status.stage !== 'released' ? EXIT.fail : EXIT.ok);
     });
 
   program
@@ -323,17 +320,11 @@ export async function runCli(
     if (err instanceof ReleaseClientError) {
       io.err(`mrel: ${err.message}`);
       for (const p of err.problems) io.err(`  - ${p}`);
-      const codes = {
-        INVALID_REQUEST: EXIT.usage,
-        NOT_FOUND: EXIT.notFound,
-        RELEASE_ENDED: EXIT.notThrough,
-        UNAVAILABLE: EXIT.unavailable,
-        WORKER_UNAVAILABLE: EXIT.unavailable,
-      };
-      return codes[err.code];
+      return RELEASE_ERROR_EXIT[err.code];
     }
+    // A bug or an unforeseen failure: the command could not finish, which is not a verdict on the release.
     io.err(`mrel: ${(err as Error).message}`);
-    return EXIT.notThrough;
+    return EXIT.undecided;
   } finally {
     await Promise.all(outcome.clients.map((c) => c.connection.close()));
   }

@@ -18,7 +18,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/client';
-import { zodProblems } from '../config/loader';
+import { zodProblems } from '../contract/problems';
 import { decideInputSchema, modelNameSchema, modelRefSchema } from '../contract/types';
 import { decide, getRelease, listReleases, ReleaseClientError, startRelease } from './release-client';
 

@@ -16,7 +16,9 @@ import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { trafficSchema } from '../activities/cost/traffic';
 import { requestSourceProblems } from '../activities/common/source-policy';
-import { ConfigError, loadSourcePolicy, resolveReleaseConfig, zodProblems } from '../config/loader';
+import { ConfigError, loadSourcePolicy, resolveReleaseConfig } from '../config/loader';
+import { zodProblems } from '../contract/problems';
+import { GATE_POLICY_SECTIONS } from '../activities/gate-policies';
 import {
   decideUpdate,
   ModelNameKey,
@@ -85,13 +87,13 @@ export async function validateRequest(raw: unknown, configDir?: string): Promise
     throw new ReleaseClientError(
       'INVALID_REQUEST',
       'the release request is invalid',
-      zodProblems(traffic.error).map((p) => `traffic.${p}`),
+      zodProblems(traffic.error, 'traffic'),
     );
   }
   let config: ReleaseConfig;
   let sourceProblems: string[];
   try {
-    config = await resolveReleaseConfig(parsed.data, configDir);
+    config = await resolveReleaseConfig(parsed.data, GATE_POLICY_SECTIONS, configDir);
     sourceProblems = await requestSourceProblems(parsed.data, await loadSourcePolicy(configDir));
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -1,14 +1,18 @@
 /**
  * Loads and validates config/ files. Every error names the file and the exact field, and says what to do.
+ *
+ * The loader knows the frame of each file (approvers, the policy's approval and notifications, waivers, sources,
+ * pricing), never a gate's own section: whoever loads a policy passes the gates' section validators in, so config/
+ * depends on nothing but the contract.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
+import { ProductError } from '../contract/errors';
+import { zodProblems } from '../contract/problems';
 import type { ApprovalRule, ReleaseConfig, ReleaseRequest, Waiver } from '../contract/types';
-import { gatePolicyProblems } from './gate-policies';
-import { zodProblems } from './zod-problems';
 import {
   approversFileSchema,
   NOTIFICATION_EVENTS,
@@ -24,33 +28,54 @@ import {
 /** The repository's config/ directory; MREL_CONFIG_DIR overrides it. */
 export const DEFAULT_CONFIG_DIR = process.env.MREL_CONFIG_DIR ?? fileURLToPath(new URL('.', import.meta.url));
 
-export class ConfigError extends Error {
+/** Invalid configuration: permanent until someone fixes the file, so never retried. */
+export class ConfigError extends ProductError {
   readonly code = 'INVALID_CONFIG';
+  readonly permanent = true;
   constructor(
     readonly file: string,
     readonly problems: string[],
     options?: { cause?: unknown },
   ) {
-    super(problems.map((p) => `${file}: ${p}`).join('\n'), options);
-    this.name = 'ConfigError';
+    super(problems.map((p) => `${file}: ${p}`).join('\n'), { ...options, details: { file, problems } });
   }
 }
 
-export { formatPath, zodProblems } from './zod-problems';
+/**
+ * Checks one gate's section of a policy file (`scan:`, `cost:` …) and returns one line per problem, each naming the
+ * field from the section down (`cost.headroom: must be ≥ 0`). `knownRoles` are approvers.yaml's roles, for sections
+ * that name reviewers.
+ */
+export type GateSectionValidator = (
+  section: unknown,
+  context: { file: string; knownRoles: readonly string[] },
+) => string[];
 
-interface LoadedYaml {
+/** The validators of every gate section a policy may hold, by section name. */
+export type GateSectionValidators = Readonly<Record<string, GateSectionValidator>>;
+
+export interface LoadedYaml {
   file: string;
   data: unknown;
   digest: string;
 }
 
 async function readYaml(configDir: string, path: string, whatToDo: string): Promise<LoadedYaml> {
-  const file = displayPath(configDir, path);
+  return readYamlFile(path, displayPath(configDir, path), whatToDo);
+}
+
+/**
+ * Reads and parses one YAML file, naming it `file` in every error. `whatToDo` follows "not found" (empty: the
+ * caller treats a missing file as absent).
+ */
+export async function readYamlFile(path: string, file: string, whatToDo: string): Promise<LoadedYaml> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ConfigError(file, [`not found; ${whatToDo}`]);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new ConfigError(file, [`not found; ${whatToDo}`], { cause: err });
+    }
     throw new ConfigError(file, [`cannot be read: ${(err as Error).message}`], { cause: err });
   }
   const doc = parseDocument(text, { prettyErrors: true });
@@ -99,16 +124,23 @@ function unknownRole(field: string, role: string, known: string[]): string {
   return `${field} "${role}" is not a known role (known: ${known.join(', ')}); add it under roles: in approvers.yaml or fix the name`;
 }
 
+/** The policy file's own keys; every other top-level key is a gate's section. */
+const FRAME_KEYS = ['approval', 'description', 'notifications'];
+
 export interface LoadedPolicy extends PolicyFile {
   name: string;
   file: string;
   digest: string;
 }
 
-/** Loads config/policies/<name>.yaml and checks every role it names against approvers.yaml. */
+/**
+ * Loads config/policies/<name>.yaml, checks every role it names against approvers.yaml, and checks each gate section
+ * present with its validator from `sections`; a section that no validator claims is kept as written, for later stages.
+ */
 export async function loadPolicy(
   name: string,
   approvers: LoadedApprovers,
+  sections: GateSectionValidators,
   configDir = DEFAULT_CONFIG_DIR,
 ): Promise<LoadedPolicy> {
   if (!/^[a-z0-9][a-z0-9_-]*$/.test(name)) {
@@ -119,6 +151,29 @@ export async function loadPolicy(
     join(configDir, 'policies', `${name}.yaml`),
     `the request names policy "${name}"; create config/policies/${name}.yaml or name an existing policy`,
   );
+  return checkPolicy(name, loaded, approvers, sections);
+}
+
+/**
+ * Loads a policy from a YAML file anywhere (`mrel scan --policy ./strict.yaml`, to try a policy before it is
+ * committed), checked exactly as loadPolicy checks config/policies/<name>.yaml; its name is the file's base name.
+ */
+export async function loadPolicyFile(
+  path: string,
+  approvers: LoadedApprovers,
+  sections: GateSectionValidators,
+  configDir = DEFAULT_CONFIG_DIR,
+): Promise<LoadedPolicy> {
+  const loaded = await readYaml(configDir, resolve(path), 'give the path of a policy YAML file');
+  return checkPolicy(basename(path).replace(/\.ya?ml$/, ''), loaded, approvers, sections);
+}
+
+function checkPolicy(
+  name: string,
+  loaded: LoadedYaml,
+  approvers: LoadedApprovers,
+  sections: GateSectionValidators,
+): LoadedPolicy {
   const parsed = policyFileSchema.safeParse(loaded.data);
   if (!parsed.success) throw new ConfigError(loaded.file, zodProblems(parsed.error));
   const known = Object.keys(approvers.roles);
@@ -142,7 +197,11 @@ export async function loadPolicy(
       );
     }
   }
-  problems.push(...gatePolicyProblems(parsed.data as Record<string, unknown>, known));
+  for (const [section, value] of Object.entries(parsed.data)) {
+    if (FRAME_KEYS.includes(section) || value === undefined) continue;
+    const validate = sections[section];
+    if (validate) problems.push(...validate(value, { file: loaded.file, knownRoles: known }));
+  }
   if (problems.length > 0) throw new ConfigError(loaded.file, problems);
   return { ...parsed.data, name, file: loaded.file, digest: loaded.digest };
 }
@@ -196,6 +255,7 @@ export async function loadWaivers(
 /** Resolves the policy and approvers a release needs, as one snapshot recorded in the workflow's history. */
 export async function resolveReleaseConfig(
   request: Pick<ReleaseRequest, 'policy' | 'environment'> & { model?: { name: string; version: string } },
+  sections: GateSectionValidators,
   configDir = DEFAULT_CONFIG_DIR,
 ): Promise<ReleaseConfig> {
   const approvers = await loadApprovers(configDir);
@@ -206,7 +266,7 @@ export async function resolveReleaseConfig(
         configDir,
       )
     : { waivers: [] };
-  const policy = await loadPolicy(request.policy, approvers, configDir);
+  const policy = await loadPolicy(request.policy, approvers, sections, configDir);
   const rule = policy.approval.environments[request.environment];
   if (!rule) {
     const known = Object.keys(policy.approval.environments);
@@ -263,6 +323,7 @@ export async function loadSourcePolicy(
   if (!parsed.success) throw new ConfigError(loaded.file, zodProblems(parsed.error));
   const overrides = sourceOverridesEnvSchema.safeParse(env);
   if (!overrides.success) {
+    // Not a field path: these variables are separated lists, and people count their items from one.
     throw new ConfigError(
       'environment',
       overrides.error.issues.map((i) => {

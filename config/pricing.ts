@@ -2,12 +2,10 @@
  * The hardware catalog (config/pricing.yaml): instance types with their size, relative throughput and prices, and
  * the date the prices were taken. Validated at load; every error names the file and the field.
  */
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, DEFAULT_CONFIG_DIR, zodProblems } from './loader';
+import { zodProblems } from '../contract/problems';
+import { ConfigError, DEFAULT_CONFIG_DIR, readYamlFile } from './loader';
 
 const date = z.iso.date({ message: 'must be a date (YYYY-MM-DD): when the prices were taken' });
 const price = z.number({ message: 'must be a number (USD per hour)' }).positive('must be > 0 (USD per hour)');
@@ -103,24 +101,8 @@ export function parsePricing(data: unknown, file: string, digest = ''): PricingC
 
 /** Loads and validates config/pricing.yaml (or `path`). */
 export async function loadPricing(path = DEFAULT_PRICING_FILE): Promise<PricingCatalog> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const what =
-      (err as NodeJS.ErrnoException).code === 'ENOENT'
-        ? 'not found; create the pricing catalog or point MREL_PRICING_FILE at one'
-        : `cannot be read: ${(err as Error).message}`;
-    throw new ConfigError(path, [what], { cause: err });
-  }
-  const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      path,
-      doc.errors.map((e) => `is not valid YAML: ${e.message.split('\n')[0]}`),
-    );
-  }
-  return parsePricing(doc.toJS(), path, createHash('sha256').update(text).digest('hex'));
+  const loaded = await readYamlFile(path, path, 'create the pricing catalog or point MREL_PRICING_FILE at one');
+  return parsePricing(loaded.data, loaded.file, loaded.digest);
 }
 
 /** The hourly price of a type for a purchase option; undefined when spot is asked for and not sold. */

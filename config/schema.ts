@@ -1,15 +1,12 @@
 /** Schemas of the configuration files under config/. Cross-file checks (known roles) live in the loader. */
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { durationSchema } from '../contract/duration';
 import { NOTIFICATION_EVENTS } from '../contract/types';
 
 export { NOTIFICATION_EVENTS };
 
 const ROLE = z.string().regex(/^[a-z][a-z0-9-]*$/, 'roles are lower-case words joined by "-" (e.g. release-manager)');
-/** A Temporal duration such as 72h, 30m, 7d or 90s. */
-export const durationSchema = z
-  .string()
-  .regex(/^\d+(\.\d+)?\s*(ms|s|m|h|d)$/, 'must be a duration such as 72h, 30m, 7d or 90s');
 
 export const approversFileSchema = z
   .object({

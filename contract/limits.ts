@@ -14,6 +14,8 @@ export const MAX_TEXT_CHARS = 1000;
 export const MAX_LOCATION_CHARS = 512;
 /** Findings kept per gate in the status; the gate's evidence file keeps all of them. */
 export const MAX_FINDINGS_PER_GATE = 50;
+/** Findings a gate activity returns in its result (history); the evidence in the store keeps all of them. */
+export const MAX_RESULT_FINDINGS = 200;
 /** Metrics kept per gate in the status. */
 export const MAX_METRICS_PER_GATE = 64;
 /** Refused decisions kept in the status: the first ones and the latest ones; the rest are only counted. */

@@ -186,12 +186,12 @@ export interface ArtifactManifest {
   model: string;
   version: string;
   source: string;
-  /** Commit sha for hf://, the directory path for file://, the URL (plus ETag when given) for https://. */
+  /** Commit sha for hf://, the source URI for file://, the URL (plus ETag when given) for https://. */
   resolvedRevision: string;
   files: ArtifactFile[];
   totalSize: number;
-  /** The content-addressed store root; a file lives at `<storeRoot>/sha256/<first 2 hex>/<sha256>`. */
-  storeRoot: string;
+  /** Only in manifests of releases acquired before the artifact store: the worker's store folder. Never written now. */
+  storeRoot?: string;
   /** sha256 over the sorted `path\0sha256\n` lines: one digest that names the whole model. */
   manifestDigest: string;
 }
@@ -220,7 +220,10 @@ export interface GateResult {
   summary: string;
   metrics: Record<string, number | string | boolean>;
   findings: Finding[];
-  /** Where the gate's full evidence lives (store path), when it wrote any. */
+  /**
+   * The gate's full evidence: `sha256:<hex>` of a canonical JSON blob in the artifact store, committed with the
+   * release's evidence bundle (releases from before the store kept evidence carry a store path).
+   */
   evidence?: string;
   /** Approvals this gate asks for on top of the policy's (e.g. legal review of a license, finops for a budget). */
   requiredApprovals?: RoleRequirement[];
@@ -231,6 +234,10 @@ export interface GateResult {
   annotations?: Record<string, string>;
   /** What the gate sizes for the rendered Deployment (the cost gate: replicas, resources, node selection). */
   deployment?: DeploymentSizing;
+  /** Prediction throughput the gate measured (the evaluation gates), read by the cost gate. */
+  throughput?: MeasuredThroughput;
+  /** Further evidence documents by digest (`sha256:<hex>`), e.g. the image's SBOM `sbom.cdx.json`. */
+  attachments?: { name: string; digest: string }[];
   startedAt: string;
   finishedAt: string;
 }
@@ -245,17 +252,58 @@ export interface DeploymentSizing {
   labels?: Record<string, string>;
 }
 
+/**
+ * What acquire returns and every later step carries: the manifest named by digest, never its file list. The full
+ * ArtifactManifest is a blob in the artifact store (`blob`), so a model of 20,000 files keeps each activity input and
+ * the workflow history small. No host path: `resolvedRevision` is a commit, a URL or the source URI.
+ */
+export interface ManifestRef {
+  model: string;
+  version: string;
+  source: string;
+  resolvedRevision: string;
+  /** sha256 over the sorted `path\0sha256\n` lines: the model's identity. */
+  manifestDigest: string;
+  /** sha256 of the stored manifest JSON in the artifact store. */
+  blob: string;
+  fileCount: number;
+  totalSize: number;
+  /** Files of 0 bytes (at most 20 named), worth a note. */
+  emptyFiles?: string[];
+}
+
+/** A single acquired file, such as the evaluation dataset: pinned by digest like the model. */
+export interface PinnedArtifact {
+  source: string;
+  sha256: string;
+  size: number;
+}
+
+/** Throughput a gate measured while predicting, which the cost gate prices from. */
+export interface MeasuredThroughput {
+  unit: 'rows' | 'tokens';
+  perSecond: number;
+  /** The tfjs backend it ran on (`tensorflow`, `wasm`, `cpu`, …), a key of the price catalog's `backends`. */
+  backend: string;
+}
+
+/** What a later gate may read of an earlier one: verdict and typed outputs, never findings or metrics. */
+export type EarlierGate = Pick<GateResult, 'gate' | 'verdict' | 'throughput' | 'deployment'>;
+
 /** What every gate activity receives: the release, its acquired artifacts, its policy section and waivers. */
 export interface GateInput {
   releaseId: string;
   request: ReleaseRequest;
-  manifest: ArtifactManifest;
+  /** The manifest by digest (releases acquired before the store kept manifests carry the whole ArtifactManifest). */
+  manifest: ManifestRef | ArtifactManifest;
+  /** The evaluation dataset, acquired and pinned with the model (absent without an evaluation). */
+  dataset?: PinnedArtifact;
   /** The gate's section of the policy file (validated by the gate's own schema), or undefined when absent. */
   policy?: unknown;
   /** Waivers that apply to this release (from config/waivers.yaml and the `waive` signal). */
   waivers: Waiver[];
-  /** Results of gates that ran earlier (e.g. cost reads the evaluation's measured throughput). */
-  earlier: GateResult[];
+  /** Verdicts and typed outputs of gates that ran earlier (e.g. cost reads the evaluation's measured throughput). */
+  earlier: EarlierGate[];
 }
 
 export const decisionInputSchema = z.object({
@@ -384,6 +432,16 @@ export interface ReleaseConfig {
   waiversFile?: { file: string; digest: string };
   /** Webhooks for this environment (absent in snapshots taken before notifications existed). */
   notifications?: NotificationTarget[];
+  /**
+   * The task queues the workers serve (MREL_TASK_QUEUE, MREL_EVALUATION_TASK_QUEUE): evaluation steps are scheduled on
+   * `evaluation`. Absent in snapshots taken before the release plan routed queues (those use `evaluation`).
+   */
+  taskQueues?: { release: string; evaluation: string };
+  /**
+   * How long a step waits for a worker to take it before its status says that no worker polls its queue (a duration;
+   * default 2 minutes).
+   */
+  scheduleToStartTimeout?: string;
 }
 
 export interface GitOpsCommit {
@@ -415,7 +473,8 @@ export interface ReleaseStatus {
   stage: ReleaseStage;
   /** Why the release ended, for rejected / expired / failed. */
   reason?: string;
-  manifest?: ArtifactManifest;
+  /** The acquired model by digest (releases acquired before the store kept manifests show the whole manifest). */
+  manifest?: ManifestRef | ArtifactManifest;
   gates: GateResult[];
   approvals: Decision[];
   /** The first and the latest refused decisions (MAX_REFUSED); `refusedOmitted` counts those in between. */
@@ -484,7 +543,8 @@ export interface GitOpsReleaseInput {
   releaseId: string;
   runId: string;
   request: ReleaseRequest;
-  manifest: ArtifactManifest;
+  /** The model by digest (releases acquired before the store kept manifests carry the whole manifest). */
+  manifest: ManifestRef | ArtifactManifest;
   gates: GateResult[];
   approvals: Decision[];
   policy: { name: string; digest: string };

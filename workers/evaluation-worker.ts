@@ -4,6 +4,7 @@
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createEvaluationActivities, type BackendInfo } from '../activities/evaluate';
+import { FilesystemStore } from '../activities/store';
 import { loadSourcePolicy } from '../config/loader';
 import { EVALUATION_TASK_QUEUE } from '../contract/definitions';
 import { HEARTBEAT_THROTTLE, keepAliveInterceptor } from './keep-alive';
@@ -12,7 +13,7 @@ import type { Settings } from './settings';
 export interface EvaluationWorkerOptions {
   backend: BackendInfo;
   connection?: NativeConnection;
-  /** Defaults to `evaluation` (MREL_EVALUATION_TASK_QUEUE in workers/evaluation.ts). */
+  /** Defaults to settings.evaluationTaskQueue (MREL_EVALUATION_TASK_QUEUE), else `evaluation`. */
   taskQueue?: string;
   /**
    * Evaluations are memory- and compute-heavy and share one tfjs engine: a few at a time (default 2, so that a
@@ -26,9 +27,9 @@ export async function createEvaluationWorker(settings: Settings, options: Evalua
   return Worker.create({
     connection,
     namespace: settings.namespace,
-    taskQueue: options.taskQueue ?? EVALUATION_TASK_QUEUE,
+    taskQueue: options.taskQueue ?? settings.evaluationTaskQueue ?? EVALUATION_TASK_QUEUE,
     activities: createEvaluationActivities({
-      storeRoot: settings.storeRoot,
+      store: new FilesystemStore(settings.storeRoot),
       backend: options.backend,
       sourcePolicy: await loadSourcePolicy(settings.configDir),
     }),

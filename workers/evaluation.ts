@@ -1,14 +1,14 @@
 /**
  * The evaluation worker process: serves the fairness, robustness and explain activities on the `evaluation` task
  * queue (GPU nodes in production). TFJS_BACKEND=auto|tensorflow-gpu|tensorflow|wasm|cpu picks the tfjs backend at
- * start (auto: the first that loads); MREL_EVALUATION_TASK_QUEUE overrides the queue. Other settings as for the
+ * start (auto: the first that loads). MREL_EVALUATION_TASK_QUEUE overrides the queue, for workflows that name their own;
+ * the release workflow's is `evaluation`, and the worker warns when it polls another. Other settings as for the
  * release worker (workers/settings.ts): TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MREL_STORE, …
  */
 import { Runtime } from '@temporalio/worker';
 import { initBackend, parseBackendPreference } from '../activities/evaluate';
-import { EVALUATION_TASK_QUEUE } from '../contract/definitions';
 import { createEvaluationWorker } from './evaluation-worker';
-import { loadSettings, runtimeTelemetry } from './settings';
+import { evaluationQueueMismatch, loadSettings, runtimeTelemetry } from './settings';
 
 async function main(): Promise<void> {
   // Everything the worker writes (evidence, reports) is private to its user.
@@ -17,11 +17,13 @@ async function main(): Promise<void> {
   // Fixed for the process once it connects: metrics (MREL_METRICS_ADDRESS) must be set up before.
   Runtime.install({ telemetryOptions: runtimeTelemetry(settings) });
   const backend = await initBackend(parseBackendPreference(process.env.TFJS_BACKEND));
-  const taskQueue = process.env.MREL_EVALUATION_TASK_QUEUE || EVALUATION_TASK_QUEUE;
-  const worker = await createEvaluationWorker(settings, { backend, taskQueue });
+  const worker = await createEvaluationWorker(settings, { backend });
+  const taskQueue = worker.options.taskQueue;
   const skipped = backend.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
   console.log(`evaluation worker on ${settings.address}, queue ${taskQueue}, tfjs backend ${backend.name}`);
   if (skipped) console.log(`  (skipped: ${skipped})`);
+  const mismatch = evaluationQueueMismatch(settings);
+  if (mismatch) console.warn(`  warning: ${mismatch}`);
   if (settings.metricsAddress) console.log(`  metrics: http://${settings.metricsAddress}/metrics`);
   await worker.run();
 }

@@ -1,25 +1,28 @@
 /** Builds the release worker (CPU task queue): used by workers/release.ts, `npm start` and the tests. */
-import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createReleaseActivities } from '../activities';
 import { loadSourcePolicy } from '../config/loader';
 import { HEARTBEAT_THROTTLE, keepAliveInterceptor } from './keep-alive';
-import { loadSourceCa, type Settings } from './settings';
+import { evaluationQueueMismatch, loadSourceCa, type Settings } from './settings';
+import { workflowSource } from './workflow-bundle';
 
-export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+export { WORKFLOWS_PATH } from './paths';
 
 export async function createReleaseWorker(
   settings: Settings,
   options: { connection?: NativeConnection; workflowBundle?: WorkerOptions['workflowBundle'] } = {},
 ): Promise<Worker> {
+  const mismatch = evaluationQueueMismatch(settings);
+  if (mismatch) throw new Error(mismatch);
+  const workflows = options.workflowBundle
+    ? { workflowBundle: options.workflowBundle }
+    : await workflowSource(settings.workflowBundle);
   const connection = options.connection ?? (await NativeConnection.connect({ address: settings.address }));
-  const workflowBundle =
-    options.workflowBundle ?? (settings.workflowBundle ? { codePath: settings.workflowBundle } : undefined);
   return Worker.create({
     connection,
     namespace: settings.namespace,
     taskQueue: settings.taskQueue,
-    ...(workflowBundle ? { workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    ...workflows,
     activities: createReleaseActivities({
       configDir: settings.configDir,
       pricingFile: settings.pricingFile,

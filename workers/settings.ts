@@ -8,9 +8,9 @@ import { isAbsolute, join } from 'node:path';
 import type { TelemetryOptions } from '@temporalio/worker';
 import { z } from 'zod';
 import { sourceOverridesEnvSchema } from '../config/schema';
-import { PROJECT_ROOT } from '../scripts/temporal-cli';
-import { RELEASE_TASK_QUEUE } from '../contract/definitions';
+import { EVALUATION_TASK_QUEUE, RELEASE_TASK_QUEUE } from '../contract/definitions';
 import { ENGINE_HISTOGRAM_BUCKETS } from '../workflows/release-metrics';
+import { PROJECT_ROOT } from './paths';
 
 const settingsSchema = z.object({
   TEMPORAL_ADDRESS: z
@@ -19,6 +19,7 @@ const settingsSchema = z.object({
     .default('localhost:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   MREL_TASK_QUEUE: z.string().min(1).default(RELEASE_TASK_QUEUE),
+  MREL_EVALUATION_TASK_QUEUE: z.string().min(1).default(EVALUATION_TASK_QUEUE),
   MREL_DATA_DIR: z.string().min(1).default(join(PROJECT_ROOT, '.data')),
   MREL_STORE: z.string().min(1).optional(),
   MREL_GITOPS_REPO: z.string().min(1).optional(),
@@ -31,7 +32,10 @@ const settingsSchema = z.object({
   // Added to config/sources.yaml when the workers load it; checked here too, so a typo stops the worker at start.
   ...sourceOverridesEnvSchema.shape,
   MREL_SOURCE_CA_FILE: z.string().min(1, 'must be the path of a PEM file of CA certificates, or unset').optional(),
-  MREL_WORKFLOW_BUNDLE: z.string().min(1).optional(),
+  MREL_WORKFLOW_BUNDLE: z
+    .string()
+    .min(1, 'must be the path of a workflow bundle (npm run build:workflows), or unset to bundle at start')
+    .optional(),
   // The SDK binds it as a socket address: an IP literal, not a host name. Empty or unset: no metrics endpoint.
   MREL_METRICS_ADDRESS: z
     .string()
@@ -44,6 +48,11 @@ export interface Settings {
   address: string;
   namespace: string;
   taskQueue: string;
+  /**
+   * The evaluation worker's queue; the release workflow schedules evaluations on `evaluation`, so the release worker
+   * refuses any other value (see evaluationQueueMismatch). Default `evaluation`.
+   */
+  evaluationTaskQueue?: string;
   dataDir: string;
   storeRoot: string;
   gitopsRepo: string;
@@ -76,6 +85,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     address: e.TEMPORAL_ADDRESS,
     namespace: e.TEMPORAL_NAMESPACE,
     taskQueue: e.MREL_TASK_QUEUE,
+    evaluationTaskQueue: e.MREL_EVALUATION_TASK_QUEUE,
     dataDir,
     storeRoot: e.MREL_STORE ?? join(dataDir, 'store'),
     gitopsRepo: e.MREL_GITOPS_REPO ?? join(dataDir, 'gitops.git'),
@@ -91,6 +101,21 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     metricsAddress: e.MREL_METRICS_ADDRESS || undefined,
     uiUrl: e.MREL_UI_URL,
   };
+}
+
+/**
+ * Why a release worker with these settings would leave its releases waiting, or undefined. The release workflow
+ * schedules evaluations on EVALUATION_TASK_QUEUE (workflows/model-release.ts); an evaluation worker told to poll
+ * another queue through a shared MREL_EVALUATION_TASK_QUEUE would never receive them.
+ */
+export function evaluationQueueMismatch(settings: Pick<Settings, 'evaluationTaskQueue'>): string | undefined {
+  const queue = settings.evaluationTaskQueue;
+  if (queue === undefined || queue === EVALUATION_TASK_QUEUE) return undefined;
+  return (
+    `environment variable MREL_EVALUATION_TASK_QUEUE: "${queue}" is not the queue the release workflow schedules ` +
+    `evaluations on ("${EVALUATION_TASK_QUEUE}"), so releases would wait for an evaluation worker forever; unset it ` +
+    `or set it to ${EVALUATION_TASK_QUEUE} for both workers`
+  );
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;

@@ -4,15 +4,6 @@
  */
 import type { ApprovalRule, Decision, ReleaseConfig, RoleRequirement } from '../contract/types';
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parses the policy's durations (72h, 30m, 7d, 90s, 500ms) into milliseconds. */
-export function durationMs(duration: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/.exec(duration.trim());
-  if (!match) throw new Error(`"${duration}" is not a duration such as 72h, 30m, 7d or 90s`);
-  return Number(match[1]) * (UNIT_MS[match[2] as string] as number);
-}
-
 /**
  * The approver's roles that count for this environment, in the order the policy lists them, plus roles that a
  * gate asked to review (e.g. legal for a license under review).

@@ -5,21 +5,25 @@
 import {
   approvalProgress,
   describeRequirement,
-  durationMs,
   eligibleRoles,
   refusalReason,
   usefulApprovers,
 } from './approval';
+import { durationMs } from '../contract/duration';
+import type { GateStage } from './plan';
 import type {
+  ArtifactManifest,
   DecideInput,
   Decision,
+  EarlierGate,
   Finding,
   GateResult,
   GitOpsCommit,
+  ManifestRef,
   NotificationFailure,
+  PinnedArtifact,
   ReleaseConfig,
   ReleaseRequest,
-  ReleaseStage,
   ReleaseStatus,
   RetryState,
   RoleRequirement,
@@ -45,6 +49,18 @@ export interface DecisionOutcome {
   reason?: string;
 }
 
+/**
+ * Where a release is: loading its config, a gate phase (GATE_STAGES of the plan), awaiting approval, committing, or
+ * ended. Only ReleaseState's transitions change it.
+ */
+export type Stage = 'config' | GateStage | 'approval' | 'gitops' | TerminalStage;
+
+/** A phase as the state shows it: its stage and its gates' names. */
+export interface PhaseView {
+  stage: GateStage;
+  gates: string[];
+}
+
 export class ReleaseState {
   readonly status: ReleaseStatus;
   config?: ReleaseConfig;
@@ -52,12 +68,16 @@ export class ReleaseState {
   readonly extraRequirements: RoleRequirement[] = [];
   private approvalOpen = false;
   private approvalDeadline?: string;
+  private current: Stage = 'config';
+  private retryAsked = false;
   rejection?: Decision;
+  /** The evaluation dataset as acquired with the model (RELEASE_PLAN_PATCH releases with an evaluation). */
+  dataset?: PinnedArtifact;
 
   constructor(
     readonly request: ReleaseRequest,
     releaseId: string,
-    private readonly gateNames: string[][],
+    private readonly phases: PhaseView[],
     now: string,
   ) {
     this.status = {
@@ -75,29 +95,68 @@ export class ReleaseState {
     };
   }
 
+  get stage(): Stage {
+    return this.current;
+  }
+
   get ended(): boolean {
-    return (TERMINAL_STAGES as readonly string[]).includes(this.status.stage);
+    return (TERMINAL_STAGES as readonly string[]).includes(this.current);
   }
 
   /** Decisions count until the release is being committed. */
   get open(): boolean {
-    return !this.ended && this.status.stage !== 'gitops' && this.rejection === undefined;
+    return !this.ended && this.current !== 'gitops' && this.rejection === undefined;
+  }
+
+  /** The acquired model as the release carries it: by digest, or the whole manifest for releases from before. */
+  get manifest(): ManifestRef | ArtifactManifest | undefined {
+    return this.status.manifest;
   }
 
   get approved(): boolean {
     return this.config !== undefined && this.approvalOpen && this.progress().satisfied;
   }
 
-  setStage(stage: ReleaseStage, now: string): void {
+  private moveTo(stage: Stage, now: string): void {
+    this.current = stage;
     this.status.stage = stage;
     this.status.updatedAt = now;
   }
 
+  /** The gates of `stage` start (in the order of the plan; a phase never comes back). */
+  enterPhase(stage: GateStage, now: string): void {
+    if (this.current !== 'config' && !this.phases.some((p) => p.stage === this.current))
+      throw new Error(`internal: phase ${stage} entered from stage ${this.current}`);
+    this.moveTo(stage, now);
+  }
+
+  /** Approved: the release is being committed to the GitOps repository. */
+  startCommit(now: string): void {
+    if (this.current !== 'approval') throw new Error(`internal: commit started from stage ${this.current}`);
+    this.moveTo('gitops', now);
+  }
+
   end(stage: TerminalStage, reason: string | undefined, now: string): void {
+    this.clearRetrying(now);
     this.approvalOpen = false;
     delete this.status.awaiting;
     if (reason !== undefined) this.status.reason = reason;
-    this.setStage(stage, now);
+    this.moveTo(stage, now);
+  }
+
+  /** What acquire returned: a ManifestRef, or for releases from before, the whole ArtifactManifest. */
+  recordManifest(manifest: ManifestRef | ArtifactManifest): void {
+    this.status.manifest = manifest;
+  }
+
+  /** Gates that ran so far as a later gate may read them: verdicts and typed outputs, no findings or metrics. */
+  earlierGates(): EarlierGate[] {
+    return this.status.gates.map(({ gate, verdict, throughput, deployment }) => {
+      const earlier: EarlierGate = { gate, verdict };
+      if (throughput !== undefined) earlier.throughput = throughput;
+      if (deployment !== undefined) earlier.deployment = deployment;
+      return earlier;
+    });
   }
 
   recordGate(result: GateResult, now: string): void {
@@ -125,11 +184,28 @@ export class ReleaseState {
     this.status.updatedAt = now;
   }
 
+  /** A `retry` signal: it counts only while the release waits for one (its status shows `retrying.waitingFor`). */
+  requestRetry(): boolean {
+    if (this.status.retrying?.waitingFor === undefined) return false;
+    this.retryAsked = true;
+    return true;
+  }
+
+  /** Whether a retry was asked for since awaitRetry. */
+  get retryRequested(): boolean {
+    return this.retryAsked;
+  }
+
+  /** Starts a wait for a new `retry` signal. */
+  awaitRetry(): void {
+    this.retryAsked = false;
+  }
+
   openApproval(now: string): void {
     if (!this.config) throw new Error('approval opened before the release config was loaded');
     this.approvalOpen = true;
     this.approvalDeadline = new Date(Date.parse(now) + durationMs(this.config.approval.timeout)).toISOString();
-    this.setStage('approval', now);
+    this.moveTo('approval', now);
     this.refreshAwaiting();
   }
 
@@ -177,6 +253,12 @@ export class ReleaseState {
     return { accepted: false, reason };
   }
 
+  /** Why the release ended as rejected, in the rejecter's words. */
+  rejectedReason(): string {
+    const r = this.rejection;
+    return r ? `rejected by ${r.approver} (${r.role}): ${r.comment ?? 'no reason given'}` : 'rejected';
+  }
+
   progress() {
     return approvalProgress(this.status.approvals, (this.config as ReleaseConfig).approval, this.extraRequirements);
   }
@@ -207,7 +289,7 @@ export class ReleaseState {
       ...s,
       gates: s.gates.map((g) => ({ ...g, findings: [], metrics: { ...g.metrics, findings: g.findings.length } })),
     };
-    if (s.manifest) compact.manifest = { ...s.manifest, files: [] };
+    if (s.manifest && 'files' in s.manifest) compact.manifest = { ...s.manifest, files: [] };
     return compact;
   }
 
@@ -215,10 +297,10 @@ export class ReleaseState {
   details(): string {
     const s = this.status;
     const rows: string[][] = [];
-    for (const phase of this.gateNames) {
-      for (const gate of phase) {
+    for (const phase of this.phases) {
+      for (const gate of phase.gates) {
         const result = s.gates.find((g) => g.gate === gate);
-        const running = s.stage === phase.join('+');
+        const running = this.current === phase.stage;
         rows.push([
           gate,
           result ? VERDICT_ICON[result.verdict] : running ? '⏳ running' : this.ended ? '· not run' : '· pending',

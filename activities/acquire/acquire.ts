@@ -21,10 +21,11 @@ import { resolveFileSource } from './file-source';
 import { resolveHfSource } from './hf-source';
 import { checkAllowedUrl } from './http-get';
 import { resolveHttpSource } from './http-source';
-import { manifestDigest, sortFiles, writeManifest } from './manifest';
+import { manifestDigest, sortFiles } from '../store/manifest';
 import { assertSafeRelativePath } from './paths';
 import type { ResolvedSource, SourceOptions } from './source';
-import { storeStream } from '../store/filesystem';
+import { FilesystemStore } from '../store/filesystem';
+import type { ArtifactStore } from '../store/artifact-store';
 
 export const DEFAULT_HF_ENDPOINT = 'https://huggingface.co';
 
@@ -36,7 +37,9 @@ export interface AcquireProgress {
 }
 
 export interface AcquireOptions {
-  storeRoot: string;
+  /** Where the files go; a filesystem store at `storeRoot` when not given. */
+  store?: ArtifactStore;
+  storeRoot?: string;
   hfEndpoint?: string;
   hfToken?: string;
   fetch?: typeof fetch;
@@ -49,14 +52,15 @@ export interface AcquireOptions {
   lookup?: Lookup;
   /** PEM certificates trusted for https sources besides the bundled roots (MREL_SOURCE_CA_FILE, read by the worker). */
   sourceCa?: string;
+  /** The request field the source came from, for refusals (default `model.source`). */
+  field?: string;
   /** Aborts listing and transfers; temp files are removed and nothing is added to the store. */
   signal?: AbortSignal;
   onProgress?: (progress: AcquireProgress) => void;
 }
 
 /**
- * Store every file of `model` and return its manifest (also written to
- * `<storeRoot>/manifests/<model>/<version>/<manifestDigest>.json`).
+ * Store every file of `model` and return its manifest (the caller stores the manifest itself: storeManifest).
  *
  * Idempotent: blobs already in the store are reused. Throws an AcquireError subclass or SourceNotAllowedError (the
  * source policy refuses it) for permanent failures and SourceUnavailableError (or a plain I/O error) for transient
@@ -75,7 +79,7 @@ export async function acquireArtifacts(model: ModelRef, options: AcquireOptions)
   const parsed = modelRefSchema.safeParse(model);
   if (!parsed.success) throw new InvalidRequestError(formatIssues(parsed.error.issues, 'model'), {});
 
-  const storeRoot = resolve(options.storeRoot);
+  const store = artifactStore(options);
   const sourceOptions: SourceOptions = {
     fetch: options.fetch ?? globalThis.fetch,
     hfEndpoint: (options.hfEndpoint ?? DEFAULT_HF_ENDPOINT).replace(/\/+$/, ''),
@@ -84,10 +88,11 @@ export async function acquireArtifacts(model: ModelRef, options: AcquireOptions)
     policy: options.sourcePolicy ?? (await loadSourcePolicy()),
     lookup: options.lookup,
     ca: options.sourceCa,
+    field: options.field ?? 'model.source',
   };
   // Refused before anything else about the source is looked at, so that no answer tells what lies behind it.
   if (scheme === 'http' || scheme === 'https') {
-    await checkAllowedUrl(new URL(model.source), model.source, { ...sourceOptions, field: 'model.source' });
+    await checkAllowedUrl(new URL(model.source), model.source, sourceOptions);
   }
   const source = await resolveSource(scheme, model, sourceOptions);
 
@@ -99,7 +104,7 @@ export async function acquireArtifacts(model: ModelRef, options: AcquireOptions)
     options.signal?.throwIfAborted();
     try {
       const stream = await file.open(options.signal);
-      const blob = await storeStream(storeRoot, stream, {
+      const blob = await store.put(stream, {
         path: file.path,
         expectedSha256: declared.get(file.path),
         signal: options.signal,
@@ -122,20 +127,25 @@ export async function acquireArtifacts(model: ModelRef, options: AcquireOptions)
     model: model.name,
     version: model.version,
     source: model.source,
-    resolvedRevision: source.resolvedRevision,
+    // A file source's revision is its URI: the folder it resolved to is a host path and stays on the worker.
+    resolvedRevision: scheme === 'file' ? model.source : source.resolvedRevision,
     files: sorted,
     totalSize,
-    storeRoot,
     manifestDigest: manifestDigest(sorted),
   };
-  await writeManifest(manifest);
   return manifest;
+}
+
+function artifactStore(options: AcquireOptions): ArtifactStore {
+  if (options.store) return options.store;
+  if (options.storeRoot === undefined) throw new TypeError('acquire needs an artifact store (store or storeRoot)');
+  return new FilesystemStore(resolve(options.storeRoot));
 }
 
 function resolveSource(scheme: 'file' | 'http' | 'https' | 'hf', model: ModelRef, options: SourceOptions) {
   switch (scheme) {
     case 'file':
-      return resolveFileSource(model.source, options.policy);
+      return resolveFileSource(model.source, options.policy, options.field);
     case 'http':
     case 'https':
       return resolveHttpSource(model, options);

@@ -1,19 +1,25 @@
 /**
  * `file://<absolute path>`: a directory walked recursively, or a single regular file, inside the file roots of the
- * source policy. Symlinks are followed only while their real target stays inside the model root: a link to
- * /etc/shadow in a model directory must not end up in an artifact store that other teams read.
+ * source policy. A directory is walked by the shared model-directory walker (activities/formats/walk.ts): symlinks
+ * are followed only while their real target stays inside the model root, so a link to /etc/shadow in a model
+ * directory does not end up in an artifact store that other teams read, and `mrel scan <dir>` sees the same files.
  */
-import { constants, type Dirent } from 'node:fs';
-import { open, readdir, readlink, realpath, stat } from 'node:fs/promises';
-import { basename, isAbsolute, join, relative, sep } from 'node:path';
+import { constants } from 'node:fs';
+import { open, realpath, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkFilePath, type SourcePolicy } from '../common/source-policy';
+import { walkModelDirectory, WalkError, type WalkedFile } from '../formats/walk';
 import { InvalidRequestError, SourceNotFoundError, SourceRejectedError, UnsafePathError } from './errors';
 import { assertSafeRelativePath } from './paths';
 import type { ResolvedSource, SourceFile } from './source';
 import { CHUNK_BYTES } from '../store/filesystem';
 
-export async function resolveFileSource(source: string, policy: SourcePolicy): Promise<ResolvedSource> {
+export async function resolveFileSource(
+  source: string,
+  policy: SourcePolicy,
+  field = 'model.source',
+): Promise<ResolvedSource> {
   let root: string;
   try {
     root = fileURLToPath(source);
@@ -24,7 +30,7 @@ export async function resolveFileSource(source: string, policy: SourcePolicy): P
     );
   }
   // Before anything else touches the path: "does not exist" about a path outside the roots would already tell.
-  await checkFilePath(root, policy, 'model.source');
+  await checkFilePath(root, policy, field);
   const realRoot = await realpathOrFail(root, source);
   const rootStat = await stat(realRoot);
   if (rootStat.isFile()) {
@@ -35,75 +41,20 @@ export async function resolveFileSource(source: string, policy: SourcePolicy): P
   if (!rootStat.isDirectory()) {
     throw new UnsafePathError(`${source} is neither a regular file nor a directory`, { source });
   }
-  const files: SourceFile[] = [];
-  await walk(realRoot, realRoot, '', new Set([realRoot]), files);
+  const files = (await walkOrFail(realRoot)).map((f) => regularFile(f.path, f.realPath));
   return { resolvedRevision: realRoot, files };
 }
 
-/**
- * @param ancestors real paths of the directories on the way down, to refuse symlink loops instead of walking forever
- */
-async function walk(
-  realRoot: string,
-  dir: string,
-  prefix: string,
-  ancestors: ReadonlySet<string>,
-  files: SourceFile[],
-): Promise<void> {
-  const entries: Dirent[] = await readdir(dir, { withFileTypes: true });
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const entry of entries) {
-    const path = prefix ? `${prefix}/${entry.name}` : entry.name;
-    assertSafeRelativePath(path, 'file');
-    const abs = join(dir, entry.name);
-    let target = abs;
-    if (entry.isSymbolicLink()) {
-      target = await followLinkInside(realRoot, abs, path);
-    } else if (!entry.isFile() && !entry.isDirectory()) {
-      throw new UnsafePathError(`${path} is neither a regular file nor a directory (a FIFO, socket or device?)`, {
-        path,
-      });
-    }
-    const targetStat = entry.isSymbolicLink() ? await stat(target) : entry;
-    if (targetStat.isFile()) {
-      files.push(regularFile(path, target));
-    } else if (targetStat.isDirectory()) {
-      if (ancestors.has(target)) {
-        throw new UnsafePathError(`${path} is a symlink loop: it points back to its own ancestor ${target}`, {
-          path,
-          target,
-        });
-      }
-      await walk(realRoot, target, path, new Set([...ancestors, target]), files);
-    } else {
-      throw new UnsafePathError(`${path} points to ${target}, which is neither a regular file nor a directory`, {
-        path,
-        target,
-      });
-    }
-  }
-}
-
-async function followLinkInside(realRoot: string, link: string, path: string): Promise<string> {
-  let target: string;
+/** The walker's refusals as acquire's permanent failures, with the same messages and details. */
+async function walkOrFail(realRoot: string): Promise<WalkedFile[]> {
   try {
-    target = await realpath(link);
+    return (await walkModelDirectory(realRoot)).files;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    const dangling = await readlink(link);
-    throw new SourceNotFoundError(`${path} is a symlink to ${dangling}, which does not exist`, {
-      path,
-      target: dangling,
-    });
+    if (!(err instanceof WalkError)) throw err;
+    if (err.code === 'NotFound') throw new SourceNotFoundError(err.message, err.details, { cause: err });
+    if (err.code === 'Unreadable') throw new SourceRejectedError(err.message, err.details, { cause: err });
+    throw new UnsafePathError(err.message, err.details, { cause: err });
   }
-  const rel = relative(realRoot, target);
-  if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
-    throw new UnsafePathError(`${path} is a symlink to ${target}, outside the model root ${realRoot}`, {
-      path,
-      target,
-    });
-  }
-  return target;
 }
 
 function regularFile(path: string, realPath: string): SourceFile {

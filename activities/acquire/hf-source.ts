@@ -52,7 +52,7 @@ export async function resolveHfSource(source: string, options: SourceOptions): P
       lookup: options.lookup,
       ca: options.ca,
       // The endpoint is the worker's (HF_ENDPOINT), but the refusal belongs to the source that led there.
-      field: 'model.source',
+      field: options.field,
     });
 
   const infoUrl = `${options.hfEndpoint}/api/models/${repoPath}/revision/${encodeURIComponent(revision)}`;

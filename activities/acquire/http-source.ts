@@ -30,7 +30,7 @@ export async function resolveHttpSource(model: ModelRef, options: SourceOptions)
     policy: options.policy,
     lookup: options.lookup,
     ca: options.ca,
-    field: 'model.source',
+    field: options.field,
   });
   const etag = response.headers.get('etag')?.replace(/^(W\/)?"(.*)"$/, '$1$2');
   return {
@@ -63,7 +63,7 @@ function directory(model: ModelRef, base: string, options: SourceOptions): Resol
             policy: options.policy,
             lookup: options.lookup,
             ca: options.ca,
-            field: 'model.source',
+            field: options.field,
           }),
         );
       },

@@ -25,4 +25,6 @@ export interface SourceOptions {
   lookup?: Lookup;
   /** PEM certificates trusted for https besides the bundled roots (MREL_SOURCE_CA_FILE). */
   ca?: string;
+  /** The request field the source came from, for refusals (`model.source`, `evaluation.dataset`). */
+  field: string;
 }

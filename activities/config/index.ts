@@ -1,9 +1,22 @@
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { ConfigError, DEFAULT_CONFIG_DIR, resolveReleaseConfig } from '../../config/loader';
-import { FailureType } from '../../contract/definitions';
+import { EVALUATION_TASK_QUEUE, FailureType } from '../../contract/definitions';
+import { GATE_POLICY_SECTIONS } from '../gate-policies';
 import type { ReleaseConfig, ReleaseRequest } from '../../contract/types';
 
-export function createConfigActivities(deps: { configDir?: string } = {}) {
+export interface ConfigActivityDeps {
+  configDir?: string;
+  /**
+   * The task queues the workers serve, which the release schedules its steps on. Default: the queue this activity
+   * runs on (the release worker's) and MREL_EVALUATION_TASK_QUEUE, else `evaluation`.
+   */
+  taskQueues?: { release?: string; evaluation?: string };
+  /** How long a step waits for a worker before the release says that no worker polls its queue (default 2 minutes). */
+  scheduleToStartTimeout?: string;
+}
+
+export function createConfigActivities(deps: ConfigActivityDeps = {}) {
   const configDir = deps.configDir ?? DEFAULT_CONFIG_DIR;
   return {
     /**
@@ -14,7 +27,13 @@ export function createConfigActivities(deps: { configDir?: string } = {}) {
       request: Pick<ReleaseRequest, 'policy' | 'environment'> & { model?: { name: string; version: string } },
     ): Promise<ReleaseConfig> {
       try {
-        return await resolveReleaseConfig(request, configDir);
+        const config = await resolveReleaseConfig(request, GATE_POLICY_SECTIONS, configDir);
+        const taskQueues = {
+          release: deps.taskQueues?.release ?? Context.current().info.taskQueue,
+          evaluation: deps.taskQueues?.evaluation ?? (process.env.MREL_EVALUATION_TASK_QUEUE || EVALUATION_TASK_QUEUE),
+        };
+        const { scheduleToStartTimeout } = deps;
+        return { ...config, taskQueues, ...(scheduleToStartTimeout ? { scheduleToStartTimeout } : {}) };
       } catch (err) {
         if (err instanceof ConfigError) {
           throw ApplicationFailure.nonRetryable(err.message, FailureType.InvalidConfig, { problems: err.problems });

@@ -3,7 +3,7 @@
  * passes; between soft and hard warns and asks the review role (e.g. finops) for an approval; over hard fails.
  * Every budget that applies is checked and the strictest outcome wins. Pure.
  */
-import type { BudgetLimit, CostPolicy } from '../../config/policy-cost';
+import type { BudgetLimit, CostPolicy } from './policy';
 import type { RoleRequirement } from '../../contract/types';
 
 export interface BudgetCheck {

@@ -6,8 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import type { PricingCatalog } from '../../config/pricing';
-import { parseCostPolicy, type CostPolicy } from '../../config/policy-cost';
-import type { ArtifactFile, Finding, GateInput, GateResult, Severity } from '../../contract/types';
+import { parseCostPolicy, type CostPolicy } from './policy';
+import type { ArtifactFile, ArtifactManifest, Finding, GateInput, GateResult, Severity } from '../../contract/types';
 import { applyWaivers, severityCounts, verdictFor } from '../common/gate-kit';
 import {
   checkFilePath,
@@ -33,7 +33,8 @@ import {
   type SizingResult,
 } from './sizing';
 import { resolveThroughput, type Throughput } from './throughput';
-import { parseDuration, parseTraffic, resolveInstant, type TrafficProfile } from './traffic';
+import { durationMs } from '../../contract/duration';
+import { parseTraffic, resolveInstant, type TrafficProfile } from './traffic';
 
 export const GATE = 'cost';
 /** Findings kept in the GateResult (it goes into workflow history); the evidence keeps all. */
@@ -92,6 +93,9 @@ export interface CostEvidence {
   findings: Finding[];
 }
 
+/** What the cost estimate reads of a release: the gate input with its manifest loaded. */
+export type CostInput = Omit<GateInput, 'manifest'> & { manifest: ArtifactManifest };
+
 export interface CostEstimate {
   /** The gate result without `evidence` (the activity adds the evidence path once written). */
   result: GateResult;
@@ -99,7 +103,7 @@ export interface CostEstimate {
 }
 
 /** Estimates the release's cost and decides the budget gate. Transient source failures throw; the rest is a verdict. */
-export async function estimateReleaseCost(input: GateInput, env: EstimateEnv): Promise<CostEstimate> {
+export async function estimateReleaseCost(input: CostInput, env: EstimateEnv): Promise<CostEstimate> {
   const now = env.now ?? (() => new Date());
   const startedAt = now().toISOString();
   const pricing = pricingRef(env.catalog);
@@ -147,7 +151,7 @@ interface Resolved {
   evidence: Partial<CostEvidence>;
 }
 
-function decide(input: GateInput, env: EstimateEnv, r: Resolved): CostEstimate {
+function decide(input: CostInput, env: EstimateEnv, r: Resolved): CostEstimate {
   const { policy, traffic, footprint, throughput, demand } = r;
   const findings: Finding[] = [];
   const finding = (ruleId: string, severity: Severity, location: string, message: string, waivable = false): void => {
@@ -379,7 +383,7 @@ function pricingRef(catalog: PricingCatalog): CostEvidence['pricing'] {
 
 /** The forecast when a usable history is given; the declared profile otherwise, saying why. */
 export async function resolveDemand(
-  input: GateInput,
+  input: CostInput,
   traffic: TrafficProfile,
   policy: CostPolicy,
   env: EstimateEnv,
@@ -414,7 +418,7 @@ export async function resolveDemand(
       const field = 'traffic.history.prometheus.url';
       if (env.sourcePolicy) await checkUrl(p.url, env.sourcePolicy, field);
       const nowMs = (env.now ?? (() => new Date()))().getTime();
-      step = parseDuration(p.step) as number;
+      step = durationMs(p.step) / 1000;
       source = `prometheus ${p.url} ${p.query}`;
       raw = await prometheusRange(
         {
@@ -488,7 +492,7 @@ export async function resolveDemand(
 }
 
 /** A history CSV shipped with the model (a manifest path) or, for operators, an absolute path on the worker. */
-async function readHistoryCsv(input: GateInput, path: string, env: EstimateEnv): Promise<string> {
+async function readHistoryCsv(input: CostInput, path: string, env: EstimateEnv): Promise<string> {
   const shipped = input.manifest.files.find((f) => f.path === path);
   let file = shipped ? env.locate(shipped) : isAbsolute(path) ? path : undefined;
   if (!shipped && file && env.sourcePolicy) {
@@ -513,7 +517,7 @@ async function readHistoryCsv(input: GateInput, path: string, env: EstimateEnv):
 }
 
 function errorEstimate(
-  input: GateInput,
+  input: CostInput,
   pricing: CostEvidence['pricing'],
   startedAt: string,
   now: () => Date,

@@ -7,8 +7,8 @@
  * for this release). A release with warn or missing evidence thus carries a higher expected cost than one whose
  * gates all passed. It is reported apart from compute and added into the total cost of ownership. Pure.
  */
-import type { CostPolicy } from '../../config/policy-cost';
-import type { GateResult } from '../../contract/types';
+import type { CostPolicy } from './policy';
+import type { EarlierGate } from '../../contract/types';
 
 export interface RiskTerm {
   gate: string;
@@ -27,7 +27,7 @@ export interface RiskPremium {
 }
 
 export function riskPremium(
-  earlier: GateResult[],
+  earlier: Pick<EarlierGate, 'gate' | 'verdict'>[],
   environment: string,
   policy: CostPolicy['riskPremium'],
 ): RiskPremium {

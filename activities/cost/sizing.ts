@@ -9,7 +9,7 @@
  * whose μ is below ln(1/(1 − p)) / L cannot meet it at any replica count. Headroom needs λ ≤ μ / (1 + headroom).
  */
 import { hourlyPrice, type InstanceType, type PricingCatalog } from '../../config/pricing';
-import type { CostPolicy } from '../../config/policy-cost';
+import type { CostPolicy } from './policy';
 import type { DeploymentSizing } from '../../contract/types';
 
 export const GIB = 1024 ** 3;

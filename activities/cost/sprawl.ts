@@ -1,9 +1,9 @@
 /**
  * Model sprawl: what a GitOps repository deploys, what each deployed model version costs, and where money is wasted.
  *
- * Reads the layout the gitops stage writes: `apps/<model>/overlays/<dir>/{kustomization,deployment-patch}.yaml` (what
- * is live: the version label, replicas, node selector, namespace = environment) and
- * `releases/<model>/<version>/<env>/evidence.json` (every version ever released, with the cost gate's metrics).
+ * Reads the layout the gitops stage writes (activities/gitops/layout.ts): each overlay's kustomization and deployment
+ * patch (what is live: the version label, replicas, node selector, namespace = environment) and each release folder's
+ * summary (every version ever released, with the cost gate's metrics).
  * Flags several versions of one model live in one environment, replicas far above the forecast need, and endpoints
  * that sit idle given a utilization history.
  */
@@ -14,6 +14,18 @@ import { simpleGit } from 'simple-git';
 import { parse } from 'yaml';
 import { hourlyPrice, type PricingCatalog } from '../../config/pricing';
 import type { GateResult } from '../../contract/types';
+import {
+  APP_LABELS,
+  APPS_DIR,
+  LAYOUT_FILES,
+  NODE_INSTANCE_TYPE_LABEL,
+  RELEASE_LABELS,
+  RELEASES_DIR,
+  overlayPath,
+  overlaysDir,
+  prometheusLabelName,
+  releaseDir,
+} from '../gitops/layout';
 import { forecastSeries, ForecastUnavailable } from './forecast';
 import { toSeries, type RawSeries } from './history';
 
@@ -108,7 +120,7 @@ export async function openGitOpsRepo(
   repo: string,
   branch = 'main',
 ): Promise<{ dir: string; close: () => Promise<void> }> {
-  if ((await isDir(join(repo, 'apps'))) || (await isDir(join(repo, 'releases')))) {
+  if ((await isDir(join(repo, APPS_DIR))) || (await isDir(join(repo, RELEASES_DIR)))) {
     return { dir: repo, close: async () => {} };
   }
   const tmp = await mkdtemp(join(tmpdir(), 'mrel-sprawl-'));
@@ -146,19 +158,21 @@ async function list(path: string): Promise<string[]> {
 
 async function readOverlays(root: string): Promise<Overlay[]> {
   const overlays: Overlay[] = [];
-  for (const model of await list(join(root, 'apps'))) {
-    for (const dir of await list(join(root, 'apps', model, 'overlays'))) {
-      const path = `apps/${model}/overlays/${dir}`;
+  for (const model of await list(join(root, APPS_DIR))) {
+    for (const dir of await list(join(root, overlaysDir(model)))) {
+      const path = overlayPath(model, dir);
       let patch: unknown;
       let kustomization: unknown;
       try {
-        patch = parse(await readFile(join(root, path, 'deployment-patch.yaml'), 'utf8'));
+        patch = parse(await readFile(join(root, path, LAYOUT_FILES.deploymentPatch), 'utf8'));
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw new Error(`${path}/deployment-patch.yaml cannot be read: ${(err as Error).message}`, { cause: err });
+        throw new Error(`${path}/${LAYOUT_FILES.deploymentPatch} cannot be read: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       try {
-        kustomization = parse(await readFile(join(root, path, 'kustomization.yaml'), 'utf8'));
+        kustomization = parse(await readFile(join(root, path, LAYOUT_FILES.kustomization), 'utf8'));
       } catch {
         kustomization = undefined;
       }
@@ -169,17 +183,16 @@ async function readOverlays(root: string): Promise<Overlay[]> {
       const labels = p?.metadata?.labels ?? {};
       const namespace = (kustomization as { namespace?: unknown } | undefined)?.namespace;
       overlays.push({
-        model: labels['modelrelease.io/model'] ?? model,
+        model: labels[RELEASE_LABELS.model] ?? model,
         dir,
         path,
         environment: typeof namespace === 'string' ? namespace : dir,
-        version: labels['modelrelease.io/version'],
+        version: labels[RELEASE_LABELS.version],
         replicas: typeof p?.spec?.replicas === 'number' ? p.spec.replicas : 1,
         instanceType:
-          p?.spec?.template?.spec?.nodeSelector?.['node.kubernetes.io/instance-type'] ??
-          labels['modelrelease.io/instance-type'],
-        team: labels['modelrelease.io/team'],
-        costCenter: labels['modelrelease.io/cost-center'],
+          p?.spec?.template?.spec?.nodeSelector?.[NODE_INSTANCE_TYPE_LABEL] ?? labels[RELEASE_LABELS.instanceType],
+        team: labels[RELEASE_LABELS.team],
+        costCenter: labels[RELEASE_LABELS.costCenter],
       });
     }
   }
@@ -199,10 +212,10 @@ interface EvidenceRecord {
 
 async function readEvidence(root: string, onFile?: () => void): Promise<EvidenceRecord[]> {
   const records: EvidenceRecord[] = [];
-  for (const model of await list(join(root, 'releases'))) {
-    for (const version of await list(join(root, 'releases', model))) {
-      for (const environment of await list(join(root, 'releases', model, version))) {
-        const path = `releases/${model}/${version}/${environment}/evidence.json`;
+  for (const model of await list(join(root, RELEASES_DIR))) {
+    for (const version of await list(join(root, RELEASES_DIR, model))) {
+      for (const environment of await list(join(root, RELEASES_DIR, model, version))) {
+        const path = `${releaseDir(model, version, environment)}/${LAYOUT_FILES.evidence}`;
         let doc: {
           decidedAt?: string;
           request?: { team?: string; costCenter?: string };
@@ -272,7 +285,13 @@ function estimateFrom(
   };
 }
 
-const MODEL_LABELS = ['model', 'modelrelease_io_model', 'label_modelrelease_io_model', 'app_kubernetes_io_name'];
+// kube-state-metrics exports pod labels as `label_<name>`; scrapes that relabel keep the plain Prometheus name.
+const MODEL_LABELS = [
+  'model',
+  prometheusLabelName(RELEASE_LABELS.model),
+  `label_${prometheusLabelName(RELEASE_LABELS.model)}`,
+  prometheusLabelName(APP_LABELS.name),
+];
 const ENV_LABELS = ['environment', 'namespace', 'exported_namespace'];
 
 function pick(labels: Record<string, string>, keys: string[]): string | undefined {

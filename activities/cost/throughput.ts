@@ -3,7 +3,7 @@
  * evaluation gate measured on its backend, or else from the compute the request declares. The result says which.
  */
 import type { PricingCatalog } from '../../config/pricing';
-import type { GateResult } from '../../contract/types';
+import type { EarlierGate } from '../../contract/types';
 import { CostError } from './errors';
 import { workUnits, type TrafficProfile } from './traffic';
 
@@ -24,21 +24,20 @@ function preference(gate: string): number {
   return i >= 0 ? i : gate === 'explain' ? PREFERENCE.length + 1 : PREFERENCE.length;
 }
 
-const METRIC = { rows: 'throughputRowsPerSecond', tokens: 'throughputTokensPerSecond' } as const;
 
 /** Picks the measured throughput when it is usable, else the declared compute; throws NoThroughput when neither is. */
-export function resolveThroughput(earlier: GateResult[], traffic: TrafficProfile, catalog: PricingCatalog): Throughput {
+export function resolveThroughput(earlier: EarlierGate[], traffic: TrafficProfile, catalog: PricingCatalog): Throughput {
   const { unit, perRequest } = workUnits(traffic);
-  const metric = METRIC[unit];
+  const metric = `${unit} per second`;
   // Plain prediction throughput first (fairness predicts the evaluation set as served); robustness predicts perturbed
   // copies; explain measures attribution, far slower than serving, so it counts only when nothing else measured.
   const measuredBy = [...earlier]
-    .filter((g) => g.verdict !== 'error' && typeof g.metrics[metric] === 'number' && (g.metrics[metric] as number) > 0)
+    .filter((g) => g.verdict !== 'error' && g.throughput?.unit === unit && g.throughput.perSecond > 0)
     .sort((a, b) => preference(a.gate) - preference(b.gate))[0];
   let skipped: string | undefined;
   if (measuredBy) {
-    const value = measuredBy.metrics[metric] as number;
-    const backend = typeof measuredBy.metrics.backend === 'string' ? measuredBy.metrics.backend : undefined;
+    const value = measuredBy.throughput?.perSecond ?? 0;
+    const backend = measuredBy.throughput?.backend;
     const factor = backend === undefined ? undefined : catalog.backends[backend];
     if (factor !== undefined) {
       return {
@@ -49,7 +48,7 @@ export function resolveThroughput(earlier: GateResult[], traffic: TrafficProfile
     }
     skipped =
       backend === undefined
-        ? `${measuredBy.gate} measured ${metric} but did not say on which backend (metrics.backend)`
+        ? `${measuredBy.gate} measured ${metric} but did not say on which backend`
         : `${measuredBy.gate} measured on backend "${backend}", which ${catalog.file} does not list under backends (known: ${Object.keys(catalog.backends).join(', ')})`;
   }
   const compute = traffic.compute;

@@ -4,20 +4,9 @@
  * schema carries `traffic` as an open record; this is its shape, validated by the cost gate with field-named errors.
  */
 import { z } from 'zod';
+import { durationSchema, parseDuration } from '../../contract/duration';
+import { zodProblems } from '../../contract/problems';
 import { CostError } from './errors';
-
-/** `30s`, `5m`, `1h`, `7d`, `2w` → seconds. */
-export function parseDuration(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(s|m|h|d|w)$/.exec(text.trim());
-  if (!m) return undefined;
-  const unit = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 }[m[2] as 's' | 'm' | 'h' | 'd' | 'w'];
-  return Number(m[1]) * unit;
-}
-
-const durationSchema = z
-  .string()
-  .max(32, 'must be at most 32 characters (a duration such as 5m, 1h or 28d)')
-  .refine((s) => (parseDuration(s) ?? 0) > 0, { message: 'must be a positive duration such as 5m, 1h or 28d' });
 
 /** An instant: ISO 8601 time, `now`, or `now-<duration>` (e.g. now-28d). */
 const instantSchema = z
@@ -33,8 +22,8 @@ export function resolveInstant(text: string, nowMs: number): number | undefined 
   if (t === 'now') return nowMs;
   const rel = /^now-(.+)$/.exec(t);
   if (rel) {
-    const seconds = parseDuration(rel[1] as string);
-    return seconds === undefined ? undefined : nowMs - seconds * 1000;
+    const ms = parseDuration(rel[1] as string);
+    return ms === undefined ? undefined : nowMs - ms;
   }
   if (!/^\d{4}-\d{2}-\d{2}/.test(t)) return undefined;
   const ms = Date.parse(t);
@@ -147,9 +136,6 @@ export function parseTraffic(raw: unknown): TrafficProfile {
   }
   const parsed = trafficSchema.safeParse(raw);
   if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => {
-    const field = ['request', 'traffic', ...issue.path.map(String)].join('.');
-    return `${field} ${issue.message}`;
-  });
+  const problems = zodProblems(parsed.error, 'request.traffic');
   throw new CostError('InvalidTraffic', `invalid traffic profile: ${problems.join('; ')}`, problems);
 }

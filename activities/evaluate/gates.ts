@@ -2,7 +2,7 @@
  * The three model gates as plain functions: compute, judge, write the evidence, and return a compact GateResult.
  * The Temporal activities and `mrel evaluate` both call these; neither knows how the other drives them.
  */
-import type { EvaluationPolicy } from '../../config/policy-evaluate';
+import type { EvaluationPolicy } from './policy';
 import type { GateResult, Waiver } from '../../contract/types';
 import type { BackendInfo } from './backend';
 import type { RunControl } from './control';

@@ -2,7 +2,7 @@
  * Turns each gate's report into findings and a verdict under the policy. Pure: the same report and policy always
  * give the same verdict, which is what lets the evidence be replayed.
  */
-import type { FairnessPolicy, MetricBound, ExplainabilityPolicy, RobustnessPolicy } from '../../config/policy-evaluate';
+import type { FairnessPolicy, MetricBound, ExplainabilityPolicy, RobustnessPolicy } from './policy';
 import { applyWaivers, severityCounts, verdictFor } from '../common/gate-kit';
 import type { Finding, GateResult, Severity, Waiver } from '../../contract/types';
 import type { BetweenGroupMetricName } from './fairness';

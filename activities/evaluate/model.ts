@@ -4,10 +4,15 @@
  * class probabilities are differentiable with tf.grad.
  */
 import { readFile } from 'node:fs/promises';
-import { posix, resolve, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { storePath } from '../store/filesystem';
+import type { ArtifactStore } from '../store/artifact-store';
+
+/** Largest model file the evaluation reads whole (TF.js shards are a few MB; a model for these gates fits in memory). */
+const MAX_MODEL_FILE_BYTES = 4 * 1024 * 1024 * 1024;
 import type { ArtifactManifest } from '../../contract/types';
+import { FormatError } from '../formats/errors';
+import { readTfjsManifest, tfjsShardPath } from '../formats/tfjs';
+import { WalkError, walkModelDirectory } from '../formats/walk';
 import { EvaluationError } from './errors';
 import type { ModelSpec } from './spec';
 
@@ -15,27 +20,38 @@ import type { ModelSpec } from './spec';
 export type ModelFileReader = (path: string) => Promise<Uint8Array>;
 
 /** Files of an acquired model, read by sha256 from the content-addressed store: only what the manifest lists. */
-export function manifestReader(manifest: ArtifactManifest): ModelFileReader {
+export function manifestReader(manifest: ArtifactManifest, store: ArtifactStore): ModelFileReader {
   const byPath = new Map(manifest.files.map((f) => [f.path, f]));
   return async (path) => {
     const file = byPath.get(path);
     if (!file) throw new EvaluationError('InvalidModel', `${path} is not in the model's manifest`);
-    return readFile(storePath(manifest.storeRoot, file.sha256));
+    return store.read(file.sha256, MAX_MODEL_FILE_BYTES);
   };
 }
 
-/** Files of a model directory on disk (mrel evaluate --model <dir>); paths may not leave it. */
+/**
+ * Files of a model directory on disk (mrel evaluate --model <dir>), listed as acquire lists a `file://` source
+ * (activities/formats/walk.ts): only those files are read, so the command loads what the gates would.
+ */
 export function directoryReader(dir: string): ModelFileReader {
-  const root = resolve(dir);
+  let listing: Promise<Map<string, string>> | undefined;
   return async (path) => {
-    const full = resolve(root, path);
-    if (full !== root && !full.startsWith(root + sep)) {
-      throw new EvaluationError('InvalidModel', `${path} points outside the model directory`);
-    }
+    listing ??= walkModelDirectory(dir).then((d) => new Map(d.files.map((f) => [f.path, f.realPath])));
+    let real: string | undefined;
     try {
-      return await readFile(full);
+      real = (await listing).get(path);
     } catch (err) {
-      throw new EvaluationError('InvalidModel', `cannot read ${full}: ${(err as Error).message}`, { cause: err });
+      if (!(err instanceof WalkError)) throw err;
+      throw new EvaluationError('InvalidModel', `cannot read ${path} from ${dir}: ${err.message}`, { cause: err });
+    }
+    if (real === undefined)
+      throw new EvaluationError('InvalidModel', `cannot read ${path}: it is not a file of the model directory ${dir}`);
+    try {
+      return await readFile(real);
+    } catch (err) {
+      throw new EvaluationError('InvalidModel', `cannot read ${path} from ${dir}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   };
 }
@@ -75,16 +91,30 @@ export function readerIOHandler(read: ModelFileReader, modelJsonPath = 'model.js
         );
       }
       if (!json.modelTopology) throw new EvaluationError('InvalidModel', `${modelJsonPath} has no modelTopology`);
-      const base = posix.dirname(modelJsonPath);
+      // The shared manifest reader checks the groups and resolves each shard inside the model, as the scan gate did.
+      let manifest;
+      try {
+        manifest = readTfjsManifest(json, modelJsonPath);
+      } catch (err) {
+        if (!(err instanceof FormatError)) throw err;
+        throw new EvaluationError('InvalidModel', err.message, { cause: err });
+      }
+      if (manifest.issues[0] !== undefined)
+        throw new EvaluationError('InvalidModel', `${modelJsonPath}: ${manifest.issues[0]}`);
+      const shards = manifest.groups.flatMap((g) => g.paths ?? []);
       return tf.io.getModelArtifactsForJSON(json, async (weightsManifest) => {
         const specs: tf.io.WeightsManifestEntry[] = [];
         const buffers: ArrayBuffer[] = [];
-        for (const group of weightsManifest) {
-          specs.push(...group.weights);
-          for (const p of group.paths) {
-            const bytes = await read(base === '.' ? p : posix.join(base, p));
-            buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
-          }
+        for (const group of weightsManifest) specs.push(...group.weights);
+        for (const p of shards) {
+          const shard = tfjsShardPath(modelJsonPath, p);
+          if (shard === undefined)
+            throw new EvaluationError(
+              'InvalidModel',
+              `${modelJsonPath} names weight shard ${JSON.stringify(p)}, outside the model directory`,
+            );
+          const bytes = await read(shard);
+          buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
         }
         return [specs, tf.io.concatenateArrayBuffers(buffers)];
       });

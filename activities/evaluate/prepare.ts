@@ -3,6 +3,7 @@
  * gates of one release run in parallel on the same worker, so preparations are shared while in use.
  */
 import type * as tf from '@tensorflow/tfjs';
+import type { DatasetFormat } from './dataset';
 import { EvaluationError } from './errors';
 import { loadClassifier, type Classifier } from './model';
 import { resolveModelSpec, type ModelSpec } from './spec';
@@ -13,6 +14,8 @@ export interface PrepareInput {
   modelId: string;
   handler: tf.io.IOHandler;
   datasetPath: string;
+  /** CSV or JSON Lines; from the path's extension when not given (a blob in the store has none). */
+  datasetFormat?: DatasetFormat;
   protectedAttributes: string[];
   /** Overrides of the model metadata: label, favorable, features, classes, threshold (request or CLI). */
   overrides?: Record<string, unknown>;
@@ -39,6 +42,7 @@ export async function prepareEvaluation(input: PrepareInput): Promise<PreparedEv
     const table = await loadEvaluationTable(input.datasetPath, spec, input.protectedAttributes, {
       signal: input.signal,
       onProgress: input.onRowsRead,
+      ...(input.datasetFormat ? { format: input.datasetFormat } : {}),
     });
     if (table.columns.length !== model.inputDim) {
       throw new EvaluationError(

@@ -3,7 +3,7 @@
  * importance (feature by feature), and how strongly each feature predicts each protected attribute.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ExplainabilityPolicy } from '../../config/policy-evaluate';
+import type { ExplainabilityPolicy } from './policy';
 import { betweenBatches, resumable, workKey, type RunControl } from './control';
 import { attributionBatch, permutation, permutedAccuracy, proxyStrength, type AttributionMethod } from './explain';
 import type { PreparedEvaluation } from './prepare';

@@ -4,7 +4,7 @@
  * the first row not yet counted.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { FairnessPolicy } from '../../config/policy-evaluate';
+import type { FairnessPolicy } from './policy';
 import { betweenBatches, resumable, workKey, type RunControl } from './control';
 import { addRows, emptyGroupCounts, fairnessReport, reportColumns, type FairnessReport } from './fairness-report';
 import type { PreparedEvaluation } from './prepare';

@@ -4,7 +4,7 @@
  * run gives the same answer as an uninterrupted one.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { RobustnessPolicy } from '../../config/policy-evaluate';
+import type { RobustnessPolicy } from './policy';
 import { betweenBatches, resumable, workKey, type RunControl } from './control';
 import type { PreparedEvaluation } from './prepare';
 import { SeededRandom } from './random';

@@ -13,7 +13,7 @@ export function commitMessage(input: GitOpsReleaseInput): string {
   const gates = input.gates.map((g) => `${g.gate}=${g.verdict}`).join(', ') || 'none';
   const subject = `release ${request.model.name}@${request.model.version} to ${request.environment}`;
   const body = [
-    `Manifest ${sha256Ref(manifest.manifestDigest)} (${manifest.files.length} files) from ${manifest.source}@${manifest.resolvedRevision}.`,
+    `Manifest ${sha256Ref(manifest.manifestDigest)} (${'files' in manifest ? manifest.files.length : manifest.fileCount} files) from ${manifest.source}@${manifest.resolvedRevision}.`,
     `Policy ${policy.name}@${sha256Ref(policy.digest)}; gates ${gates}.`,
   ];
   const trailers = [

@@ -1,6 +1,6 @@
 /**
- * The gitops stage: writes an approved release (kustomize manifests and evidence) into the GitOps repository as one
- * commit, which Argo CD or Flux then roll out.
+ * The gitops stage: writes an approved release (kustomize manifests, the release summary and its evidence bundle) into
+ * the GitOps repository as one commit, which Argo CD or Flux then roll out.
  */
 import { Context } from '@temporalio/activity';
 import { resolve } from 'node:path';
@@ -8,14 +8,31 @@ import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../../contract/definitions';
 import type { GitOpsCommit, GitOpsReleaseInput } from '../../contract/types';
 import { releaseRequestSchema } from '../../contract/types';
+import type { ArtifactStore } from '../store/artifact-store';
+import { BlobNotFoundError, BlobTooLargeError } from '../store/artifact-store';
 import { commitMessage } from './commit-message';
 import { GitOpsRejectedError, UnsafePathError } from './errors';
+import type { EvidenceBundleRef, EvidenceEntry, RenderedBundle } from './evidence-bundle';
+import { EvidenceBundleError, renderEvidenceBundle } from './evidence-bundle';
 import type { GateAnnotationHooks, GitIdentity } from './render';
 import { DEFAULT_AUTHOR, renderRelease } from './render';
 import { DEFAULT_BRANCH, publishRelease } from './repo';
 
 export { findReleaseCommit } from './repo';
 export type { GateAnnotationHook, GateAnnotationHooks, GitIdentity } from './render';
+export type { EvidenceBundleRef, EvidenceEntryRef, EvidenceIndex } from './evidence-bundle';
+export { verifyBundle } from './evidence-bundle';
+
+/** Evidence blobs one release may commit, and the largest one: bounds on what a publish holds in memory. */
+export const MAX_EVIDENCE_ENTRIES = 1000;
+export const MAX_EVIDENCE_BLOB_BYTES = 64 * 1024 * 1024;
+
+/**
+ * What the gitops activity receives: the release and, for releases that collected it, the evidence to commit as a
+ * bundle (entries by digest; the bytes come from the artifact store). Releases started before evidence was collected
+ * have none and commit as before, so their histories replay unchanged.
+ */
+export type GitOpsPublishInput = GitOpsReleaseInput & { evidence?: EvidenceBundleRef };
 
 export interface GitOpsDeps {
   /** Path or URL of the GitOps repository. */
@@ -32,10 +49,12 @@ export interface GitOpsDeps {
   gateAnnotations?: GateAnnotationHooks;
   /** Pushes tried when other writers keep moving the branch; default 10. */
   maxPushAttempts?: number;
+  /** Where the evidence blobs of a release are read from; required for releases whose input carries `evidence`. */
+  store?: ArtifactStore;
 }
 
 export interface GitOpsActivities {
-  commitRelease(input: GitOpsReleaseInput): Promise<GitOpsCommit>;
+  commitRelease(input: GitOpsPublishInput): Promise<GitOpsCommit>;
 }
 
 export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
@@ -47,23 +66,29 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
   const serial = new SerialQueue();
   return {
     /**
-     * Commits the release's manifests and evidence to the GitOps branch and pushes them.
+     * Commits the release's manifests, summary and evidence bundle (when the input names evidence: each blob is read
+     * from the artifact store and checked against its digest) to the GitOps branch and pushes them.
      *
      * Idempotency key: the `Release-Id: <releaseId>` trailer. A commit carrying it already on the branch is returned
      * with `alreadyPresent: true` and nothing new is written, so retries are safe. A release whose files are already
      * identical on the branch still gets its (empty) commit, so that Git keeps an audit record of every release.
      *
      * Heartbeats at each step (sync, commit, push, backoff). Retryable: an unreachable remote, or a branch that other
-     * writers kept moving for every push attempt. Non-retryable: InvalidRequest, UnsafePath, and GitOpsRejected when
-     * the remote refuses the push (a hook, a protected branch).
+     * writers kept moving for every push attempt, or an evidence blob the store does not hold (yet). Non-retryable:
+     * InvalidRequest (also an evidence blob above MAX_EVIDENCE_BLOB_BYTES), InvalidConfig (evidence but no store),
+     * DigestMismatch (a blob whose bytes do not match its digest), UnsafePath, and GitOpsRejected when the remote
+     * refuses the push (a hook, a protected branch).
      */
-    async commitRelease(input: GitOpsReleaseInput): Promise<GitOpsCommit> {
+    async commitRelease(input: GitOpsPublishInput): Promise<GitOpsCommit> {
       const ctx = Context.current();
       validate(input);
+      const evidenceBundle =
+        input.evidence === undefined ? undefined : await bundleOf(input, input.evidence, deps.store, ctx);
       const files = renderRelease(input, {
         servingImage: deps.servingImage,
         author,
         gateAnnotations: deps.gateAnnotations,
+        evidenceBundle,
       });
       try {
         const result = await serial.run(() =>
@@ -96,7 +121,56 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
   };
 }
 
-function validate(input: GitOpsReleaseInput): void {
+/** Reads the evidence blobs from the store and renders the bundle; every failure becomes an ApplicationFailure. */
+async function bundleOf(
+  input: GitOpsReleaseInput,
+  evidence: EvidenceBundleRef,
+  store: ArtifactStore | undefined,
+  ctx: Context,
+): Promise<RenderedBundle> {
+  if (store === undefined) {
+    throw ApplicationFailure.nonRetryable(
+      'the release carries evidence but this worker gives the gitops activities no artifact store: pass `store` in the gitops deps',
+      FailureType.InvalidConfig,
+    );
+  }
+  const entries: EvidenceEntry[] = [];
+  try {
+    for (const [i, entry] of evidence.entries.entries()) {
+      ctx.cancellationSignal.throwIfAborted();
+      ctx.heartbeat({ step: 'evidence', read: i, of: evidence.entries.length });
+      const sha256 = entry.sha256.replace(/^sha256:/, '');
+      entries.push({ name: entry.name, sha256, bytes: await store.read(sha256, MAX_EVIDENCE_BLOB_BYTES) });
+    }
+    const { request, releaseId } = input;
+    return renderEvidenceBundle({
+      model: request.model.name,
+      version: request.model.version,
+      environment: request.environment,
+      releaseId,
+      entries,
+      index: evidence.index,
+    });
+  } catch (err) {
+    if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof EvidenceBundleError) throw ApplicationFailure.nonRetryable(message, FailureType.DigestMismatch);
+    if (err instanceof BlobTooLargeError) {
+      throw ApplicationFailure.nonRetryable(
+        `evidence: ${message}; an evidence blob may be at most ${MAX_EVIDENCE_BLOB_BYTES} bytes`,
+        FailureType.InvalidRequest,
+      );
+    }
+    if (err instanceof UnsafePathError) throw ApplicationFailure.nonRetryable(message, FailureType.UnsafePath);
+    // A blob not (yet) in the store, or a store that cannot be reached: an operator can restore it, so retried.
+    throw ApplicationFailure.retryable(
+      `evidence: ${message}`,
+      err instanceof BlobNotFoundError ? 'BlobNotFound' : 'EvidenceReadError',
+    );
+  }
+}
+
+function validate(input: GitOpsPublishInput): void {
   const problems: string[] = [];
   const parsed = releaseRequestSchema.safeParse(input.request);
   if (!parsed.success) {
@@ -104,6 +178,27 @@ function validate(input: GitOpsReleaseInput): void {
   }
   // The release id becomes a commit trailer: it must stay on one line to stay the idempotency key.
   if (!/^[^\r\n]+$/.test(input.releaseId ?? '')) problems.push('releaseId: must be a non-empty single line');
+  if (input.evidence !== undefined) {
+    const entries = input.evidence.entries;
+    if (!Array.isArray(entries)) problems.push('evidence.entries: must be a list of {name, sha256}');
+    else if (entries.length > MAX_EVIDENCE_ENTRIES) {
+      problems.push(`evidence.entries: at most ${MAX_EVIDENCE_ENTRIES} entries (got ${entries.length})`);
+    } else {
+      entries.forEach((e, i) => {
+        if (!/^(?:sha256:)?[0-9a-f]{64}$/.test(e?.sha256 ?? '')) {
+          problems.push(`evidence.entries[${i}].sha256: must be a lower-case hex sha256`);
+        }
+      });
+    }
+    const index = input.evidence.index as Partial<EvidenceBundleRef['index']> | null;
+    if (typeof index !== 'object' || index === null) {
+      problems.push('evidence.index: must be an object (policy, decisions, refusedDecisions, gates, …)');
+    } else {
+      for (const list of ['decisions', 'refusedDecisions', 'gates'] as const) {
+        if (!Array.isArray(index[list])) problems.push(`evidence.index.${list}: must be a list`);
+      }
+    }
+  }
   if (problems.length > 0) {
     throw ApplicationFailure.nonRetryable(`invalid gitops input: ${problems.join('; ')}`, FailureType.InvalidRequest);
   }

@@ -1,12 +1,27 @@
 /**
- * Renders one release into the files of the GitOps repository: a kustomize base per model, an overlay per
- * environment and the release evidence. Pure and deterministic: the same input gives the same bytes, so a retried
- * activity writes exactly what the first attempt wrote.
+ * Renders one release into the files of the GitOps repository (see layout.ts): a kustomize base per model, an overlay
+ * per environment, the release summary and, when given, the evidence bundle. The Kubernetes objects are typed
+ * (k8s-types.ts) and serialised with free-form maps (labels, annotations, selectors, resources) sorted by key. Pure and
+ * deterministic: the same input gives the same bytes, so a retried activity writes exactly what the first attempt
+ * wrote. No host path enters a rendered object: the model is addressed by its manifest digest, and the pod fetches it
+ * by digest.
  */
 import { stringify } from 'yaml';
 import type { DeploymentSizing, GateResult, GitOpsReleaseInput } from '../../contract/types';
+import type { RenderedBundle } from './evidence-bundle';
+import { canonicalJson } from './evidence-bundle';
+import type { Container, Deployment, DeploymentPatch, Kustomization, Service } from './k8s-types';
+import {
+  APP_LABELS,
+  LAYOUT_FILES,
+  PART_OF_VALUE,
+  POLICY_ANNOTATIONS,
+  RELEASE_LABELS,
+  annotationKey,
+  releasePaths,
+  verdictAnnotationName,
+} from './layout';
 
-export const ANNOTATION_PREFIX = 'policy.modelrelease.io/';
 export const DEFAULT_SERVING_IMAGE = 'modelrelease/model-server:latest';
 export const SERVING_PORT = 8080;
 export const CONTAINER_NAME = 'model-server';
@@ -31,56 +46,38 @@ export interface RenderOptions {
   servingImage?: string;
   author?: GitIdentity;
   gateAnnotations?: GateAnnotationHooks;
+  /** The release's evidence bundle: its files are committed with the overlay, its digest annotates the Deployment. */
+  evidenceBundle?: RenderedBundle;
 }
 
-/** Repository path → file content, in a stable order. */
-export type RenderedFiles = Map<string, string>;
-
-export interface ReleasePaths {
-  base: string;
-  overlay: string;
-  evidence: string;
-}
-
-export function releasePaths(model: string, version: string, environment: string): ReleasePaths {
-  return {
-    base: `apps/${model}/base`,
-    overlay: `apps/${model}/overlays/${environment}`,
-    // Per environment, so that a staging release never overwrites the production evidence of the same version.
-    evidence: `releases/${model}/${version}/${environment}/evidence.json`,
-  };
-}
+/** Repository path → file content (text, or the bytes of an evidence blob), in a stable order. */
+export type RenderedFiles = Map<string, string | Buffer>;
 
 export function renderRelease(input: GitOpsReleaseInput, options: RenderOptions = {}): RenderedFiles {
   const servingImage = options.servingImage ?? DEFAULT_SERVING_IMAGE;
   const { name: model, version } = input.request.model;
   const paths = releasePaths(model, version, input.request.environment);
+  const base: Kustomization = {
+    apiVersion: 'kustomize.config.k8s.io/v1beta1',
+    kind: 'Kustomization',
+    resources: [LAYOUT_FILES.deployment, LAYOUT_FILES.service],
+  };
+  const overlay: Kustomization = {
+    apiVersion: 'kustomize.config.k8s.io/v1beta1',
+    kind: 'Kustomization',
+    namespace: input.request.environment,
+    resources: ['../../base'],
+    patches: [{ path: LAYOUT_FILES.deploymentPatch }],
+  };
+  const patch = deploymentPatch(input, servingImage, options.gateAnnotations ?? {}, options.evidenceBundle?.digest);
   const files: RenderedFiles = new Map();
-  files.set(`${paths.base}/deployment.yaml`, toYaml(baseDeployment(model, servingImage)));
-  files.set(`${paths.base}/service.yaml`, toYaml(baseService(model)));
-  files.set(
-    `${paths.base}/kustomization.yaml`,
-    toYaml({
-      apiVersion: 'kustomize.config.k8s.io/v1beta1',
-      kind: 'Kustomization',
-      resources: ['deployment.yaml', 'service.yaml'],
-    }),
-  );
-  files.set(
-    `${paths.overlay}/kustomization.yaml`,
-    toYaml({
-      apiVersion: 'kustomize.config.k8s.io/v1beta1',
-      kind: 'Kustomization',
-      namespace: input.request.environment,
-      resources: ['../../base'],
-      patches: [{ path: 'deployment-patch.yaml' }],
-    }),
-  );
-  files.set(
-    `${paths.overlay}/deployment-patch.yaml`,
-    toYaml(deploymentPatch(input, servingImage, options.gateAnnotations ?? {})),
-  );
-  files.set(paths.evidence, renderEvidence(input, options.author ?? DEFAULT_AUTHOR));
+  files.set(`${paths.base}/${LAYOUT_FILES.deployment}`, toYaml(baseDeployment(model, servingImage)));
+  files.set(`${paths.base}/${LAYOUT_FILES.service}`, toYaml(baseService(model)));
+  files.set(`${paths.base}/${LAYOUT_FILES.kustomization}`, toYaml(base));
+  files.set(`${paths.overlay}/${LAYOUT_FILES.kustomization}`, toYaml(overlay));
+  files.set(`${paths.overlay}/${LAYOUT_FILES.deploymentPatch}`, toYaml(patch));
+  files.set(paths.evidence, renderEvidence(input, options.author ?? DEFAULT_AUTHOR, options.evidenceBundle?.digest));
+  for (const file of options.evidenceBundle?.files ?? []) files.set(file.path, file.content);
   return files;
 }
 
@@ -96,31 +93,37 @@ export function registryRef(source: string, resolvedRevision: string): string {
 }
 
 /** The `policy.modelrelease.io/…` annotations of the release, sorted by key. */
-export function policyAnnotations(input: GitOpsReleaseInput, hooks: GateAnnotationHooks = {}): Record<string, string> {
+export function policyAnnotations(
+  input: GitOpsReleaseInput,
+  hooks: GateAnnotationHooks = {},
+  evidenceBundle?: string,
+): Record<string, string> {
   const { manifest, policy } = input;
   const annotations: Record<string, string> = {
-    'model-registry-ref': registryRef(manifest.source, manifest.resolvedRevision),
-    'manifest-digest': sha256Ref(manifest.manifestDigest),
-    files: [...manifest.files]
+    [POLICY_ANNOTATIONS.registryRef]: registryRef(manifest.source, manifest.resolvedRevision),
+    [POLICY_ANNOTATIONS.manifestDigest]: sha256Ref(manifest.manifestDigest),
+    [POLICY_ANNOTATIONS.releaseId]: input.releaseId,
+    [POLICY_ANNOTATIONS.policy]: `${policy.name}@${sha256Ref(policy.digest)}`,
+  };
+  // A manifest passed by reference carries no file list: its digest names the files.
+  if ('files' in manifest) {
+    annotations[POLICY_ANNOTATIONS.files] = [...manifest.files]
       .sort((a, b) => compare(a.path, b.path))
       .map((f) => `${escapeListItem(f.path)}=${sha256Ref(f.sha256)}`)
-      .join(','),
-    'release-id': input.releaseId,
-    policy: `${policy.name}@${sha256Ref(policy.digest)}`,
-  };
+      .join(',');
+  }
+  if (evidenceBundle !== undefined) annotations[POLICY_ANNOTATIONS.evidenceBundle] = sha256Ref(evidenceBundle);
   const approvers = approvedBy(input);
   // Omitted rather than empty: an empty value would read as "approved by nobody" to a policy engine checking presence.
-  if (approvers.length > 0) annotations['approved-by'] = approvers.map((a) => a.approver).join(',');
+  if (approvers.length > 0) annotations[POLICY_ANNOTATIONS.approvedBy] = approvers.map((a) => a.approver).join(',');
   for (const gate of input.gates) {
-    annotations[`${annotationName(gate.gate)}-verdict`] = gate.verdict;
+    annotations[verdictAnnotationName(annotationName(gate.gate))] = gate.verdict;
     for (const [key, value] of Object.entries(gate.annotations ?? {})) annotations[annotationName(key)] = value;
     const hook = Object.hasOwn(hooks, gate.gate) ? hooks[gate.gate] : undefined;
     for (const [key, value] of Object.entries(hook?.(gate, input) ?? {})) annotations[annotationName(key)] = value;
   }
-  return Object.fromEntries(
-    Object.keys(annotations)
-      .sort(compare)
-      .map((key) => [`${ANNOTATION_PREFIX}${key}`, annotations[key] as string]),
+  return sortedRecord(
+    Object.fromEntries(Object.entries(annotations).map(([key, value]) => [annotationKey(key), value])),
   );
 }
 
@@ -142,33 +145,64 @@ export function decidedAt(input: GitOpsReleaseInput): string | undefined {
   );
 }
 
-export function renderEvidence(input: GitOpsReleaseInput, author: GitIdentity = DEFAULT_AUTHOR): string {
+/**
+ * The release summary (`evidence.json`, canonical JSON like the bundle's index, so that neither the order of a gate's
+ * metrics nor of any other map shows): request, manifest, gate results, approvals, policy and decision time. Digests
+ * only: the manifest leaves out the worker's store location, and a gate's evidence is kept when it is a digest (the
+ * store path that older gate results carry is dropped; the bundle holds the evidence itself).
+ */
+export function renderEvidence(
+  input: GitOpsReleaseInput,
+  author: GitIdentity = DEFAULT_AUTHOR,
+  evidenceBundle?: string,
+): string {
   const evidence = {
     releaseId: input.releaseId,
     runId: input.runId,
     request: input.request,
-    manifest: input.manifest,
-    gates: input.gates,
+    manifest: withoutStoreLocation(input.manifest),
+    gates: input.gates.map(withoutEvidencePath),
     approvals: input.approvals,
     policy: { name: input.policy.name, digest: input.policy.digest },
     commit: { author: { name: author.name, email: author.email } },
     decidedAt: decidedAt(input),
+    ...(evidenceBundle === undefined ? {} : { evidenceBundle: sha256Ref(evidenceBundle) }),
   };
-  return `${JSON.stringify(evidence, null, 2)}\n`;
+  return canonicalJson(evidence);
+}
+
+function withoutStoreLocation(manifest: GitOpsReleaseInput['manifest']): Record<string, unknown> {
+  // A rest pattern rather than `delete`, so that the input (kept by the caller) is left as it is.
+  const { storeRoot, ...rest } = manifest as GitOpsReleaseInput['manifest'] & { storeRoot?: string };
+  void storeRoot;
+  return rest;
+}
+
+const DIGEST = /^(?:sha256:)?[0-9a-f]{64}$/;
+
+function withoutEvidencePath(gate: GateResult): GateResult {
+  if (gate.evidence === undefined || DIGEST.test(gate.evidence)) return gate;
+  const { evidence, ...rest } = gate;
+  void evidence;
+  return rest;
 }
 
 function baseLabels(model: string): Record<string, string> {
-  return { 'app.kubernetes.io/name': model, 'app.kubernetes.io/part-of': 'modelrelease' };
+  return sortedRecord({ [APP_LABELS.name]: model, [APP_LABELS.partOf]: PART_OF_VALUE });
 }
 
-function baseDeployment(model: string, servingImage: string): unknown {
+/** Only the name: selectors are immutable, so nothing that changes per release may enter them. */
+function selectorLabels(model: string): Record<string, string> {
+  return { [APP_LABELS.name]: model };
+}
+
+function baseDeployment(model: string, servingImage: string): Deployment {
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name: model, labels: baseLabels(model) },
     spec: {
-      // Only the name: selectors are immutable, so nothing that changes per release may enter them.
-      selector: { matchLabels: { 'app.kubernetes.io/name': model } },
+      selector: { matchLabels: selectorLabels(model) },
       template: {
         metadata: { labels: baseLabels(model) },
         spec: {
@@ -190,54 +224,78 @@ function baseDeployment(model: string, servingImage: string): unknown {
   };
 }
 
-function baseService(model: string): unknown {
+function baseService(model: string): Service {
   return {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name: model, labels: baseLabels(model) },
     spec: {
-      selector: { 'app.kubernetes.io/name': model },
+      selector: selectorLabels(model),
       ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }],
     },
   };
 }
 
-function deploymentPatch(input: GitOpsReleaseInput, servingImage: string, hooks: GateAnnotationHooks): unknown {
+function deploymentPatch(
+  input: GitOpsReleaseInput,
+  servingImage: string,
+  hooks: GateAnnotationHooks,
+  evidenceBundle: string | undefined,
+): DeploymentPatch {
   const { request, manifest } = input;
   const sizing = deploymentSizing(input.gates);
-  const labels = {
+  const labels = sortedRecord({
     ...sizing.labels,
-    'modelrelease.io/model': labelValue(request.model.name),
-    'modelrelease.io/version': labelValue(request.model.version),
-    'modelrelease.io/team': labelValue(request.team ?? 'unassigned'),
-    'modelrelease.io/cost-center': labelValue(request.costCenter ?? 'unassigned'),
-  };
-  const container: Record<string, unknown> = {
+    [RELEASE_LABELS.model]: labelValue(request.model.name),
+    [RELEASE_LABELS.version]: labelValue(request.model.version),
+    [RELEASE_LABELS.team]: labelValue(request.team ?? 'unassigned'),
+    [RELEASE_LABELS.costCenter]: labelValue(request.costCenter ?? 'unassigned'),
+  });
+  const container: DeploymentPatch['spec']['template']['spec']['containers'][number] = {
     name: CONTAINER_NAME,
     image: sizing.image ?? request.image?.ref ?? servingImage,
+    // The model by digest, never by a worker's path: the pod fetches the manifest and its files from the store.
     env: [
       { name: 'MODEL_NAME', value: request.model.name },
       { name: 'MODEL_VERSION', value: request.model.version },
       { name: 'MODEL_MANIFEST_DIGEST', value: sha256Ref(manifest.manifestDigest) },
-      { name: 'MODEL_STORE', value: manifest.storeRoot },
+      // Where the manifest itself is stored, by digest (only manifests passed by reference name it).
+      ...('blob' in manifest ? [{ name: 'MODEL_MANIFEST_BLOB', value: sha256Ref(manifest.blob) }] : []),
     ],
   };
-  if (sizing.resources) container.resources = sizing.resources;
-  const podSpec: Record<string, unknown> = { containers: [container] };
-  if (sizing.nodeSelector) podSpec.nodeSelector = sizing.nodeSelector;
+  if (sizing.resources) container.resources = sortedResources(sizing.resources);
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name: request.model.name, labels, annotations: policyAnnotations(input, hooks) },
+    metadata: { name: request.model.name, labels, annotations: policyAnnotations(input, hooks, evidenceBundle) },
     spec: {
       replicas: sizing.replicas ?? 1,
       template: {
         // Cost tools (OpenCost, Kubecost) allocate by pod labels, not by the Deployment's.
         metadata: { labels },
-        spec: podSpec,
+        spec: {
+          containers: [container],
+          ...(sizing.nodeSelector ? { nodeSelector: sortedRecord(sizing.nodeSelector) } : {}),
+        },
       },
     },
   };
+}
+
+function sortedResources(resources: NonNullable<Container['resources']>): NonNullable<Container['resources']> {
+  return {
+    ...(resources.requests ? { requests: sortedRecord(resources.requests) } : {}),
+    ...(resources.limits ? { limits: sortedRecord(resources.limits) } : {}),
+  };
+}
+
+/** A free-form map with its keys in sorted order, so that the order gates or callers gave them never shows. */
+function sortedRecord(record: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.keys(record)
+      .sort(compare)
+      .map((key) => [key, record[key] as string]),
+  );
 }
 
 /**
@@ -263,7 +321,7 @@ export function deploymentSizing(gates: GitOpsReleaseInput['gates']): Deployment
   return merged;
 }
 
-function toYaml(value: unknown): string {
+function toYaml(value: Deployment | DeploymentPatch | Service | Kustomization): string {
   // Kubernetes reads YAML 1.1, where `on`, `yes` or `1:20` are not strings: emitting as 1.1 quotes them. Shared
   // objects (the labels on Deployment and pod template) are written out twice rather than as anchors and aliases,
   // which reviewers and some tools read poorly.

@@ -3,7 +3,7 @@
  * non-commercial and no-derivatives Creative Commons variants are caught before plain CC-BY. An SPDX id that no rule
  * names is `unknown` (and goes to review by default) rather than guessed.
  */
-import type { LicenseCategory } from '../../config/policy-license';
+import type { LicenseCategory } from './policy';
 
 const RULES: readonly [LicenseCategory, RegExp][] = [
   ['non-commercial', /^(CC-BY-NC(-.*)?|PolyForm-Noncommercial-.*|.*Non-?Commercial.*|CC-NC-.*|Aladdin)$/i],

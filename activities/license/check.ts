@@ -7,7 +7,7 @@
  * in metadata, LICENSE-MIT and LICENSE-APACHE beside it), any other license file adds its terms with AND. A card
  * that says `other` or `unknown` defers to the license files. Nothing anywhere → the license is `unknown`.
  */
-import type { LicenseCategory, LicenseDecision, LicensePolicy } from '../../config/policy-license';
+import type { LicenseCategory, LicenseDecision, LicensePolicy } from './policy';
 import type { Finding, RoleRequirement, Severity, Verdict, Waiver } from '../../contract/types';
 import { applyWaivers, verdictFor } from '../common/gate-kit';
 import {

@@ -13,7 +13,7 @@ import {
   type LicenseCategory,
   type LicenseDecision,
   type LicensePolicy,
-} from '../../config/policy-license';
+} from './policy';
 import { spdxCategory } from './categories';
 import { modelLicenseById } from './model-licenses';
 import { sameTextIds } from './text-match';

@@ -3,10 +3,10 @@
  * activity reads through the acquired manifest (by digest, from the artifact store); `mrel license` reads a
  * directory on disk. Everything else in the gate is the same code.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { ArtifactManifest } from '../../contract/types';
-import { storePath } from '../store/filesystem';
+import { walkModelDirectory } from '../formats/walk';
+import type { ArtifactStore } from '../store/artifact-store';
 
 export interface ModelFile {
   /** Relative to the model root, with forward slashes. */
@@ -19,39 +19,36 @@ export interface ModelFiles {
   read(path: string): Promise<Buffer>;
 }
 
-/** The acquired model: paths from the manifest, bytes from the content-addressed store. */
-export function manifestFiles(manifest: ArtifactManifest): ModelFiles {
+/** Largest file the license gate reads whole (cards, LICENSE texts, package metadata are far smaller). */
+const MAX_LICENSE_SOURCE_BYTES = 64 * 1024 * 1024;
+
+/** The acquired model: paths from the manifest, bytes from the artifact store. */
+export function manifestFiles(manifest: ArtifactManifest, store: ArtifactStore): ModelFiles {
   const byPath = new Map(manifest.files.map((f) => [f.path, f]));
   return {
     files: manifest.files.map((f) => ({ path: f.path, size: f.size })),
     async read(path) {
       const file = byPath.get(path);
       if (!file) throw new Error(`${path} is not in the manifest of ${manifest.model}@${manifest.version}`);
-      return readFile(storePath(manifest.storeRoot, file.sha256));
+      return store.read(file.sha256, MAX_LICENSE_SOURCE_BYTES);
     },
   };
 }
 
-/** Directories that hold tooling state rather than model files. */
-const SKIPPED_DIRECTORIES = new Set(['.git', '.hg', '.svn', 'node_modules', '.venv', '__pycache__']);
-
 /**
- * A model directory on disk. Only regular files count: symbolic links are not followed, so nothing outside the
- * directory is read. Throws ENOENT / ENOTDIR errors for a path that is not a directory.
+ * A model directory on disk, walked as acquire walks a `file://` source (activities/formats/walk.ts), so `mrel
+ * license` judges the files the gate would. Only listed files are read. Throws a WalkError for a path that is not a
+ * directory or that holds a link out of it, a dangling link or a special file.
  */
 export async function directoryFiles(root: string): Promise<ModelFiles> {
-  const files: ModelFile[] = [];
-  const walk = async (dir: string): Promise<void> => {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      const full = join(dir, entry.name);
-      if (entry.isDirectory()) {
-        if (!SKIPPED_DIRECTORIES.has(entry.name)) await walk(full);
-      } else if (entry.isFile()) {
-        files.push({ path: relative(root, full).split(sep).join('/'), size: (await stat(full)).size });
-      }
-    }
+  const { files: walked } = await walkModelDirectory(root);
+  const byPath = new Map(walked.map((f) => [f.path, f]));
+  return {
+    files: walked.map((f) => ({ path: f.path, size: f.size })),
+    async read(path) {
+      const file = byPath.get(path);
+      if (!file) throw new Error(`${path} is not a file of the model directory ${root}`);
+      return readFile(file.realPath);
+    },
   };
-  await walk(root);
-  files.sort((a, b) => a.path.localeCompare(b.path));
-  return { files, read: (path) => readFile(join(root, ...path.split('/'))) };
 }

@@ -6,7 +6,7 @@
  * titles and identifying lines of each license; they are checked in table order, so the more specific versions
  * (Llama 3.1 before Llama 3) come first.
  */
-import type { LicenseCategory } from '../../config/policy-license';
+import type { LicenseCategory } from './policy';
 
 export interface ModelLicense {
   /** The id we report (the Hub's id where it has one). */

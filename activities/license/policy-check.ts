@@ -3,7 +3,7 @@
  * ids in `licenses:` that name no license we know, and a review role that approvers.yaml does not define (a review
  * asking for that role could never be approved).
  */
-import { checkLicensePolicy } from '../../config/policy-license';
+import { checkLicensePolicy } from './policy';
 import { preparePolicy } from './expression';
 
 /** One line per problem, each naming the field and saying what to do; empty when the section is valid. */

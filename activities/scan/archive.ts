@@ -7,7 +7,7 @@ import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
-import type { ScanLimits } from '../../config/policy-scan';
+import type { ScanLimits } from './policy';
 import { finding, type ScanFinding } from './findings';
 import { ByteReader } from './reader';
 

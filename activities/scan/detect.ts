@@ -1,7 +1,12 @@
 /**
  * Format detection by bytes, never by name: magic numbers first, then structural checks (a safetensors header
- * length that fits the file, a protobuf whose top-level fields parse and say which message it is).
+ * length that fits the file, a protobuf whose top-level fields parse and say which message it is). The weight
+ * formats' own tests (magic, plausible header) come from the format library, which the cost footprint uses too.
  */
+import { isGguf } from '../formats/gguf';
+import { isHdf5 } from '../formats/hdf5';
+import { isNpy } from '../formats/npy';
+import { looksLikeSafetensors } from '../formats/safetensors';
 import type { RandomAccess } from './reader';
 
 export type Format =
@@ -49,17 +54,12 @@ export function detectHead(head: Buffer, size: number): Format {
     ascii(0, '\x04\x22\x4d\x18')
   )
     return 'compressed';
-  if (ascii(0, '\x93NUMPY')) return 'npy';
-  if (ascii(0, 'GGUF')) return 'gguf';
-  if (ascii(0, '\x89HDF\r\n\x1a\n')) return 'hdf5';
+  if (isNpy(head)) return 'npy';
+  if (isGguf(head)) return 'gguf';
+  if (isHdf5(head)) return 'hdf5';
   if (ascii(0, '\x89PNG') || (b(0) === 0xff && b(1) === 0xd8 && b(2) === 0xff) || ascii(0, 'GIF8')) return 'image';
   if (ascii(0, 'RIFF') && ascii(8, 'WEBP')) return 'image';
-  if (head.length >= 9) {
-    const n = head.readBigUInt64LE(0);
-    // safetensors: u64 header length, then a JSON object. Text that starts with `{` reads as a length far above
-    // 2^40, so a plausible length is what tells them apart (whether it fits the file is the header check's job).
-    if (b(8) === 0x7b && n >= 2n && n < 1n << 40n) return 'safetensors';
-  }
+  if (looksLikeSafetensors(head)) return 'safetensors';
   if (looksLikeText(head)) return PICKLE_TEXT_START.has(b(0)) ? 'pickle-text' : jsonOrText(head);
   // Protocol 1 pickles are binary and have no PROTO opcode: a MARK, dict, list or global first.
   if (PICKLE_TEXT_START.has(b(0)) && (b(0) === 0x28 || b(0) === 0x7d || b(0) === 0x5d || b(0) === 0x63))

@@ -5,6 +5,7 @@
  * memo and stack have limits whose breach is a finding rather than a crash.
  */
 import type { Severity } from '../../contract/types';
+import { npyItemSize as dtypeSize } from '../formats/npy';
 import { finding, type ScanFinding } from './findings';
 import type { GlobalPolicy } from './globals';
 import type { ByteReader } from './reader';
@@ -777,19 +778,6 @@ class Machine {
     }
     if (!(await r.skip(Number(count * BigInt(itemSize))))) this.fail('joblib array data is truncated', at);
   }
-}
-
-/** Itemsize of a numpy dtype string such as f8, <i4, |b1, U10, S5, V16, M8[ns]. */
-export function dtypeSize(descr: string): number | undefined {
-  const m = /^[<>|=]?([a-zA-Z?])(\d*)(\[\w+\])?$/.exec(descr);
-  if (!m) return undefined;
-  const kind = m[1] as string;
-  const n = m[2] ? Number(m[2]) : undefined;
-  if (kind === '?') return 1;
-  if (kind === 'U') return (n ?? 0) * 4;
-  if ('SaV'.includes(kind)) return n ?? 0;
-  if ('biufcmM'.includes(kind)) return n ?? (kind === 'b' ? 1 : undefined);
-  return undefined;
 }
 
 /** Ints up to 65535 (BININT1, BININT2: most ints in model pickles) are shared values, made once each. */

@@ -3,12 +3,15 @@
  * tensor bytes are skipped by the decoder rather than copied.
  * - SavedModel (saved_model.pb): GraphDef and function-library node ops that run Python or touch files.
  * - keras_metadata.pb: the Keras layer configs of a SavedModel (Lambda, custom objects).
- * - ONNX: external data locations of every initializer, including those in subgraphs and functions.
+ * - ONNX: external data locations of every initializer, including those in subgraphs and functions (the model is
+ *   decoded by the shared ONNX reader).
  */
 import protobuf from 'protobufjs';
+import { FormatError } from '../formats/errors';
+import { readOnnxModel } from '../formats/onnx';
+import { resolveInside } from '../formats/paths';
 import { finding, type ScanFinding } from './findings';
 import { kerasConfigFindings } from './keras';
-import { resolveInside } from './paths';
 
 const SCHEMA = `
 syntax = "proto3";
@@ -23,15 +26,6 @@ message OpDef { string name = 1; }
 
 message SavedMetadata { repeated SavedObject nodes = 1; }
 message SavedObject { int32 node_id = 2; string node_path = 3; string identifier = 4; string metadata = 5; }
-
-message ModelProto { int64 ir_version = 1; GraphProto graph = 7; repeated FunctionProto functions = 25; }
-message GraphProto { repeated NodeProto node = 1; string name = 2; repeated TensorProto initializer = 5; repeated SparseTensorProto sparse_initializer = 15; }
-message NodeProto { string name = 3; string op_type = 4; string domain = 7; repeated AttributeProto attribute = 5; }
-message AttributeProto { string name = 1; TensorProto t = 5; GraphProto g = 6; repeated TensorProto tensors = 10; repeated GraphProto graphs = 11; SparseTensorProto sparse_tensor = 22; repeated SparseTensorProto sparse_tensors = 23; }
-message TensorProto { string name = 8; repeated StringStringEntryProto external_data = 13; int32 data_location = 14; }
-message SparseTensorProto { TensorProto values = 1; TensorProto indices = 2; }
-message StringStringEntryProto { string key = 1; string value = 2; }
-message FunctionProto { string name = 1; repeated NodeProto node = 7; }
 `;
 
 let root: protobuf.Root | undefined;
@@ -135,27 +129,6 @@ export function scanKerasMetadata(bytes: Buffer, path: string): ScanFinding[] {
   return out;
 }
 
-interface TensorProto {
-  name?: string;
-  data_location?: number;
-  external_data?: { key?: string; value?: string }[];
-}
-interface GraphProto {
-  node?: NodeProto[];
-  initializer?: TensorProto[];
-  sparse_initializer?: { values?: TensorProto; indices?: TensorProto }[];
-}
-interface NodeProto {
-  attribute?: {
-    t?: TensorProto;
-    g?: GraphProto;
-    tensors?: TensorProto[];
-    graphs?: GraphProto[];
-    sparse_tensor?: { values?: TensorProto; indices?: TensorProto };
-    sparse_tensors?: { values?: TensorProto; indices?: TensorProto }[];
-  }[];
-}
-
 /**
  * Findings for an ONNX model's external data. Returns the model-relative paths it references, so the scanner can
  * recognise those files as tensor data rather than an unknown format.
@@ -165,26 +138,24 @@ export function scanOnnx(
   path: string,
   modelFiles: ReadonlySet<string>,
 ): { findings: ScanFinding[]; references: string[] } {
-  let model: { graph?: GraphProto; functions?: { node?: NodeProto[] }[] };
+  let model;
   try {
-    model = types().lookupType('ModelProto').decode(bytes) as typeof model;
+    model = readOnnxModel(bytes, path);
   } catch (err) {
-    return {
-      findings: [finding('onnx.invalid', path, `ONNX model does not decode: ${(err as Error).message}`)],
-      references: [],
-    };
+    if (!(err instanceof FormatError)) throw err;
+    return { findings: [finding('onnx.invalid', path, err.reason)], references: [] };
   }
   const findings: ScanFinding[] = [];
   const references = new Set<string>();
   const reported = new Set<string>();
-  const tensor = (t: TensorProto | undefined): void => {
-    if (!t?.external_data?.length && t?.data_location !== 1) return;
-    const location = t.external_data?.find((e) => e.key === 'location')?.value;
+  for (const t of model.tensors) {
+    if (!t.external) continue;
+    const location = t.external.location;
     if (location === undefined) {
       findings.push(
-        finding('onnx.invalid', path, `tensor ${JSON.stringify(t.name ?? '?')} is external but names no location`),
+        finding('onnx.invalid', path, `tensor ${JSON.stringify(t.name || '?')} is external but names no location`),
       );
-      return;
+      continue;
     }
     const resolved = resolveInside(path, location);
     if (!resolved) {
@@ -194,11 +165,11 @@ export function scanOnnx(
           finding(
             'onnx.external-data-escape',
             path,
-            `tensor ${JSON.stringify(t.name ?? '?')} reads external data from ${JSON.stringify(location)}, outside the model directory`,
+            `tensor ${JSON.stringify(t.name || '?')} reads external data from ${JSON.stringify(location)}, outside the model directory`,
           ),
         );
       }
-      return;
+      continue;
     }
     references.add(resolved);
     if (!modelFiles.has(resolved) && !reported.has(resolved)) {
@@ -211,31 +182,6 @@ export function scanOnnx(
         ),
       );
     }
-  };
-  const sparse = (s: { values?: TensorProto; indices?: TensorProto } | undefined): void => {
-    tensor(s?.values);
-    tensor(s?.indices);
-  };
-  let depth = 0;
-  const graph = (g: GraphProto | undefined): void => {
-    if (!g || ++depth > 64) return;
-    for (const t of g.initializer ?? []) tensor(t);
-    for (const s of g.sparse_initializer ?? []) sparse(s);
-    nodes(g.node);
-    depth--;
-  };
-  const nodes = (list: NodeProto[] | undefined): void => {
-    for (const n of list ?? [])
-      for (const a of n.attribute ?? []) {
-        tensor(a.t);
-        for (const t of a.tensors ?? []) tensor(t);
-        sparse(a.sparse_tensor);
-        for (const s of a.sparse_tensors ?? []) sparse(s);
-        graph(a.g);
-        for (const g of a.graphs ?? []) graph(g);
-      }
-  };
-  graph(model.graph);
-  for (const fn of model.functions ?? []) nodes(fn.node);
+  }
   return { findings, references: [...references] };
 }

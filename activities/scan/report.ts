@@ -2,11 +2,17 @@
  * What a scan looks like to its readers: gate findings (with waivers and the verdict), the JSON and SARIF 2.1.0
  * documents of `mrel scan`, and a plain-text report.
  */
-import { SARIF_LEVEL } from '../common/gate-kit';
 import { createHash } from 'node:crypto';
 import type { Finding, Severity, Verdict, Waiver } from '../../contract/types';
 import { location } from '../../contract/location';
 import { applyWaivers, SEVERITY_RANK, verdictFor } from '../common/gate-kit';
+import {
+  sarifLog,
+  SECURITY_SEVERITY,
+  type SarifLog,
+  type SarifResultInput,
+  type SarifRuleInput,
+} from '../common/sarif';
 import { isIncomplete, RULES, type RuleInfo, type ScanFinding } from './findings';
 import type { ScanReport } from './scan';
 
@@ -55,51 +61,38 @@ export function scanJson(report: ScanReport, verdict: Verdict) {
   };
 }
 
-const LEVEL = SARIF_LEVEL;
-/** GitHub ranks alerts by `security-severity` (0–10). */
-const SECURITY_SEVERITY: Record<Severity, string> = {
-  critical: '9.5',
-  high: '8.0',
-  medium: '5.5',
-  low: '3.0',
-  info: '0.0',
-};
-
 /**
  * The `--format sarif` document: SARIF 2.1.0 as GitHub code scanning accepts it (rules with ids, results with
  * ruleId, level, a location with a relative artifact URI and a region with startLine; byteOffset where known).
  * Entries inside archives point at the archive file; the entry is named in the message.
  */
-export function scanSarif(report: ScanReport, toolVersion = '0.1.0') {
+export function scanSarif(report: ScanReport, toolVersion = '0.1.0'): SarifLog {
   const ruleIds = [...new Set(report.findings.map((f) => f.ruleId))].sort();
-  const rules = ruleIds.map((id) => {
+  const rules = ruleIds.map((id): SarifRuleInput => {
     const info = (RULES as Record<string, RuleInfo>)[id] as RuleInfo;
     return {
       id,
       name: id.replace(/[^A-Za-z0-9]+(.)/g, (_, c: string) => c.toUpperCase()).replace(/^./, (c) => c.toUpperCase()),
-      shortDescription: { text: info.title },
-      fullDescription: { text: `${info.title}.${info.incomplete ? ' The file was not fully examined.' : ''}` },
-      defaultConfiguration: { level: LEVEL[info.severity] },
-      properties: { tags: ['security', 'ml-model'], 'security-severity': SECURITY_SEVERITY[info.severity] },
+      shortDescription: info.title,
+      fullDescription: `${info.title}.${info.incomplete ? ' The file was not fully examined.' : ''}`,
+      severity: info.severity,
+      securitySeverity: SECURITY_SEVERITY[info.severity],
+      tags: ['security', 'ml-model'],
     };
   });
-  const results = report.findings.map((f) => {
+  const results = report.findings.map((f): SarifResultInput => {
     const bang = f.path.indexOf('!');
     const file = bang < 0 ? f.path : f.path.slice(0, bang);
     const entry = bang < 0 ? undefined : f.path.slice(bang + 1);
-    const region: Record<string, number> = { startLine: 1 };
-    if (f.offset !== undefined && entry === undefined) region.byteOffset = f.offset;
     return {
       ruleId: f.ruleId,
-      ruleIndex: ruleIds.indexOf(f.ruleId),
-      level: LEVEL[f.severity],
-      message: {
-        text:
-          entry === undefined
-            ? f.message
-            : `${entry}${f.offset === undefined ? '' : ` (byte ${f.offset})`}: ${f.message}`,
-      },
-      locations: [{ physicalLocation: { artifactLocation: { uri: toUri(file) }, region } }],
+      severity: f.severity,
+      message:
+        entry === undefined
+          ? f.message
+          : `${entry}${f.offset === undefined ? '' : ` (byte ${f.offset})`}: ${f.message}`,
+      path: file,
+      region: f.offset !== undefined && entry === undefined ? { startLine: 1, byteOffset: f.offset } : { startLine: 1 },
       partialFingerprints: {
         'modelreleaseScan/v1': createHash('sha256')
           .update(`${f.ruleId}\0${f.path}\0${f.offset ?? ''}\0${f.message}`)
@@ -108,31 +101,7 @@ export function scanSarif(report: ScanReport, toolVersion = '0.1.0') {
       properties: { severity: f.severity },
     };
   });
-  return {
-    $schema: 'https://json.schemastore.org/sarif-2.1.0.json',
-    version: '2.1.0',
-    runs: [
-      {
-        tool: {
-          driver: {
-            name: 'modelrelease-scan',
-            semanticVersion: toolVersion,
-            rules,
-          },
-        },
-        results,
-      },
-    ],
-  };
-}
-
-/** Relative paths as URI references (each segment percent-encoded, slashes kept). */
-function toUri(path: string): string {
-  return path
-    .replace(/\\/g, '/')
-    .split('/')
-    .map((s) => encodeURIComponent(s))
-    .join('/');
+  return sarifLog({ name: 'modelrelease-scan', version: toolVersion }, rules, results);
 }
 
 /** Human-readable lines: one per finding, then a summary line. */

@@ -5,8 +5,8 @@
  * Fail closed: a file whose format is not recognised, that does not parse, or that hits a limit produces a finding
  * whose rule is marked incomplete, and the report says so.
  */
-import type { ScanPolicy } from '../../config/policy-scan';
-import { DEFAULT_SCAN_POLICY } from '../../config/scan-defaults';
+import type { ScanPolicy } from './policy';
+import { DEFAULT_SCAN_POLICY } from './policy-defaults';
 import { scanGzip, scanTar, scanZip, type ArchiveKind } from './archive';
 import { classifyProtobuf, detectHead, HEAD_BYTES, isTfCheckpointIndex, looksLikeText, type Format } from './detect';
 import { finding, isIncomplete, type ScanFinding } from './findings';

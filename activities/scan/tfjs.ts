@@ -1,20 +1,14 @@
 /**
  * TensorFlow.js model.json: every weight shard path must stay inside the model directory (an absolute path or URL
- * makes the loader fetch from elsewhere) and be part of the model.
+ * makes the loader fetch from elsewhere) and be part of the model. The manifest is read by the shared format reader,
+ * so a manifest the cost gate cannot size is one the scanner reports as malformed.
  */
+import { FormatError } from '../formats/errors';
+import { isTfjsModel, readTfjsManifest, tfjsShardPath } from '../formats/tfjs';
 import { finding, type ScanFinding } from './findings';
 import { kerasConfigFindings } from './keras';
-import { resolveInside } from './paths';
 
-/** True when parsed JSON has the shape of a TF.js model.json. */
-export function isTfjsModel(json: unknown): json is { weightsManifest: unknown; modelTopology?: unknown } {
-  return (
-    typeof json === 'object' &&
-    json !== null &&
-    'weightsManifest' in json &&
-    ('modelTopology' in json || 'format' in json)
-  );
-}
+export { isTfjsModel };
 
 export function scanTfjsModel(
   json: { weightsManifest: unknown; modelTopology?: unknown },
@@ -23,16 +17,18 @@ export function scanTfjsModel(
 ): { findings: ScanFinding[]; references: string[] } {
   const findings: ScanFinding[] = [];
   const references: string[] = [];
-  if (!Array.isArray(json.weightsManifest))
-    return { findings: [finding('tfjs.invalid', path, 'weightsManifest is not a list of weight groups')], references };
-  for (const [g, group] of json.weightsManifest.entries()) {
-    const paths = (group as { paths?: unknown })?.paths;
-    if (!Array.isArray(paths) || paths.some((p) => typeof p !== 'string')) {
-      findings.push(finding('tfjs.invalid', path, `weightsManifest[${g}].paths is not a list of strings`));
-      continue;
-    }
-    for (const p of paths as string[]) {
-      const resolved = resolveInside(path, p);
+  let groups;
+  try {
+    const manifest = readTfjsManifest(json, path);
+    groups = manifest.groups;
+    for (const issue of manifest.issues) findings.push(finding('tfjs.invalid', path, issue));
+  } catch (err) {
+    if (!(err instanceof FormatError)) throw err;
+    return { findings: [finding('tfjs.invalid', path, err.reason)], references };
+  }
+  for (const group of groups) {
+    for (const p of group.paths ?? []) {
+      const resolved = tfjsShardPath(path, p);
       if (!resolved) {
         findings.push(
           finding('tfjs.weights-path-escape', path, `weight shard ${JSON.stringify(p)} is outside the model directory`),

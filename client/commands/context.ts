@@ -1,5 +1,6 @@
 /** What a CLI command module gets from the mrel program: output, the exit code, and the global options. */
 import type { Client } from '@temporalio/client';
+import type { ExitCode } from '../errors';
 
 export interface Io {
   out: (line: string) => void;
@@ -8,8 +9,8 @@ export interface Io {
 
 export interface CommandContext {
   io: Io;
-  /** Sets the process exit code for this invocation (see each command's documented codes). */
-  setExit(code: number): void;
+  /** Sets the process exit code for this invocation: a code from the one table, EXIT in client/errors.ts. */
+  setExit(code: ExitCode): void;
   /** True when --json was given. */
   json(): boolean;
   /** A connected Temporal client (closed by the program when the command ends). */

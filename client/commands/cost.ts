@@ -1,37 +1,35 @@
 /**
- * `mrel cost`: the FinOps commands.
+ * `mrel cost`: the FinOps commands, on the gate-command adapter like every gate command.
  *
  *   mrel cost report --gitops <repo> [--utilization <csv> | --prometheus <url> --query <q>] [--format text|json]
  *   mrel cost estimate <model-dir> [--traffic <yaml>] [--throughput <n> --backend <b>] [--format text|json]
  *
- * Exit codes: 0 done (estimate: pass or warn) · 1 report: sprawl found and --fail-on-sprawl; estimate: the gate
- * would fail (no instance type fits, over a hard budget) · 2 bad usage, unreadable input or config, or the estimate
- * could not be made · 4 Prometheus (or the Git remote) cannot be reached.
+ * Exit codes as every gate command (client/errors.ts): 0 done (estimate: pass or warn; report: sprawl is a warn) ·
+ * 1 estimate: the gate would fail (no instance type fits, over a hard budget); report: sprawl with --fail-on-sprawl ·
+ * 2 bad usage or unreadable input · 3 the estimate could not be made (verdict error) · 4 Prometheus (or the Git
+ * remote) cannot be reached · 5 a policy or pricing catalog that does not load.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, relative, resolve, sep } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { parse } from 'yaml';
-import { ConfigError, loadApprovers, loadPolicy, DEFAULT_CONFIG_DIR } from '../../config/loader';
 import { loadPricing, DEFAULT_PRICING_FILE, type PricingCatalog } from '../../config/pricing';
-import { parseCostPolicy, type CostPolicy } from '../../config/policy-cost';
+import { parseCostPolicy, type CostPolicy } from '../../activities/cost/policy';
 import { usd, usdFine } from '../../activities/cost/budget';
 import { CostError, SourceUnavailableError } from '../../activities/cost/errors';
-import { estimateReleaseCost, type CostEvidence } from '../../activities/cost/estimate';
+import { estimateReleaseCost, type CostEvidence, type CostInput } from '../../activities/cost/estimate';
+import { walkModelDirectory } from '../../activities/formats/walk';
 import { parseHistoryCsv, prometheusRange } from '../../activities/cost/history';
 import { openGitOpsRepo, sprawlReport, type SprawlReport } from '../../activities/cost/sprawl';
-import { parseDuration } from '../../activities/cost/traffic';
-import type { ArtifactFile, GateInput, GateResult, ReleaseRequest, Verdict } from '../../contract/types';
-import type { CommandContext, Io } from './context';
+import { parseDuration } from '../../contract/duration';
+import type { ArtifactFile, EarlierGate, GateResult, ReleaseRequest, Verdict } from '../../contract/types';
+import { CommandError } from '../errors';
+import type { Io } from './context';
+import { gateCommand, type GateCommandSpec, type GatePolicy } from './gate-command';
 import type { RegisterCommands } from './index';
 
-export const COST_EXIT = { ok: 0, failed: 1, usage: 2, unavailable: 4 } as const;
-
 interface CommonOptions {
-  format?: 'text' | 'json';
   pricing?: string;
-  policy?: string;
-  configDir?: string;
 }
 
 interface ReportOptions extends CommonOptions {
@@ -55,80 +53,111 @@ interface EstimateOptions extends CommonOptions {
   gate?: string[];
 }
 
-export const register: RegisterCommands = (program, ctx) => {
-  const cost = program.command('cost').description('FinOps: cost estimates, budgets and model sprawl');
-  const common = (cmd: Command): Command =>
-    cmd
-      .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
-      .addOption(new Option('--pricing <file>', 'pricing catalog').env('MREL_PRICING_FILE'))
-      .option('--policy <name>', 'policy in config/policies whose cost: section applies', 'default')
-      .addOption(new Option('--config-dir <dir>', 'config directory').env('MREL_CONFIG_DIR'));
-
-  common(
-    cost
-      .command('report')
-      .description('list every model version a GitOps repository deploys, its cost, and sprawl')
-      .requiredOption('--gitops <repo>', 'GitOps repository: a work tree, a bare repository or a Git URL')
-      .option('--branch <branch>', 'branch of a cloned repository', 'main')
-      .option('--utilization <csv>', 'CSV of timestamp,model,environment,requests_per_second (or requests)')
-      .option('--prometheus <url>', 'Prometheus base URL for utilization')
-      .option('--query <promql>', 'range query yielding requests/s per series labelled model and environment/namespace')
-      .option('--since <duration>', 'utilization window ending now (Prometheus)', '7d')
-      .option('--step <duration>', 'utilization step (Prometheus)', '1h')
-      .option('--fail-on-sprawl', 'exit 1 when sprawl is found'),
-  ).action(async (opts: ReportOptions) => run(ctx, () => report(ctx, opts)));
-
-  common(
-    cost
-      .command('estimate')
-      .description('estimate what serving a model directory costs, as the cost gate would')
-      .argument('<model-dir>', 'directory with the model files (safetensors, GGUF or tfjs model.json)')
-      .option('--traffic <yaml>', 'a traffic profile, or a release request file with traffic:, team:, costCenter:')
-      .option('--environment <env>', 'target environment (risk premium exposure)', 'production')
-      .option('--team <team>', 'team (budget)')
-      .option('--cost-center <cc>', 'cost center (budget)')
-      .option('--throughput <n>', 'measured throughput (rows/s, or tokens/s for a tokensPerRequest profile)')
-      .option('--backend <name>', 'backend the throughput was measured on (see pricing.yaml backends)')
-      .option('--gate <name=verdict...>', 'earlier gate verdicts for the risk premium, e.g. scan=pass fairness=warn'),
-  ).action(async (dir: string, opts: EstimateOptions) => run(ctx, () => estimate(ctx, dir, opts)));
+const COST_POLICY: GateCommandSpec<unknown, CostPolicy>['policy'] = {
+  section: 'cost',
+  parse: (section) => {
+    const parsed = parseCostPolicy(section);
+    if ('problems' in parsed) throw new Error(parsed.problems.join('\n'));
+    return parsed.policy;
+  },
 };
 
-async function run(ctx: CommandContext, body: () => Promise<void>): Promise<void> {
-  try {
-    await body();
-  } catch (err) {
-    if (err instanceof SourceUnavailableError) {
-      ctx.io.err(`error: ${err.message}`);
-      ctx.setExit(COST_EXIT.unavailable);
-    } else if (err instanceof CostError) {
-      for (const p of err.problems) ctx.io.err(`error: ${p}`);
-      ctx.setExit(COST_EXIT.usage);
-    } else if (err instanceof ConfigError) {
-      ctx.io.err(err.message);
-      ctx.setExit(COST_EXIT.usage);
-    } else if (err instanceof UsageError) {
-      ctx.io.err(`error: ${err.message}`);
-      ctx.setExit(COST_EXIT.usage);
-    } else {
-      throw err;
-    }
+/** The pricing option both commands take. */
+const pricingOption = (cmd: Command): Command =>
+  cmd.addOption(new Option('--pricing <file>', 'pricing catalog').env('MREL_PRICING_FILE'));
+
+/** Cost errors name what to fix: the configuration (exit 5), anything else the input (exit 2). */
+function costError(err: unknown): CommandError | undefined {
+  if (err instanceof SourceUnavailableError) return new CommandError('unavailable', err.message, [], { cause: err });
+  if (err instanceof CostError) {
+    const extra = err.problems.length === 1 && err.problems[0] === err.message ? [] : err.problems;
+    return new CommandError(err.code === 'InvalidConfig' ? 'config' : 'usage', err.message, extra, { cause: err });
   }
+  return undefined;
 }
 
-class UsageError extends Error {}
-
-function wantsJson(ctx: CommandContext, opts: CommonOptions): boolean {
-  return opts.format === 'json' || ctx.json();
+/** Lines a printer writes, as one text. */
+function linesOf(print: (io: Io) => void): string {
+  const lines: string[] = [];
+  print({ out: (l) => lines.push(l), err: (l) => lines.push(l) });
+  return lines.join('\n');
 }
 
-async function costPolicy(opts: CommonOptions): Promise<CostPolicy> {
-  const configDir = opts.configDir ?? DEFAULT_CONFIG_DIR;
-  const approvers = await loadApprovers(configDir);
-  const policy = await loadPolicy(opts.policy ?? 'default', approvers, configDir);
-  const parsed = parseCostPolicy((policy as Record<string, unknown>).cost);
-  if ('problems' in parsed) throw new ConfigError(policy.file, parsed.problems);
-  return parsed.policy;
+/** Builds the `cost` group; `configDir`, when given, is where policies load from (tests). */
+export function createCostCommands(options: { configDir?: string } = {}): RegisterCommands {
+  return (program, ctx) => {
+    const cost = program.command('cost').description('FinOps: cost estimates, budgets and model sprawl');
+    gateCommand<ReportOptions, CostPolicy>(
+      {
+        name: 'report',
+        description: 'list every model version a GitOps repository deploys, its cost, and sprawl',
+        configure: (cmd) =>
+          pricingOption(cmd)
+            .requiredOption('--gitops <repo>', 'GitOps repository: a work tree, a bare repository or a Git URL')
+            .option('--branch <branch>', 'branch of a cloned repository', 'main')
+            .option('--utilization <csv>', 'CSV of timestamp,model,environment,requests_per_second (or requests)')
+            .option('--prometheus <url>', 'Prometheus base URL for utilization')
+            .option(
+              '--query <promql>',
+              'range query yielding requests/s per series labelled model and environment/namespace',
+            )
+            .option('--since <duration>', 'utilization window ending now (Prometheus)', '7d')
+            .option('--step <duration>', 'utilization step (Prometheus)', '1h')
+            .option('--fail-on-sprawl', 'exit 1 when sprawl is found'),
+        policy: COST_POLICY,
+        mapError: costError,
+        run: async ({ options: opts, policy }) => {
+          const result = await report(opts, policy);
+          return {
+            // Sprawl is worth a look, not a failure, unless the user asked to stop on it.
+            verdict: result.flags.length > 0 ? 'warn' : 'pass',
+            failOnWarn: opts.failOnSprawl === true,
+            report: result,
+            text: () => linesOf((io) => printReport(io, result)),
+          };
+        },
+      },
+      options,
+    )(cost, ctx);
+    gateCommand<EstimateOptions, CostPolicy>(
+      {
+        name: 'estimate',
+        description: 'estimate what serving a model directory costs, as the cost gate would',
+        configure: (cmd) =>
+          pricingOption(cmd)
+            .argument('<model-dir>', 'directory with the model files (safetensors, GGUF or tfjs model.json)')
+            .option(
+              '--traffic <yaml>',
+              'a traffic profile, or a release request file with traffic:, team:, costCenter:',
+            )
+            .option('--environment <env>', 'target environment (risk premium exposure)', 'production')
+            .option('--team <team>', 'team (budget)')
+            .option('--cost-center <cc>', 'cost center (budget)')
+            .option('--throughput <n>', 'measured throughput (rows/s, or tokens/s for a tokensPerRequest profile)')
+            .option('--backend <name>', 'backend the throughput was measured on (see pricing.yaml backends)')
+            .option(
+              '--gate <name=verdict...>',
+              'earlier gate verdicts for the risk premium, e.g. scan=pass fairness=warn',
+            ),
+        policy: COST_POLICY,
+        mapError: costError,
+        run: async ({ args, options: opts, policy }) => {
+          const [dir] = args as [string];
+          const { result, evidence } = await estimate(dir, opts, policy);
+          return {
+            verdict: result.verdict,
+            report: { result, evidence },
+            text: () => linesOf((io) => printEstimate(io, result, evidence)),
+          };
+        },
+      },
+      options,
+    )(cost, ctx);
+  };
 }
+
+/** The `cost` commands with the repository's config/ directory (or --config-dir, MREL_CONFIG_DIR). */
+export const register: RegisterCommands = createCostCommands();
 
 async function catalogOf(opts: CommonOptions): Promise<PricingCatalog> {
   return loadPricing(opts.pricing ?? DEFAULT_PRICING_FILE);
@@ -137,30 +166,31 @@ async function catalogOf(opts: CommonOptions): Promise<PricingCatalog> {
 // ---------------------------------------------------------------------------------------------------------------
 // report
 
-async function report(ctx: CommandContext, opts: ReportOptions): Promise<void> {
-  if (opts.utilization && opts.prometheus) throw new UsageError('give --utilization or --prometheus, not both');
-  if (opts.prometheus && !opts.query) throw new UsageError('--prometheus needs --query <promql>');
-  const [catalog, policy] = await Promise.all([catalogOf(opts), costPolicy(opts)]);
+async function report(opts: ReportOptions, { policy }: GatePolicy<CostPolicy>): Promise<SprawlReport> {
+  if (opts.utilization && opts.prometheus)
+    throw new CommandError('usage', 'give --utilization or --prometheus, not both');
+  if (opts.prometheus && !opts.query) throw new CommandError('usage', '--prometheus needs --query <promql>');
+  const catalog = await catalogOf(opts);
   let utilization: { source: string; series: ReturnType<typeof parseHistoryCsv> } | undefined;
   if (opts.utilization) {
     let text: string;
     try {
       text = await readFile(opts.utilization, 'utf8');
     } catch (err) {
-      throw new UsageError(`${opts.utilization} cannot be read: ${(err as Error).message}`);
+      throw new CommandError('usage', `${opts.utilization} cannot be read: ${(err as Error).message}`);
     }
     utilization = { source: `csv ${opts.utilization}`, series: parseHistoryCsv(text, opts.utilization) };
   } else if (opts.prometheus) {
     const since = parseDuration(opts.since);
     const step = parseDuration(opts.step);
-    if (!since || !step) throw new UsageError('--since and --step take durations such as 7d and 1h');
+    if (!since || !step) throw new CommandError('usage', '--since and --step take durations such as 7d and 1h');
     const endMs = Date.now();
     const series = await prometheusRange({
       url: opts.prometheus,
       query: opts.query as string,
-      startMs: endMs - since * 1000,
+      startMs: endMs - since,
       endMs,
-      stepSeconds: step,
+      stepSeconds: step / 1000,
     });
     utilization = { source: `prometheus ${opts.prometheus} ${opts.query as string}`, series };
   }
@@ -168,11 +198,10 @@ async function report(ctx: CommandContext, opts: ReportOptions): Promise<void> {
   try {
     repo = await openGitOpsRepo(opts.gitops, opts.branch);
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new CommandError('usage', (err as Error).message);
   }
-  let result: SprawlReport;
   try {
-    result = await sprawlReport(repo.dir, opts.gitops, {
+    return await sprawlReport(repo.dir, opts.gitops, {
       catalog,
       utilization,
       overprovisionFactor: policy.sprawl.overprovisionFactor,
@@ -182,9 +211,6 @@ async function report(ctx: CommandContext, opts: ReportOptions): Promise<void> {
   } finally {
     await repo.close();
   }
-  if (wantsJson(ctx, opts)) ctx.io.out(JSON.stringify(result, null, 2));
-  else printReport(ctx.io, result);
-  ctx.setExit(opts.failOnSprawl && result.flags.length > 0 ? COST_EXIT.failed : COST_EXIT.ok);
 }
 
 function printReport(io: Io, r: SprawlReport): void {
@@ -230,16 +256,10 @@ function table(io: Io, header: string[], rows: string[][]): void {
 // ---------------------------------------------------------------------------------------------------------------
 // estimate
 
-async function walk(root: string, dir = root): Promise<ArtifactFile[]> {
-  const files: ArtifactFile[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const full = join(dir, entry.name);
-    if (entry.isDirectory()) files.push(...(await walk(root, full)));
-    else if (entry.isFile()) {
-      files.push({ path: relative(root, full).split(sep).join('/'), size: (await stat(full)).size, sha256: '' });
-    }
-  }
-  return files.sort((a, b) => (a.path < b.path ? -1 : 1));
+/** The model directory as acquire would list it (activities/formats/walk.ts): the files the cost gate would size. */
+async function walk(root: string): Promise<ArtifactFile[]> {
+  const { files } = await walkModelDirectory(root);
+  return files.map((f) => ({ path: f.path, size: f.size, sha256: '' }));
 }
 
 async function readTraffic(path: string | undefined): Promise<Partial<ReleaseRequest>> {
@@ -248,68 +268,59 @@ async function readTraffic(path: string | undefined): Promise<Partial<ReleaseReq
   try {
     doc = parse(await readFile(path, 'utf8'));
   } catch (err) {
-    throw new UsageError(`${path} cannot be read as YAML: ${(err as Error).message.split('\n')[0]}`);
+    throw new CommandError('usage', `${path} cannot be read as YAML: ${(err as Error).message.split('\n')[0]}`);
   }
-  if (typeof doc !== 'object' || doc === null) throw new UsageError(`${path} holds no traffic profile`);
+  if (typeof doc !== 'object' || doc === null) throw new CommandError('usage', `${path} holds no traffic profile`);
   const d = doc as Partial<ReleaseRequest> & Record<string, unknown>;
   // A whole release request (traffic: inside) or just the traffic profile.
   if ('traffic' in d) return d;
   return { traffic: d };
 }
 
-async function estimate(ctx: CommandContext, dirArg: string, opts: EstimateOptions): Promise<void> {
+async function estimate(
+  dirArg: string,
+  opts: EstimateOptions,
+  { policy, source }: GatePolicy<CostPolicy>,
+): Promise<{ result: GateResult; evidence: CostEvidence }> {
   const dir = resolve(dirArg);
   let files: ArtifactFile[];
   try {
     files = await walk(dir);
   } catch (err) {
-    throw new UsageError(`${dirArg} cannot be read: ${(err as Error).message}`);
+    throw new CommandError('usage', `${dirArg} cannot be read: ${(err as Error).message}`);
   }
-  const [catalog, policy, fromFile] = await Promise.all([catalogOf(opts), costPolicy(opts), readTraffic(opts.traffic)]);
-  const earlier: GateResult[] = [];
-  const at = new Date().toISOString();
+  const [catalog, fromFile] = await Promise.all([catalogOf(opts), readTraffic(opts.traffic)]);
+  const earlier: EarlierGate[] = [];
   if (opts.throughput !== undefined) {
     const value = Number(opts.throughput);
-    if (!(value > 0)) throw new UsageError('--throughput must be a positive number');
-    if (!opts.backend) throw new UsageError('--throughput needs --backend (e.g. tensorflow)');
+    if (!(value > 0)) throw new CommandError('usage', '--throughput must be a positive number');
+    if (!opts.backend) throw new CommandError('usage', '--throughput needs --backend (e.g. tensorflow)');
     const tokens = typeof (fromFile.traffic as Record<string, unknown> | undefined)?.tokensPerRequest === 'number';
     earlier.push({
       gate: 'evaluate',
       verdict: 'pass',
-      summary: 'measured throughput given on the command line',
-      metrics: { [tokens ? 'throughputTokensPerSecond' : 'throughputRowsPerSecond']: value, backend: opts.backend },
-      findings: [],
-      startedAt: at,
-      finishedAt: at,
+      throughput: { unit: tokens ? 'tokens' : 'rows', perSecond: value, backend: opts.backend },
     });
   }
   for (const g of opts.gate ?? []) {
     const [name, verdict] = g.split('=');
     if (!name || !['pass', 'warn', 'fail', 'error'].includes(verdict ?? '')) {
-      throw new UsageError(`--gate ${g}: use name=pass|warn|fail|error`);
+      throw new CommandError('usage', `--gate ${g}: use name=pass|warn|fail|error`);
     }
-    earlier.push({
-      gate: name,
-      verdict: verdict as Verdict,
-      summary: '',
-      metrics: {},
-      findings: [],
-      startedAt: at,
-      finishedAt: at,
-    });
+    earlier.push({ gate: name, verdict: verdict as Verdict });
   }
   const team = opts.team ?? fromFile.team;
   const costCenter = opts.costCenter ?? fromFile.costCenter;
   const request: ReleaseRequest = {
     model: { name: fromFile.model?.name ?? 'model', version: fromFile.model?.version ?? '0', source: `file://${dir}` },
     environment: opts.environment,
-    policy: opts.policy ?? 'default',
+    policy: source?.name ?? 'default',
     requestedBy: 'mrel cost estimate',
     ...(fromFile.traffic ? { traffic: fromFile.traffic } : {}),
     ...(team ? { team } : {}),
     ...(costCenter ? { costCenter } : {}),
   };
-  const input: GateInput = {
+  const input: CostInput = {
     releaseId: `estimate/${request.model.name}`,
     request,
     manifest: {
@@ -319,22 +330,16 @@ async function estimate(ctx: CommandContext, dirArg: string, opts: EstimateOptio
       resolvedRevision: dir,
       files,
       totalSize: files.reduce((s, f) => s + f.size, 0),
-      storeRoot: dir,
       manifestDigest: '',
     },
     policy,
     waivers: [],
     earlier,
   };
-  const { result, evidence } = await estimateReleaseCost(input, {
+  return estimateReleaseCost(input, {
     catalog,
     locate: (file) => join(dir, ...file.path.split('/')),
   });
-  if (wantsJson(ctx, opts)) ctx.io.out(JSON.stringify({ result, evidence }, null, 2));
-  else printEstimate(ctx.io, result, evidence);
-  ctx.setExit(
-    result.verdict === 'fail' ? COST_EXIT.failed : result.verdict === 'error' ? COST_EXIT.usage : COST_EXIT.ok,
-  );
 }
 
 function bytes(n: number): string {

@@ -1,33 +1,29 @@
 /**
  * `mrel fairness`: group fairness metrics from a dataset of labels and predictions (no model, no Temporal), with
- * Fairlearn's and AIF360's definitions and seeded bootstrap intervals. With `--policy` it also judges them.
+ * Fairlearn's and AIF360's definitions and seeded bootstrap intervals. With `--policy` it also judges them by the
+ * policy's evaluation.fairness bounds; without, it only computes them (verdict pass, "not judged").
  *
- * Exit codes:
- *   0  computed (and, with --policy, within the bounds or only warnings)
- *   1  with --policy: a bound is exceeded
- *   2  bad usage or bad data (the message names the column and row)
- *   3  with --policy: the gate could not decide (e.g. a metric undefined, insufficientData: error)
+ * Exit codes as every gate command (client/errors.ts): 0 computed (with --policy: within the bounds or only
+ * warnings), 1 a bound is exceeded, 2 bad usage or bad data (the message names the column and row), 3 the gate
+ * could not decide (e.g. a metric undefined, insufficientData: error), 5 a policy that does not load.
  */
-import { BETWEEN_GROUP_METRICS } from '../../activities/evaluate/fairness';
-import { Option } from 'commander';
-import { ConfigError, DEFAULT_CONFIG_DIR, loadApprovers, loadPolicy } from '../../config/loader';
-import { parseEvaluationPolicy, type EvaluationPolicy } from '../../config/policy-evaluate';
 import { datasetPath } from '../../activities/evaluate/dataset';
 import { EvaluationError } from '../../activities/evaluate/errors';
+import { BETWEEN_GROUP_METRICS } from '../../activities/evaluate/fairness';
 import {
-  emptyGroupCounts,
   addRows,
+  emptyGroupCounts,
   fairnessReport,
   reportColumns,
   type FairnessReport,
 } from '../../activities/evaluate/fairness-report';
 import { gateResult, judgeFairness } from '../../activities/evaluate/judge';
+import { parseEvaluationPolicy, type EvaluationPolicy } from '../../activities/evaluate/policy';
 import { loadPredictionTable } from '../../activities/evaluate/table';
 import type { Finding, Verdict } from '../../contract/types';
-import type { CommandContext } from './context';
+import { CommandError } from '../errors';
+import { gateCommand } from './gate-command';
 import type { RegisterCommands } from './index';
-
-export const FAIRNESS_EXIT = { ok: 0, outOfBounds: 1, usage: 2, undecided: 3 } as const;
 
 interface FairnessOptions {
   data: string;
@@ -41,8 +37,6 @@ interface FairnessOptions {
   seed?: number;
   confidence?: number;
   intersections: boolean;
-  policy?: string;
-  format?: 'text' | 'json';
 }
 
 /** `--privileged sex=male --privileged race=white` → { sex: 'male', race: 'white' }. */
@@ -65,6 +59,11 @@ export function parseList(value: string): string[] {
     .filter(Boolean);
 }
 
+/** Repeated options (`--privileged a=x --privileged b=y`). */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 const integer = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n))
@@ -72,139 +71,94 @@ const integer = (name: string) => (v: string) => {
   return n;
 };
 
-/** Loads config/policies/<name>.yaml and validates its evaluation: section (usage errors name file and field). */
-export async function loadEvaluationPolicy(
-  name: string | undefined,
-  configDir = DEFAULT_CONFIG_DIR,
-): Promise<{
-  policy: EvaluationPolicy;
-  file?: string;
-}> {
-  if (name === undefined) return { policy: parseEvaluationPolicy(undefined) };
-  try {
-    const approvers = await loadApprovers(configDir);
-    const loaded = await loadPolicy(name, approvers, configDir);
-    const section = (loaded as Record<string, unknown>).evaluation;
-    try {
-      return { policy: parseEvaluationPolicy(section, loaded.file), file: loaded.file };
-    } catch (err) {
-      throw new EvaluationError('InvalidEvaluationConfig', (err as Error).message);
-    }
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      throw new EvaluationError(
-        'InvalidEvaluationConfig',
-        [`policy "${name}" does not load:`, ...err.problems].join('\n  - '),
-      );
-    }
-    throw err;
-  }
+/** Evaluation errors (bad data, model, columns, flags) are the user's to fix: exit 2; the message names the place. */
+export function evaluationError(err: unknown): CommandError | undefined {
+  if (!(err instanceof EvaluationError)) return undefined;
+  const [first, ...rest] = err.message.split('\n');
+  return new CommandError('usage', first ?? err.message, rest, { cause: err });
 }
+
+/** The section parser of the evaluation gates, with the policy file named in its errors. */
+export const evaluationSection = (section: unknown, file: string): EvaluationPolicy =>
+  parseEvaluationPolicy(section, file);
 
 /** Builds the `fairness` command; `configDir` is where `--policy` names are looked up. */
 export function createFairnessCommand(options: { configDir?: string } = {}): RegisterCommands {
-  return (program, ctx) => {
-    program
-      .command('fairness')
-      .description('group fairness metrics from labels and predictions in a CSV or JSON Lines file (no model)')
-      .requiredOption('--data <file>', 'CSV or JSON Lines (.jsonl) dataset')
-      .requiredOption('--label <column>', 'the true outcome')
-      .requiredOption('--prediction <column>', "the model's predicted outcome")
-      .requiredOption('--protected <columns>', 'protected attribute column(s), comma-separated')
-      .option('--favorable <value>', 'the favorable outcome value', '1')
-      .option('--privileged <column=value>', 'privileged group for AIF360 metrics (repeatable)', collect, [])
-      .option(
-        '--min-group-size <n>',
-        'smaller groups are reported but not compared (default 30)',
-        integer('--min-group-size'),
-      )
-      .option('--resamples <n>', 'bootstrap resamples (default 1000; 0: no intervals)', integer('--resamples'))
-      .option('--seed <n>', 'bootstrap seed', integer('--seed'))
-      .option('--confidence <level>', 'confidence level of the intervals (default 0.95)', Number)
-      .option('--no-intersections', 'do not compare intersections of several protected attributes')
-      .option('--policy <name>', "judge by this policy's evaluation.fairness bounds (config/policies/<name>.yaml)")
-      .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']))
-      .action(async (opts: FairnessOptions) => {
-        try {
-          const { policy } = await loadEvaluationPolicy(opts.policy, options.configDir);
-          const fairness = {
-            ...policy.fairness,
-            minGroupSize: opts.minGroupSize ?? policy.fairness.minGroupSize,
-            intersections: opts.intersections,
-            confidence: opts.confidence ?? policy.fairness.confidence,
-            bootstrap: {
-              resamples: opts.resamples ?? policy.fairness.bootstrap.resamples,
-              seed: opts.seed ?? policy.fairness.bootstrap.seed,
-            },
-            privileged: { ...policy.fairness.privileged, ...parsePrivileged(opts.privileged) },
+  return gateCommand<FairnessOptions, EvaluationPolicy>(
+    {
+      name: 'fairness',
+      description: 'group fairness metrics from labels and predictions in a CSV or JSON Lines file (no model)',
+      configure: (command) =>
+        command
+          .requiredOption('--data <file>', 'CSV or JSON Lines (.jsonl) dataset')
+          .requiredOption('--label <column>', 'the true outcome')
+          .requiredOption('--prediction <column>', "the model's predicted outcome")
+          .requiredOption('--protected <columns>', 'protected attribute column(s), comma-separated')
+          .option('--favorable <value>', 'the favorable outcome value', '1')
+          .option('--privileged <column=value>', 'privileged group for AIF360 metrics (repeatable)', collect, [])
+          .option(
+            '--min-group-size <n>',
+            'smaller groups are reported but not compared (default 30)',
+            integer('--min-group-size'),
+          )
+          .option('--resamples <n>', 'bootstrap resamples (default 1000; 0: no intervals)', integer('--resamples'))
+          .option('--seed <n>', 'bootstrap seed', integer('--seed'))
+          .option('--confidence <level>', 'confidence level of the intervals (default 0.95)', Number)
+          .option('--no-intersections', 'do not compare intersections of several protected attributes'),
+      policy: { section: 'evaluation', parse: evaluationSection, optional: true },
+      mapError: evaluationError,
+      run: async ({ options: opts, policy: loaded }) => {
+        const policy = loaded.policy;
+        const fairness = {
+          ...policy.fairness,
+          minGroupSize: opts.minGroupSize ?? policy.fairness.minGroupSize,
+          intersections: opts.intersections,
+          confidence: opts.confidence ?? policy.fairness.confidence,
+          bootstrap: {
+            resamples: opts.resamples ?? policy.fairness.bootstrap.resamples,
+            seed: opts.seed ?? policy.fairness.bootstrap.seed,
+          },
+          privileged: { ...policy.fairness.privileged, ...parsePrivileged(opts.privileged) },
+        };
+        const table = await loadPredictionTable(datasetPath(opts.data), {
+          label: opts.label,
+          prediction: opts.prediction,
+          favorable: opts.favorable,
+          protected: parseList(opts.protected),
+        });
+        const columns = reportColumns(table.groups, fairness.intersections);
+        const counts = emptyGroupCounts(columns);
+        addRows(counts, columns, table.yTrue, table.yPred, 0, table.rows);
+        const report = fairnessReport(columns, counts, fairness);
+        if (loaded.source === undefined) {
+          return {
+            verdict: 'pass',
+            report: { judged: false, summary: 'metrics computed, not judged (give --policy to judge them)', ...report },
+            text: () => renderFairness(report),
           };
-          const table = await loadPredictionTable(datasetPath(opts.data), {
-            label: opts.label,
-            prediction: opts.prediction,
-            favorable: opts.favorable,
-            protected: parseList(opts.protected),
-          });
-          const columns = reportColumns(table.groups, fairness.intersections);
-          const counts = emptyGroupCounts(columns);
-          addRows(counts, columns, table.yTrue, table.yPred, 0, table.rows);
-          const report = fairnessReport(columns, counts, fairness);
-          const json = opts.format === 'json' || (opts.format === undefined && ctx.json());
-          if (opts.policy === undefined) {
-            ctx.io.out(json ? JSON.stringify(report, null, 2) : renderFairness(report));
-            ctx.setExit(FAIRNESS_EXIT.ok);
-            return;
-          }
-          const now = new Date().toISOString();
-          const { result } = gateResult({
-            gate: 'fairness',
-            judgement: judgeFairness(report, fairness),
-            waivers: [],
-            extraMetrics: { rows: table.rows },
-            startedAt: now,
-            finishedAt: now,
-          });
-          if (json)
-            ctx.io.out(
-              JSON.stringify(
-                { ...report, verdict: result.verdict, summary: result.summary, findings: result.findings },
-                null,
-                2,
-              ),
-            );
-          else
-            ctx.io.out(
-              `${renderFairness(report)}\n\n${renderVerdict(result.verdict, result.summary, result.findings)}`,
-            );
-          ctx.setExit(verdictExit(result.verdict));
-        } catch (err) {
-          usageError(ctx, 'fairness', err);
         }
-      });
-  };
+        const now = new Date().toISOString();
+        const { result } = gateResult({
+          gate: 'fairness',
+          judgement: judgeFairness(report, fairness),
+          waivers: [],
+          extraMetrics: { rows: table.rows },
+          startedAt: now,
+          finishedAt: now,
+        });
+        return {
+          verdict: result.verdict,
+          report: { judged: true, summary: result.summary, findings: result.findings, ...report },
+          text: () => `${renderFairness(report)}\n\n${renderVerdict(result.verdict, result.summary, result.findings)}`,
+        };
+      },
+    },
+    options,
+  );
 }
 
 /** The `fairness` command with the repository's config/ directory. */
 export const register: RegisterCommands = createFairnessCommand();
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
-/** Exit code of a gate verdict (pass and warn exit 0). */
-export function verdictExit(verdict: Verdict): number {
-  if (verdict === 'fail') return FAIRNESS_EXIT.outOfBounds;
-  if (verdict === 'error') return FAIRNESS_EXIT.undecided;
-  return FAIRNESS_EXIT.ok;
-}
-
-/** Evaluation errors are the user's to fix (exit 2); anything else is a bug and propagates. */
-export function usageError(ctx: CommandContext, command: string, err: unknown): void {
-  if (!(err instanceof EvaluationError)) throw err;
-  const [first, ...rest] = err.message.split('\n');
-  ctx.io.err(`mrel ${command}: ${first}`);
-  for (const line of rest) ctx.io.err(`  ${line}`);
-  ctx.setExit(FAIRNESS_EXIT.usage);
-}
 
 const num = (v: number | undefined): string => (v === undefined ? '-' : Number.isFinite(v) ? v.toFixed(4) : String(v));
 

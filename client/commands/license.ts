@@ -1,99 +1,53 @@
 /**
- * `mrel license <model-dir>`: the license gate without Temporal, for pre-commit hooks and CI.
- *
- * Exit codes:
- *   0  allowed, or needs review (a note says so; `--fail-on-review` makes review exit 1)
- *   1  denied by the policy (or review with --fail-on-review)
- *   2  bad usage: no such directory, unknown --format, a policy that does not load or whose license section is
- *      invalid (unknown field, license id or review role)
- *   3  could not decide: a license source could not be read
+ * `mrel license <model-dir>`: the license gate without Temporal, for pre-commit hooks and CI. Exit codes as every
+ * gate command (client/errors.ts): 0 allowed, or needs review (a note says so; `--fail-on-review` makes review exit
+ * 1), 1 denied, 2 bad usage (no such directory, unknown --format), 3 could not decide (a license source could not be
+ * read), 5 a policy that does not load or whose license section is invalid (unknown field, license id or role).
  */
 import { stat } from 'node:fs/promises';
-import { Option } from 'commander';
-import { ConfigError, DEFAULT_CONFIG_DIR, loadApprovers, loadPolicy } from '../../config/loader';
-import { parseLicensePolicy } from '../../config/policy-license';
 import { checkModelLicense, type LicenseReport } from '../../activities/license/check';
-import { licensePolicyProblems } from '../../activities/license/policy-check';
 import { directoryFiles } from '../../activities/license/model-files';
+import { parseLicensePolicy, type LicensePolicy } from '../../activities/license/policy';
+import { CommandError } from '../errors';
+import { gateCommand } from './gate-command';
 import type { RegisterCommands } from './index';
-
-export const LICENSE_EXIT = { allow: 0, deny: 1, usage: 2, undecided: 3 } as const;
-
-interface LicenseOptions {
-  policy: string;
-  format?: 'text' | 'json';
-  failOnReview?: boolean;
-}
 
 /** Builds the `license` command; `configDir` (default: config/ or MREL_CONFIG_DIR) is where policies are loaded. */
 export function createLicenseCommand(options: { configDir?: string } = {}): RegisterCommands {
-  return (program, ctx) => {
-    program
-      .command('license')
-      .description("decide a model directory's license by a policy's license section (no Temporal needed)")
-      .argument('<model-dir>', 'the model directory (model card README.md, LICENSE files, package metadata)')
-      .option('--policy <name>', 'policy in config/policies whose license: section applies', 'default')
-      .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']))
-      .option('--fail-on-review', 'exit 1 when the license needs review (default: exit 0 with a note)')
-      .action(async (dir: string, opts: LicenseOptions) => {
-        const usage = (message: string, problems: string[] = []): void => {
-          ctx.io.err(`mrel license: ${message}`);
-          for (const p of problems) ctx.io.err(`  - ${p}`);
-          ctx.setExit(LICENSE_EXIT.usage);
-        };
+  return gateCommand<{ failOnReview?: boolean }, LicensePolicy>(
+    {
+      name: 'license',
+      description: "decide a model directory's license by a policy's license section (no Temporal needed)",
+      configure: (command) =>
+        command
+          .argument('<model-dir>', 'the model directory (model card README.md, LICENSE files, package metadata)')
+          .option('--fail-on-review', 'exit 1 when the license needs review (default: exit 0 with a note)'),
+      policy: { section: 'license', parse: (section) => parseLicensePolicy(section) },
+      run: async ({ args, options: opts, policy }) => {
+        const [dir] = args as [string];
         const isDir = await stat(dir).then(
           (s) => s.isDirectory(),
           () => false,
         );
-        if (!isDir) return usage(`${dir} is not a directory; give the model's directory`);
-
-        const configDir = options.configDir ?? DEFAULT_CONFIG_DIR;
-        let section: unknown;
-        let policyFile: string;
-        let roles: string[];
-        try {
-          const approvers = await loadApprovers(configDir);
-          const policy = await loadPolicy(opts.policy, approvers, configDir);
-          section = (policy as Record<string, unknown>).license;
-          policyFile = policy.file;
-          roles = Object.keys(approvers.roles);
-        } catch (err) {
-          if (err instanceof ConfigError) return usage(`policy "${opts.policy}" does not load`, err.problems);
-          throw err;
-        }
-        const problems = licensePolicyProblems(section, roles);
-        if (problems.length > 0) return usage(`${policyFile}: invalid license section`, problems);
-
-        const report = await checkModelLicense(await directoryFiles(dir), parseLicensePolicy(section), {
+        if (!isDir) throw new CommandError('usage', `${dir} is not a directory; give the model's directory`);
+        const report = await checkModelLicense(await directoryFiles(dir), policy.policy, {
           now: new Date().toISOString(),
         });
-
-        const code = exitCode(report, opts.failOnReview === true);
-        if (opts.format === 'json' || (opts.format === undefined && ctx.json())) {
-          ctx.io.out(JSON.stringify({ ...report, exitCode: code }, null, 2));
-        } else {
-          ctx.io.out(renderReport(report, policyFile, opts.failOnReview === true));
-        }
-        ctx.setExit(code);
-      });
-  };
+        const failOnReview = opts.failOnReview === true;
+        return {
+          verdict: report.verdict,
+          report,
+          failOnWarn: failOnReview,
+          text: () => renderReport(report, policy.source?.file ?? 'built-in defaults', failOnReview),
+        };
+      },
+    },
+    options,
+  );
 }
 
 /** The `license` command with the repository's config/ directory. */
 export const register: RegisterCommands = createLicenseCommand();
-
-function exitCode(report: LicenseReport, failOnReview: boolean): number {
-  switch (report.verdict) {
-    case 'pass':
-      return LICENSE_EXIT.allow;
-    case 'warn':
-      return failOnReview ? LICENSE_EXIT.deny : LICENSE_EXIT.allow;
-    case 'fail':
-      return LICENSE_EXIT.deny;
-    case 'error':
-      return LICENSE_EXIT.undecided;
-  }
-}
 
 const OUTCOME = { pass: 'ALLOW', warn: 'REVIEW', fail: 'DENY', error: 'UNDECIDED' } as const;
 

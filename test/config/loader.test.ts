@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULT_CONFIG_DIR, loadApprovers, resolveReleaseConfig } from '../../config/loader';
+import { GATE_POLICY_SECTIONS } from '../../activities/gate-policies';
 
 let dir: string;
 beforeEach(async () => {
@@ -24,7 +25,7 @@ async function problemsOf(promise: Promise<unknown>): Promise<string[]> {
 
 describe('config loader', () => {
   it('resolves the shipped default policy for production with digests of both files', async () => {
-    const config = await resolveReleaseConfig({ policy: 'default', environment: 'production' }, configDir());
+    const config = await resolveReleaseConfig({ policy: 'default', environment: 'production' }, GATE_POLICY_SECTIONS, configDir());
     expect(config.approval).toEqual({
       environment: 'production',
       minApprovers: 2,
@@ -45,7 +46,7 @@ describe('config loader', () => {
       join(configDir(), 'policies', 'prod.yaml'),
       'approval:\n  timeout: 72h\n  environments:\n    production:\n      minApprovers: 1\n      allowedRoles: [release-manager]\n      requiredRoles:\n        - role: ml-ethic\n',
     );
-    const problems = await problemsOf(resolveReleaseConfig({ policy: 'prod', environment: 'production' }, configDir()));
+    const problems = await problemsOf(resolveReleaseConfig({ policy: 'prod', environment: 'production' }, GATE_POLICY_SECTIONS, configDir()));
     expect(problems[0]).toBe(
       'config/policies/prod.yaml: approval.environments.production.requiredRoles[0].role "ml-ethic" is not a known role (known: release-manager, ml-lead, ml-engineer, ml-ethics, legal, finops); add it under roles: in approvers.yaml or fix the name',
     );
@@ -56,11 +57,11 @@ describe('config loader', () => {
       join(configDir(), 'policies', 'broken.yaml'),
       'approval:\n  timeout: three days\n  environments:\n    staging:\n      minApprovers: 0\n      allowedRoles: []\n',
     );
-    const problems = await problemsOf(resolveReleaseConfig({ policy: 'broken', environment: 'staging' }, configDir()));
+    const problems = await problemsOf(resolveReleaseConfig({ policy: 'broken', environment: 'staging' }, GATE_POLICY_SECTIONS, configDir()));
     expect(problems).toEqual([
-      'config/policies/broken.yaml: approval.timeout must be a duration such as 72h, 30m, 7d or 90s',
-      expect.stringMatching(/^config\/policies\/broken.yaml: approval.environments.staging.minApprovers /),
-      'config/policies/broken.yaml: approval.environments.staging.allowedRoles name at least one role whose approval counts',
+      'config/policies/broken.yaml: approval.timeout: must be a positive duration such as 90s, 30m, 72h, 7d or 2w',
+      expect.stringMatching(/^config\/policies\/broken.yaml: approval.environments.staging.minApprovers: /),
+      'config/policies/broken.yaml: approval.environments.staging.allowedRoles: name at least one role whose approval counts',
     ]);
   });
 
@@ -70,7 +71,7 @@ describe('config loader', () => {
       'approval:\n  timeout: 1h\n  environments:\n    production:\n      minApprovers: 1\n      allowedRoles: [release-manager, legal]\n      requiredRoles: [{role: release-manager}, {role: legal}]\n',
     );
     const problems = await problemsOf(
-      resolveReleaseConfig({ policy: 'tight', environment: 'production' }, configDir()),
+      resolveReleaseConfig({ policy: 'tight', environment: 'production' }, GATE_POLICY_SECTIONS, configDir()),
     );
     expect(problems).toEqual([
       'config/policies/tight.yaml: approval.environments.production.minApprovers is 1 but requiredRoles need 2 approvers; raise minApprovers to at least 2',
@@ -78,10 +79,10 @@ describe('config loader', () => {
   });
 
   it('says what to do about a missing policy, an unknown environment and broken YAML', async () => {
-    expect(await problemsOf(resolveReleaseConfig({ policy: 'nope', environment: 'dev' }, configDir()))).toEqual([
+    expect(await problemsOf(resolveReleaseConfig({ policy: 'nope', environment: 'dev' }, GATE_POLICY_SECTIONS, configDir()))).toEqual([
       'config/policies/nope.yaml: not found; the request names policy "nope"; create config/policies/nope.yaml or name an existing policy',
     ]);
-    expect(await problemsOf(resolveReleaseConfig({ policy: 'default', environment: 'moon' }, configDir()))).toEqual([
+    expect(await problemsOf(resolveReleaseConfig({ policy: 'default', environment: 'moon' }, GATE_POLICY_SECTIONS, configDir()))).toEqual([
       'config/policies/default.yaml: approval.environments has no rule for environment "moon" (known: dev, staging, production); add one or release to a known environment',
     ]);
     await writeFile(join(configDir(), 'approvers.yaml'), 'roles: [\n');

@@ -220,7 +220,7 @@ describe('estimateCost', () => {
       gateInput(manifest, request({ averageRequestsPerSecond: -3, peakRequestsPerSecond: 4 })),
     );
     expect(negative.result.verdict).toBe('error');
-    expect(negative.result.summary).toContain('request.traffic.averageRequestsPerSecond must be ≥ 0');
+    expect(negative.result.summary).toContain('request.traffic.averageRequestsPerSecond: must be ≥ 0');
     expect(negative.evidence.error).toMatchObject({ code: 'InvalidTraffic' });
   });
 

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { budgetVerdict, evaluateBudgets } from '../../activities/cost/budget';
 import { riskPremium } from '../../activities/cost/risk';
-import { costPolicySchema } from '../../config/policy-cost';
+import { costPolicySchema } from '../../activities/cost/policy';
 import { earlierGate } from './fixtures';
 
 const limit = { soft: 1000, hard: 3000 };

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTraffic } from '../../activities/cost/traffic';
 import { ConfigError } from '../../config/loader';
-import { costPolicyRoles, parseCostPolicy } from '../../config/policy-cost';
+import { costPolicyRoles, parseCostPolicy } from '../../activities/cost/policy';
 import { DEFAULT_PRICING_FILE, loadPricing } from '../../config/pricing';
 import { test } from './fixtures';
 
@@ -40,8 +40,8 @@ describe('config/pricing.yaml', () => {
     expect(err).toBeInstanceOf(ConfigError);
     const problems = (err as ConfigError).problems;
     expect(problems).toContain('pricesTakenAt must be a date (YYYY-MM-DD): when the prices were taken');
-    expect(problems).toContain('instanceTypes[0].onDemandHourly must be > 0 (USD per hour)');
-    expect(problems).toContain('instanceTypes[1].spotHourly (0.5) is above onDemandHourly (0.1); check the prices');
+    expect(problems).toContain('instanceTypes[0].onDemandHourly: must be > 0 (USD per hour)');
+    expect(problems).toContain('instanceTypes[1].spotHourly: (0.5) is above onDemandHourly (0.1); check the prices');
     expect(problems).toContain('reference.instanceType "nope" is not among instanceTypes; name the reference machine');
     expect((err as Error).message).toContain(`${file}: pricesTakenAt`);
   });
@@ -76,9 +76,9 @@ describe('policy cost section', () => {
     });
     expect(parsed).toEqual({
       problems: expect.arrayContaining([
-        'cost.headroom must be ≥ 0 (0.3 = 30% above peak)',
-        'cost.budgets.teams.nlp.soft soft must be ≤ hard; raise hard or lower soft',
-        'cost.purchase must be on-demand or spot',
+        'cost.headroom: must be ≥ 0 (0.3 = 30% above peak)',
+        'cost.budgets.teams.nlp.soft: soft must be ≤ hard; raise hard or lower soft',
+        'cost.purchase: must be on-demand or spot',
       ]),
     });
   });
@@ -109,10 +109,10 @@ describe('request.traffic', () => {
     } catch (err) {
       expect((err as { problems: string[] }).problems).toEqual(
         expect.arrayContaining([
-          'request.traffic.averageRequestsPerSecond must be ≥ 0 (requests per second, averaged over the hours of operation)',
-          'request.traffic.hoursPerDay must be ≤ 24',
-          'request.traffic.rowsPerRequest give tokensPerRequest (language models) or rowsPerRequest (others), not both',
-          'request.traffic.peakRequestsPerSecond is required when no history is given',
+          'request.traffic.averageRequestsPerSecond: must be ≥ 0 (requests per second, averaged over the hours of operation)',
+          'request.traffic.hoursPerDay: must be ≤ 24',
+          'request.traffic.rowsPerRequest: give tokensPerRequest (language models) or rowsPerRequest (others), not both',
+          'request.traffic.peakRequestsPerSecond: is required when no history is given',
         ]),
       );
     }

@@ -11,7 +11,7 @@ import {
   type SizingInput,
   type SizingPolicy,
 } from '../../activities/cost/sizing';
-import { costPolicySchema } from '../../config/policy-cost';
+import { costPolicySchema } from '../../activities/cost/policy';
 import { parsePricing, type InstanceType, type PricingCatalog } from '../../config/pricing';
 import { smallCatalog } from './fixtures';
 

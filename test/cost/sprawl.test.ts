@@ -9,7 +9,8 @@ import { describe, expect } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { renderRelease } from '../../activities/gitops/render';
 import { sprawlReport, type SprawlReport } from '../../activities/cost/sprawl';
-import { COST_EXIT, register } from '../../client/commands/cost';
+import { register } from '../../client/commands/cost';
+import { EXIT } from '../../client/errors';
 import { runCommand, type CommandRun } from '../helpers/command';
 import { DEFAULT_CONFIG_DIR } from '../../config/loader';
 import type { GateResult, GitOpsReleaseInput } from '../../contract/types';
@@ -175,7 +176,7 @@ describe('mrel cost report', () => {
     await simpleGit({ baseDir: tmp }).raw(['clone', '-q', '--bare', work, bare]);
 
     const text = await mrel('cost', 'report', '--gitops', bare);
-    expect(text.code).toBe(COST_EXIT.ok);
+    expect(text.code).toBe(EXIT.ok);
     expect(text.out).toMatch(/^model\s+environment\s+version\s+state\s+replicas\s+instance type\s+monthly/);
     expect(text.out).toMatch(/sentiment\s+production\s+1\.1\.0\s+live\s+7\s+g5\.xlarge\s+\$5,241\.66/);
     expect(text.out).toContain('[multiple-live-versions] 2 versions of sentiment are live in production');
@@ -184,26 +185,26 @@ describe('mrel cost report', () => {
     );
 
     const json = await mrel('cost', 'report', '--gitops', bare, '--format', 'json', '--fail-on-sprawl');
-    expect(json.code).toBe(COST_EXIT.failed);
+    expect(json.code).toBe(EXIT.fail);
     const report = JSON.parse(json.out) as SprawlReport;
     expect(report.flags).toHaveLength(3);
   });
 
   test('exits 2 naming the problem for a missing repository or a bad utilization file', async ({ tmp }) => {
     const missing = await mrel('cost', 'report', '--gitops', join(tmp, 'nowhere'));
-    expect(missing.code).toBe(COST_EXIT.usage);
+    expect(missing.code).toBe(EXIT.usage);
     expect(missing.err).toMatch(/cannot read the GitOps repository .*nowhere/);
     await gitopsTree(tmp);
     await writeFile(join(tmp, 'u.csv'), 'when,who\n1,2\n');
     const bad = await mrel('cost', 'report', '--gitops', tmp, '--utilization', join(tmp, 'u.csv'));
-    expect(bad.code).toBe(COST_EXIT.usage);
+    expect(bad.code).toBe(EXIT.usage);
     expect(bad.err).toMatch(/u\.csv: the header needs a timestamp column/);
   });
 
   test('exits 4 when Prometheus cannot be reached', async ({ tmp }) => {
     await gitopsTree(tmp);
     const r = await mrel('cost', 'report', '--gitops', tmp, '--prometheus', 'http://127.0.0.1:9', '--query', 'up');
-    expect(r.code).toBe(COST_EXIT.unavailable);
+    expect(r.code).toBe(EXIT.unavailable);
     expect(r.err).toMatch(/Prometheus at http:\/\/127\.0\.0\.1:9 cannot be reached/);
   });
 });
@@ -232,7 +233,7 @@ describe('mrel cost estimate', () => {
       'scan=pass',
       'fairness=warn',
     );
-    expect(r.code).toBe(COST_EXIT.ok);
+    expect(r.code).toBe(EXIT.ok);
     expect(r.out).toMatch(/^pass: \S+ × \d+ \(on-demand, (aws|gcp) [a-z0-9-]+\): \$[\d,.]+\/month compute/);
     expect(r.out).toContain('model: 66,083 parameters');
     expect(r.out).toContain('throughput: measured by evaluate: 400 rows/s on backend tensorflow');
@@ -245,10 +246,10 @@ describe('mrel cost estimate', () => {
     expect(r.out).toContain(`prices: ${join(DEFAULT_CONFIG_DIR, 'pricing.yaml')} taken 2024-11-15`);
   });
 
-  test('exits 2 when the estimate cannot be made', async ({ tmp }) => {
+  test('exits 3 (undecided) when the estimate cannot be made', async ({ tmp }) => {
     await writeFile(join(tmp, 'weights.bin'), Buffer.alloc(100));
     const r = await mrel('cost', 'estimate', tmp, '--format', 'json');
-    expect(r.code).toBe(COST_EXIT.usage);
+    expect(r.code).toBe(EXIT.undecided);
     const { result } = JSON.parse(r.out) as { result: GateResult };
     expect(result.verdict).toBe('error');
   });

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readRequestFile } from '../../client/cli';
 import { ReleaseClientError } from '../../client/errors';
 import { ConfigError, loadApprovers, loadPolicy } from '../../config/loader';
+import { GATE_POLICY_SECTIONS } from '../../activities/gate-policies';
 import { CostError } from '../../activities/cost/errors';
 import { readFootprint } from '../../activities/cost/footprint';
 import { readDataset } from '../../activities/evaluate/dataset';
@@ -165,7 +166,7 @@ describe('YAML readers under mutated config and request files', () => {
         if (name === 'approvers.yaml') await copyFile(file, join(base, 'approvers.yaml'));
         else if (name === 'policy-default.yaml') await copyFile(file, join(base, 'policies', 'default.yaml'));
         else return readRequestFile(file);
-        return loadPolicy('default', await loadApprovers(base), base);
+        return loadPolicy('default', await loadApprovers(base), GATE_POLICY_SECTIONS, base);
       },
       (err) => err instanceof ConfigError || err instanceof ReleaseClientError,
     );

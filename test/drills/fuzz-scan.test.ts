@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { scanTargets, type FileReport } from '../../activities/scan';
-import { parseScanPolicy } from '../../config/policy-scan';
+import { parseScanPolicy } from '../../activities/scan/policy';
 import {
   GROWTH_BOUND,
   HANG_MS,

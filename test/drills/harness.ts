@@ -18,6 +18,7 @@ import { decide, getRelease } from '../../client/release-client';
 import { freePort, startDevServer, type DevServer } from '../../scripts/dev-server';
 import { PROJECT_ROOT } from '../../scripts/temporal-cli';
 import { ReleaseStageKey } from '../../contract/definitions';
+import { FIXTURE_CONFIG_DIR } from '../helpers/config-dirs';
 import { SMALL_MODEL_FILES, waitFor, writeSmallModel } from '../helpers/release-env';
 import { TERMINAL_STAGES, type ReleaseRequest, type ReleaseStatus } from '../../contract/types';
 
@@ -238,7 +239,7 @@ export async function createDrillEnv(label: string, options: { address?: string 
     MREL_DATA_DIR: dir,
     MREL_STORE: join(dir, 'store'),
     MREL_GITOPS_REPO: gitopsRepo,
-    MREL_CONFIG_DIR: join(PROJECT_ROOT, 'config'),
+    MREL_CONFIG_DIR: FIXTURE_CONFIG_DIR,
     MREL_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
     // Native TensorFlow when built, as in production; a drill may override it.
     TFJS_BACKEND: process.env.MREL_TEST_TFJS_BACKEND ?? process.env.TFJS_BACKEND ?? 'auto',
@@ -414,7 +415,7 @@ export function visibleFailure(status: ReleaseStatus): string | undefined {
 }
 
 /** The approvals the default policy asks for in production: a release manager and one more. */
-export const PRODUCTION_APPROVERS = ['alice', 'bob'];
+export const PRODUCTION_APPROVERS = ['amara', 'boris'];
 
 /** Approves through the `decide` update (a worker must run) and fails loudly when a decision did not count. */
 export async function approve(client: Client, releaseId: string, approvers = PRODUCTION_APPROVERS): Promise<void> {

@@ -215,8 +215,9 @@ describe('mrel fairness', () => {
     expect(lenient.out).toMatch(/^WARN  fairness within bounds/m);
 
     const broken = await cli(command, args(data, '--policy', 'broken'));
-    expect(broken.code).toBe(2);
-    expect(broken.err).toContain('evaluation.fairness.judge: judge must be point or ci');
+    expect(broken.code).toBe(5);
+    expect(broken.err).toContain('--policy broken: config/policies/broken.yaml does not load');
+    expect(broken.err).toMatch(/evaluation\.fairness\.judge:? judge must be point or ci/);
   });
 });
 

@@ -4,15 +4,18 @@
  * and the CLI commands on a commander program with captured output.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
 import { test as base } from 'vitest';
 import { acquireArtifacts } from '../../activities/acquire/acquire';
 import { initBackend, parseBackendPreference, type BackendInfo } from '../../activities/evaluate/backend';
 import type { RegisterCommands } from '../../client/commands/index';
+import { cachedDir } from '../helpers/cached-dir';
 import { runCommand, type CommandRun } from '../helpers/command';
 import type { DatasetInfo } from '../../activities/evaluate/dataset';
 import type { ArtifactManifest, Finding, GateInput, ReleaseRequest } from '../../contract/types';
@@ -28,6 +31,8 @@ import {
 
 const exec = promisify(execFile);
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
+/** What the trained models depend on besides their parameters: the data generator and the training code. */
+const TRAINING_CODE = ['scripts/credit-data.ts', 'activities/evaluate/random.ts'];
 
 /**
  * The backend these tests run on: MREL_TEST_TFJS_BACKEND, else TFJS_BACKEND, else auto (native TensorFlow when
@@ -99,7 +104,7 @@ const KINDS: Record<ModelKind, { biased: boolean; features: string[]; seed: numb
 };
 
 /**
- * Trains one kind of model on generated rows and writes it with a held-out CSV under `root`. The held-out set is
+ * Writes one kind of model, trained on generated rows, with a held-out CSV under `root`. The held-out set is
  * larger than the training set: the fair model must pass on the conservative ends of the intervals, and those
  * narrow with more rows.
  */
@@ -110,18 +115,29 @@ export async function trainModelFixture(
   heldOutRows = 6000,
 ): Promise<ModelFixture> {
   const { biased, features, seed } = KINDS[kind];
-  const train = generateCredit(rows, { biased, seed });
   const heldOut = generateCredit(heldOutRows, { biased, seed: seed + 100 });
-  const trained = await trainCreditModel(train, features);
+  // Training is seeded and takes seconds: each (kind, rows, backend) is trained once, and every test file copies it.
+  const code = await digestOf(TRAINING_CODE);
+  const key = { kind: KINDS[kind], rows, backend: tf.getBackend(), tfjs: tf.version.tfjs, code };
+  const trained = await cachedDir(`model-${kind}`, key, async (into) => {
+    const model = await trainCreditModel(generateCredit(rows, { biased, seed }), features);
+    await saveModel(model.model, into, model.metadata);
+    model.model.dispose();
+  });
   const dir = join(root, kind);
-  await saveModel(trained.model, dir, trained.metadata);
-  trained.model.dispose();
+  await cp(trained, dir, { recursive: true });
   const data = join(root, `${kind}.csv`);
   await writeFile(data, toCsv(heldOut));
   return { dir, data, rows: heldOut };
 }
 
-/** Trains the three models once (a few seconds) for a test file. */
+async function digestOf(files: string[]): Promise<string> {
+  const hash = createHash('sha256');
+  for (const file of files) hash.update(await readFile(join(REPO, file)));
+  return hash.digest('hex');
+}
+
+/** The three models under a fresh directory (trained once and cached across files and runs: see trainModelFixture). */
 export async function trainFixtures(rows = 2000): Promise<TrainedFixtures> {
   const root = await mkdtemp(join(tmpdir(), 'evaluate-models-'));
   return {

@@ -2,7 +2,7 @@
  * The policy's evaluation: section: every field has a default, and every mistake is named by its field.
  */
 import { describe, expect, test } from 'vitest';
-import { evaluationPolicyProblems, parseEvaluationPolicy } from '../../config/policy-evaluate';
+import { evaluationPolicyProblems, parseEvaluationPolicy } from '../../activities/evaluate/policy';
 
 describe('evaluation policy section', () => {
   test('a missing section gives working defaults', () => {

@@ -10,7 +10,7 @@ import { simpleGit } from 'simple-git';
 import type { SimpleGit } from 'simple-git';
 import { test as base } from 'vitest';
 import type { GitOpsActivities } from '../../activities/gitops';
-import type { GitOpsCommit, GitOpsReleaseInput } from '../../contract/types';
+import type { ArtifactManifest, GitOpsCommit, GitOpsReleaseInput } from '../../contract/types';
 
 export const test = base.extend<{ tmp: string }>({
   tmp: async ({}, use) => {
@@ -68,9 +68,12 @@ export async function commitRelease(
 
 const hex = (c: string) => c.repeat(64);
 
+/** A release whose input carries the whole manifest (as releases acquired before manifests were stored by digest). */
+export type FullManifestInput = GitOpsReleaseInput & { manifest: ArtifactManifest };
+
 export function releaseInput(
   options: { model?: string; version?: string; environment?: string; image?: string } = {},
-): GitOpsReleaseInput {
+): FullManifestInput {
   const model = options.model ?? 'sentiment';
   const version = options.version ?? '1.4.0';
   const environment = options.environment ?? 'production';

@@ -1,14 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { commitMessage, hasReleaseIdTrailer } from '../../activities/gitops/commit-message';
+import type { RenderedFiles } from '../../activities/gitops/render';
 import { DEFAULT_SERVING_IMAGE, labelValue, registryRef, renderRelease } from '../../activities/gitops/render';
 import { releaseInput } from './fixtures';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- parsed YAML is walked by key */
-function yamlAt(files: Map<string, string>, path: string): any {
+function yamlAt(files: RenderedFiles, path: string): any {
   const text = files.get(path);
   expect(text, `${path} rendered`).toBeDefined();
-  return parse(text as string, { version: '1.1' });
+  return parse(String(text), { version: '1.1' });
 }
 
 const BASE = 'apps/sentiment/base';
@@ -99,7 +100,6 @@ describe('renderRelease', () => {
       { name: 'MODEL_NAME', value: 'sentiment' },
       { name: 'MODEL_VERSION', value: '1.4.0' },
       { name: 'MODEL_MANIFEST_DIGEST', value: `sha256:${'c'.repeat(64)}` },
-      { name: 'MODEL_STORE', value: '/var/lib/modelrelease/store' },
     ]);
 
     expect(patch.metadata.annotations).toEqual({
@@ -162,6 +162,46 @@ describe('renderRelease', () => {
     expect(patch.metadata.labels['modelrelease.io/cost-center']).toBe('on');
   });
 
+  it('never writes a host path: the model is addressed by its manifest digest', () => {
+    const input = releaseInput();
+    input.gates[0]!.evidence = '/var/lib/modelrelease/store/evidence/release_sentiment/scan.json';
+    input.gates[1]!.evidence = `sha256:${'9'.repeat(64)}`;
+    const files = renderRelease(input);
+    for (const [path, text] of files) expect(String(text), path).not.toContain('/var/lib/modelrelease');
+    const evidence = JSON.parse(String(files.get(EVIDENCE)));
+    expect(evidence.gates[0]).not.toHaveProperty('evidence');
+    expect(evidence.gates[1].evidence).toBe(`sha256:${'9'.repeat(64)}`);
+    // The caller's input is left as it was.
+    expect(input.manifest.storeRoot).toBe('/var/lib/modelrelease/store');
+  });
+
+  it('writes labels, annotations and node selector in sorted order whatever order the gates gave them', () => {
+    const input = releaseInput();
+    const base = input.gates[0]!;
+    const sizing = (labels: [string, string][]) => [
+      {
+        ...base,
+        gate: 'cost',
+        deployment: {
+          labels: Object.fromEntries(labels),
+          nodeSelector: Object.fromEntries(labels),
+          resources: { requests: Object.fromEntries([...labels].map(([k]) => [k.split('/')[1]!, '1'])) },
+        },
+      },
+    ];
+    const pairs: [string, string][] = [
+      ['modelrelease.io/instance-type', 'm7i.large'],
+      ['modelrelease.io/capacity-type', 'spot'],
+    ];
+    const one = renderRelease({ ...input, gates: sizing(pairs) });
+    const other = renderRelease({ ...input, gates: sizing([...pairs].reverse()) });
+    expect([...other.entries()]).toEqual([...one.entries()]);
+    const patch = yamlAt(one, `${OVERLAY}/deployment-patch.yaml`);
+    for (const map of [patch.metadata.labels, patch.metadata.annotations, patch.spec.template.spec.nodeSelector]) {
+      expect(Object.keys(map)).toEqual(Object.keys(map).sort());
+    }
+  });
+
   it('writes the evidence as pretty JSON, decided at the latest approval', () => {
     const input = releaseInput();
     const text = renderRelease(input).get(EVIDENCE) as string;
@@ -172,7 +212,8 @@ describe('renderRelease', () => {
       releaseId: input.releaseId,
       runId: input.runId,
       request: input.request,
-      manifest: input.manifest,
+      // Digests only: the worker's store location stays out of Git.
+      manifest: Object.fromEntries(Object.entries(input.manifest).filter(([key]) => key !== 'storeRoot')),
       gates: input.gates,
       approvals: input.approvals,
       policy: input.policy,

@@ -1,6 +1,7 @@
 /**
  * A release environment for one test: its own task queue, artifact store and bare GitOps repository, on the shared
- * dev server of the run. Workers are real (the same factory as production), started and stopped by the test.
+ * dev server of the run. Workers are real (the same factory as production), started and stopped by the test, and
+ * read the tests' own config (test/fixtures/config), like the door does in this project (MREL_CONFIG_DIR).
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -11,6 +12,7 @@ import { Client, Connection } from '@temporalio/client';
 import { IllegalStateError } from '@temporalio/common';
 import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
+import { FIXTURE_CONFIG_DIR } from './config-dirs';
 import { createReleaseWorker } from '../../workers/release-worker';
 import type { Settings } from '../../workers/settings';
 import type { ReleaseRequest } from '../../contract/types';
@@ -53,6 +55,7 @@ export async function createReleaseEnv(label: string): Promise<ReleaseEnv> {
     gitopsRepo,
     gitopsBranch: 'main',
     gitopsWorkRoot: join(dir, 'gitops-work'),
+    configDir: FIXTURE_CONFIG_DIR,
   };
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace: 'default' });

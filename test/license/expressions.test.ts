@@ -7,7 +7,7 @@ import {
   preparePolicy,
   LicenseExpressionError,
 } from '../../activities/license/expression';
-import { parseLicensePolicy } from '../../config/policy-license';
+import { parseLicensePolicy } from '../../activities/license/policy';
 import { card, check, test, writeModel } from './fixtures';
 
 function decide(expression: string, policy: unknown = undefined) {

@@ -9,7 +9,7 @@ import spdxFull from 'spdx-license-list/full';
 import { stringify } from 'yaml';
 import { test as base } from 'vitest';
 import { checkModelLicense, directoryFiles, type LicenseReport } from '../../activities/license';
-import { parseLicensePolicy } from '../../config/policy-license';
+import { parseLicensePolicy } from '../../activities/license/policy';
 import type { Waiver } from '../../contract/types';
 
 export const test = base.extend<{ tmp: string }>({

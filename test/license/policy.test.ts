@@ -1,6 +1,6 @@
 /** The `license:` policy section: defaults, and errors that name the field and say what to do. */
 import { describe, expect, it } from 'vitest';
-import { checkLicensePolicy, DEFAULT_CATEGORY_DECISIONS, parseLicensePolicy } from '../../config/policy-license';
+import { checkLicensePolicy, DEFAULT_CATEGORY_DECISIONS, parseLicensePolicy } from '../../activities/license/policy';
 
 function problems(section: unknown): string[] {
   return checkLicensePolicy(section).problems;
@@ -33,18 +33,18 @@ describe('license policy schema', () => {
 
   it('errors name the field and say what to do', () => {
     expect(problems({ categories: { permisive: 'allow' } })).toEqual([
-      'license.categories has unknown category "permisive"; use permissive, weak-copyleft, strong-copyleft, use-restricted, non-commercial, proprietary, unknown',
+      'license.categories: has unknown category "permisive"; use permissive, weak-copyleft, strong-copyleft, use-restricted, non-commercial, proprietary, unknown',
     ]);
-    expect(problems({ licenses: { MIT: 'yes' } })).toEqual(['license.licenses.MIT must be allow, review or deny']);
-    expect(problems({ onConflict: 'ignore' })).toEqual(['license.onConflict must be review or deny']);
+    expect(problems({ licenses: { MIT: 'yes' } })).toEqual(['license.licenses.MIT: must be allow, review or deny']);
+    expect(problems({ onConflict: 'ignore' })).toEqual(['license.onConflict: must be review or deny']);
     expect(problems({ textMatchThreshold: 0.2 })).toEqual([
-      'license.textMatchThreshold must be at least 0.5: lower thresholds match unrelated licenses',
+      'license.textMatchThreshold: must be at least 0.5: lower thresholds match unrelated licenses',
     ]);
     expect(problems({ reviewRole: 'Legal Team' })).toEqual([
-      'license.reviewRole must be a role from approvers.yaml (lower-case words joined by "-", e.g. legal)',
+      'license.reviewRole: must be a role from approvers.yaml (lower-case words joined by "-", e.g. legal)',
     ]);
     expect(problems({ failOn: 'deny' })).toEqual([
-      'license has unknown field "failOn"; known: reviewRole, categories, licenses, onConflict, textMatchThreshold',
+      'license: has unknown field "failOn"; known: reviewRole, categories, licenses, onConflict, textMatchThreshold',
     ]);
   });
 });

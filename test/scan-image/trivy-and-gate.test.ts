@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { describeImagePolicyError, parseImagePolicy } from '../../config/policy-image';
+import { describeImagePolicyError, parseImagePolicy } from '../../activities/scan/image/policy';
 import { decideImageGate } from '../../activities/scan/image/gate';
 import { buildCycloneDx } from '../../activities/scan/image/cyclonedx';
 import type { VulnerabilityMatch } from '../../activities/scan/image/match';

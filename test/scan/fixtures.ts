@@ -9,7 +9,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { test as base } from 'vitest';
-import { parseScanPolicy } from '../../config/policy-scan';
+import { parseScanPolicy } from '../../activities/scan/policy';
 import { scanTargets, type ScanReport } from '../../activities/scan';
 
 const execFileAsync = promisify(execFile);

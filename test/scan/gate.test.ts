@@ -154,8 +154,8 @@ describe('scanModel', () => {
     expect(failure).toBeInstanceOf(ApplicationFailure);
     expect(failure).toMatchObject({ nonRetryable: true, type: FailureType.InvalidConfig });
     expect((failure as Error).message).toContain(
-      'config/policies/default.yaml: scan.failOn must be one of critical, high, medium, low',
+      'config/policies/default.yaml: scan.failOn: must be one of critical, high, medium, low',
     );
-    expect((failure as Error).message).toContain('scan.allowGlobals[0] write pickle globals as module:name');
+    expect((failure as Error).message).toContain('scan.allowGlobals[0]: write pickle globals as module:name');
   });
 });

@@ -10,8 +10,8 @@ import { gateFindings, scanVerdict } from '../../activities/scan';
 import { makeFixtures, python, scan } from './fixtures';
 import { walkPickle, type PickleWalk } from '../../activities/scan/pickle';
 import { bufferChunks, ByteReader } from '../../activities/scan/reader';
-import { parseScanPolicy } from '../../config/policy-scan';
-import { DEFAULT_SCAN_POLICY } from '../../config/scan-defaults';
+import { parseScanPolicy } from '../../activities/scan/policy';
+import { DEFAULT_SCAN_POLICY } from '../../activities/scan/policy-defaults';
 
 let dir: string;
 beforeAll(async () => {
@@ -281,7 +281,7 @@ open('chunky.pkl', 'wb').write(pickle.dumps(items, protocol=4) + pickle.dumps(it
   it('a bad scan: section names each field and what to write there', () => {
     expect(() => parseScanPolicy({ strikt: true, strict: 'yes', limits: { maxPickleMemo: 0 } }, 'p.yaml')).toThrow(
       [
-        'p.yaml: scan.strict Invalid input: expected boolean, received string',
+        'p.yaml: scan.strict: Invalid input: expected boolean, received string',
         'p.yaml: scan.limits.maxPickleMemo maxPickleMemo must be a positive whole number',
         'p.yaml: scan has unknown field(s) "strikt"; known fields: failOn, warnOn, strict, allowGlobals, denyGlobals, secrets, limits',
       ].join('\n'),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { approvalProgress, durationMs, refusalReason, usefulApprovers } from '../../workflows/approval';
+import { durationMs } from '../../contract/duration';
+import { approvalProgress, refusalReason, usefulApprovers } from '../../workflows/approval';
 import type { ApprovalRule, Decision, ReleaseConfig } from '../../contract/types';
 
 const rule: ApprovalRule = {
@@ -95,7 +96,8 @@ describe('approval policy', () => {
     expect(usefulApprovers([approval('bob', ['ml-lead'])], config)).toEqual(['alice', 'rm2']);
   });
 
-  it('parses policy durations', () => {
+  it('reads policy durations in the one grammar, as the releases already running recorded them', () => {
+    // Every recorded history's policy says 72h; a release replays only if that reads the same as when it ran.
     expect(durationMs('72h')).toBe(72 * 3_600_000);
     expect(durationMs('90s')).toBe(90_000);
     expect(durationMs('7d')).toBe(7 * 86_400_000);

@@ -2,7 +2,7 @@
  * The gate's decision from a scan report: findings (vulnerabilities and the config/inventory problems), waivers,
  * the fail-closed verdict, compact metrics and the Deployment annotations that pin the scanned digest.
  */
-import type { ImagePolicy } from '../../../config/policy-image';
+import type { ImagePolicy } from './policy';
 import type { Finding, GateResult, Waiver } from '../../../contract/types';
 import { applyWaivers, SEVERITY_RANK, severityCounts, verdictFor } from '../../common/gate-kit';
 import type { ImageScanReport } from './scan';

@@ -4,7 +4,7 @@
  * optionally the OSV API), merge trivy's report when configured, and build the CycloneDX SBOM.
  */
 import { resolve as resolvePath } from 'node:path';
-import type { ImagePolicy } from '../../../config/policy-image';
+import type { ImagePolicy } from './policy';
 import { AdvisoryIndex, indexKey, loadAdvisoryDirectory, type LoadStats } from './advisory-db';
 import { buildCycloneDx, type CycloneDxBom } from './cyclonedx';
 import { ImageScanError } from './errors';
@@ -280,8 +280,8 @@ export async function scanImage(ref: string, options: ImageScanOptions): Promise
       os: inventory.os,
       packages,
       vulnerabilities,
+      // No wall-clock time: a retried gate must store the same SBOM bytes.
       toolVersion: SCANNER_VERSION,
-      timestamp: finishedAt,
     }),
     startedAt,
     finishedAt,

@@ -1,0 +1,282 @@
+#!/usr/bin/env node
+// The Kubernetes tools the GitOps tests run on every rendered overlay (test/gitops), built and generated from the Go
+// module proxy, the one place these machines can get them from:
+//   - kustomize (`kustomize build`, as Flux and Argo CD do) and kubeconform, each `go install`ed at a pinned version;
+//   - the JSON schemas kubeconform validates against, in its `-schema-location` folder layout
+//     (`v<k8s version>-standalone-strict/<kind>-<group>-<version>.json`), generated here from the OpenAPI v2 spec
+//     (`api/openapi-spec/swagger.json`) of the pinned k8s.io/kubernetes module; kubeconform would otherwise download
+//     them.
+// Everything lands in .tools/ (ignored by git). Built binaries and schemas are also kept in a per-user cache outside
+// the clone (~/.cache/modelrelease/kube-tools, or $MODELRELEASE_TOOLS_CACHE), keyed by version, so a fresh clone of
+// the same machine copies them in a fraction of a second instead of building for two minutes. A no-op when .tools/
+// already holds the pinned versions: it only looks at files.
+//
+//   node scripts/setup-kube-tools.mjs           # provide what is missing (needs `go` on PATH when not cached)
+//   node scripts/setup-kube-tools.mjs --check   # only report what is missing (exit 1 when something is)
+import { execFileSync } from 'node:child_process';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Pinned tools: versions the Go module proxy serves and that build with the machine's Go (1.26). */
+export const KUBE_TOOLS = {
+  kustomize: { module: 'sigs.k8s.io/kustomize/kustomize/v5', version: 'v5.8.1' },
+  kubeconform: { module: 'github.com/yannh/kubeconform/cmd/kubeconform', version: 'v0.7.0' },
+};
+/** The Kubernetes release whose API the rendered objects are validated against (the one the cluster notes build). */
+export const KUBERNETES_VERSION = 'v1.37.2';
+/** Bumped whenever the schema conversion below changes, so that cached schemas are regenerated. */
+const SCHEMA_GENERATOR = 2;
+
+/** Where the tools and schemas are, and what the test passes to kubeconform. */
+export function kubeToolPaths(projectRoot = root) {
+  const tools = join(projectRoot, '.tools');
+  return {
+    kustomize: join(tools, 'bin', 'kustomize'),
+    kubeconform: join(tools, 'bin', 'kubeconform'),
+    /** kubeconform's `-schema-location`. */
+    schemas: join(tools, 'kube-schemas'),
+    /** kubeconform's `-kubernetes-version` (without the `v`). */
+    kubernetesVersion: KUBERNETES_VERSION.replace(/^v/, ''),
+    stamp: join(tools, 'kube-tools.json'),
+  };
+}
+
+function expectedStamp() {
+  return {
+    kustomize: KUBE_TOOLS.kustomize.version,
+    kubeconform: KUBE_TOOLS.kubeconform.version,
+    schemas: `${KUBERNETES_VERSION}+${SCHEMA_GENERATOR}`,
+  };
+}
+
+/** True when .tools/ holds the pinned tools and schemas. Looks at files only. */
+export function kubeToolsCurrent(projectRoot = root) {
+  const paths = kubeToolPaths(projectRoot);
+  try {
+    const stamp = JSON.parse(readFileSync(paths.stamp, 'utf8'));
+    return (
+      JSON.stringify(stamp) === JSON.stringify(expectedStamp()) &&
+      existsSync(paths.kustomize) &&
+      existsSync(paths.kubeconform) &&
+      existsSync(join(paths.schemas, schemaFolder(), 'deployment-apps-v1.json'))
+    );
+  } catch {
+    return false;
+  }
+}
+
+function schemaFolder() {
+  return `${KUBERNETES_VERSION}-standalone-strict`;
+}
+
+/** kubeconform's file name for a kind of an API version: `deployment-apps-v1.json`, `service-v1.json`. */
+export function schemaFileName(kind, apiVersion) {
+  const [groupOrVersion, version] = apiVersion.split('/');
+  const suffix = `-${groupOrVersion.split('.')[0].toLowerCase()}${version === undefined ? '' : `-${version.toLowerCase()}`}`;
+  return `${kind.toLowerCase()}${suffix}.json`;
+}
+
+const QUANTITY = 'io.k8s.apimachinery.pkg.api.resource.Quantity';
+
+/**
+ * The standalone, strict JSON schemas of every kind in a Kubernetes OpenAPI v2 document, by kubeconform file name.
+ * As kubeconform's published schemas (openapi2jsonschema): `int-or-string` becomes string-or-integer, every object
+ * with properties refuses unknown ones (strict: a misspelt field fails), `apiVersion` and `kind` must be the kind's
+ * own. Quantities accept numbers as the API server does. Each file carries the definitions it refers to, so it
+ * stands alone (no reference leaves the file).
+ */
+export function kubeconformSchemas(openapi) {
+  const definitions = openapi.definitions ?? {};
+  const converted = new Map();
+  const convert = (name) => {
+    if (!converted.has(name)) {
+      const def = definitions[name];
+      if (def === undefined) throw new Error(`the OpenAPI document refers to ${name}, which it does not define`);
+      converted.set(name, name === QUANTITY ? quantitySchema(def) : strict(intOrString(stripExtensions(def))));
+    }
+    return converted.get(name);
+  };
+  const schemas = new Map();
+  for (const [name, def] of Object.entries(definitions)) {
+    const kinds = def['x-kubernetes-group-version-kind'];
+    // Only objects of one kind are written to a repository (DeleteOptions and WatchEvent list every group).
+    if (!Array.isArray(kinds) || kinds.length !== 1) continue;
+    const { group, version, kind } = kinds[0];
+    const apiVersion = group ? `${group}/${version}` : version;
+    const file = schemaFileName(kind, apiVersion);
+    if (schemas.has(file)) continue;
+    const closure = new Set();
+    const visit = (schemaName) => {
+      if (closure.has(schemaName)) return;
+      closure.add(schemaName);
+      for (const ref of refsOf(convert(schemaName))) visit(ref);
+    };
+    visit(name);
+    const top = structuredClone(convert(name));
+    if (top.properties?.apiVersion) top.properties.apiVersion = { ...top.properties.apiVersion, enum: [apiVersion] };
+    if (top.properties?.kind) top.properties.kind = { ...top.properties.kind, enum: [kind] };
+    closure.delete(name);
+    schemas.set(file, {
+      $schema: 'http://json-schema.org/draft-07/schema#',
+      ...top,
+      definitions: Object.fromEntries([...closure].sort().map((n) => [n, convert(n)])),
+    });
+  }
+  return schemas;
+}
+
+function stripExtensions(schema) {
+  if (Array.isArray(schema)) return schema.map(stripExtensions);
+  if (schema === null || typeof schema !== 'object') return schema;
+  return Object.fromEntries(
+    Object.entries(schema)
+      .filter(([k]) => !k.startsWith('x-kubernetes-') && k !== 'description')
+      .map(([k, v]) => [k, k === 'properties' ? mapValues(v, stripExtensions) : stripExtensions(v)]),
+  );
+}
+
+function intOrString(schema) {
+  if (Array.isArray(schema)) return schema.map(intOrString);
+  if (schema === null || typeof schema !== 'object') return schema;
+  if (schema.format === 'int-or-string') return { oneOf: [{ type: 'string' }, { type: 'integer' }] };
+  return Object.fromEntries(Object.entries(schema).map(([k, v]) => [k, intOrString(v)]));
+}
+
+function strict(schema) {
+  if (Array.isArray(schema)) return schema.map(strict);
+  if (schema === null || typeof schema !== 'object') return schema;
+  const out = Object.fromEntries(
+    Object.entries(schema).map(([k, v]) => [k, k === 'properties' ? mapValues(v, strict) : strict(v)]),
+  );
+  if (out.properties !== undefined && out.additionalProperties === undefined) out.additionalProperties = false;
+  return out;
+}
+
+function quantitySchema() {
+  return { oneOf: [{ type: 'string' }, { type: 'number' }] };
+}
+
+function mapValues(record, fn) {
+  return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, fn(v)]));
+}
+
+function refsOf(schema, out = new Set()) {
+  if (Array.isArray(schema)) schema.forEach((s) => refsOf(s, out));
+  else if (schema !== null && typeof schema === 'object') {
+    for (const [k, v] of Object.entries(schema)) {
+      if (k === '$ref' && typeof v === 'string') out.add(v.replace('#/definitions/', ''));
+      else refsOf(v, out);
+    }
+  }
+  return out;
+}
+
+function log(msg) {
+  console.log(`[setup-kube-tools] ${msg}`);
+}
+
+function fail(message) {
+  console.error(`[setup-kube-tools] ${message.split('\n').join('\n[setup-kube-tools] ')}`);
+  process.exit(1);
+}
+
+function cacheRoot() {
+  return process.env.MODELRELEASE_TOOLS_CACHE || join(homedir(), '.cache', 'modelrelease', 'kube-tools');
+}
+
+/** The go command's environment: the machine's own Go, no C toolchain, a module cache that can be deleted. */
+function goEnv(extra = {}) {
+  return { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0', GOFLAGS: '-modcacherw', ...extra };
+}
+
+function go(args, env, capture = false) {
+  try {
+    return execFileSync('go', args, { env, stdio: capture ? ['ignore', 'pipe', 'inherit'] : 'inherit' })?.toString();
+  } catch (err) {
+    if (err.code === 'ENOENT') {
+      fail(
+        'the go command is not on PATH: the GitOps tests build kustomize and kubeconform from the Go module proxy.\n' +
+          'Install Go 1.26 or later (https://go.dev/doc/install), then run npm test again.',
+      );
+    }
+    fail(`go ${args.join(' ')} failed (see its output above); fix that, then run npm test again`);
+  }
+}
+
+/** Builds `name` into the cache unless it is there; returns the cached binary. */
+function cachedTool(name) {
+  const { module, version } = KUBE_TOOLS[name];
+  const cached = join(cacheRoot(), `${name}-${version}`, name);
+  if (existsSync(cached)) return cached;
+  log(`building ${name} ${version} from the Go module proxy (about two minutes) …`);
+  const gobin = mkdtempSync(join(tmpdir(), `kube-tools-${name}-`));
+  try {
+    go(['install', '-trimpath', '-ldflags=-s -w', `${module}@${version}`], goEnv({ GOBIN: gobin }));
+    mkdirSync(dirname(cached), { recursive: true });
+    // Copied under a temporary name and renamed, so that an interrupted copy never passes for a finished one.
+    copyFileSync(join(gobin, name), `${cached}.tmp`);
+    renameSync(`${cached}.tmp`, cached);
+  } finally {
+    rmSync(gobin, { recursive: true, force: true });
+  }
+  return cached;
+}
+
+/** Generates the schemas into the cache unless they are there; returns the cached schema location. */
+function cachedSchemas() {
+  const location = join(cacheRoot(), `schemas-${KUBERNETES_VERSION}+${SCHEMA_GENERATOR}`);
+  if (existsSync(join(location, schemaFolder(), 'deployment-apps-v1.json'))) return location;
+  log(`generating the Kubernetes ${KUBERNETES_VERSION} JSON schemas from k8s.io/kubernetes's OpenAPI spec …`);
+  const info = JSON.parse(go(['mod', 'download', '-json', `k8s.io/kubernetes@${KUBERNETES_VERSION}`], goEnv(), true));
+  const spec = JSON.parse(readFileSync(join(info.Dir, 'api', 'openapi-spec', 'swagger.json'), 'utf8'));
+  const staging = `${location}.tmp-${process.pid}`;
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(join(staging, schemaFolder()), { recursive: true });
+  let count = 0;
+  for (const [file, schema] of kubeconformSchemas(spec)) {
+    writeFileSync(join(staging, schemaFolder(), file), JSON.stringify(schema));
+    count += 1;
+  }
+  rmSync(location, { recursive: true, force: true });
+  renameSync(staging, location);
+  log(`${count} schemas written`);
+  return location;
+}
+
+function main() {
+  const started = Date.now();
+  if (kubeToolsCurrent())
+    return log(`kustomize, kubeconform and the schemas are installed (${Date.now() - started} ms)`);
+  if (process.argv.includes('--check')) {
+    return fail(
+      'missing: kustomize, kubeconform or their Kubernetes schemas in .tools/ (node scripts/setup-kube-tools.mjs)',
+    );
+  }
+  const paths = kubeToolPaths();
+  mkdirSync(dirname(paths.kustomize), { recursive: true });
+  for (const name of Object.keys(KUBE_TOOLS)) {
+    copyFileSync(cachedTool(name), `${paths[name]}.tmp`);
+    renameSync(`${paths[name]}.tmp`, paths[name]);
+  }
+  const schemas = cachedSchemas();
+  rmSync(paths.schemas, { recursive: true, force: true });
+  cpSync(schemas, paths.schemas, { recursive: true });
+  writeFileSync(paths.stamp, `${JSON.stringify(expectedStamp())}\n`);
+  log(`done (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main();

@@ -1,0 +1,94 @@
+/**
+ * The release's message handlers: the status query, the approve/reject/retry signals and the decide update, each a
+ * thin call into ReleaseState followed by a publish. Signals have no validator, so whatever arrives is checked here
+ * and a malformed one is recorded as refused; the update's validator rejects bad input before it reaches history.
+ */
+import { setHandler } from '@temporalio/workflow';
+import { approveSignal, decideUpdate, rejectSignal, retrySignal, statusQuery } from '../contract/definitions';
+import { clip, MAX_APPROVER_CHARS } from '../contract/limits';
+import { decideInputSchema, decisionInputSchema, retryInputSchema, type DecideInput } from '../contract/types';
+import type { DecisionOutcome, ReleaseState } from './release-state';
+
+/** Registers every handler of one release; `publish` shows a change (details, search attributes, memo). */
+export function installHandlers(state: ReleaseState, publish: () => void): void {
+  setHandler(statusQuery, () => state.status, {
+    description: 'The release as it stands: stage, gate verdicts, approvals, refused decisions, what is awaited.',
+  });
+  const apply = (decision: DecideInput): DecisionOutcome => {
+    const late = lateDecision(decision);
+    const outcome = late ? state.refuse(decision, late, nowIso()) : state.decide(decision, nowIso());
+    publish();
+    return outcome;
+  };
+  const applySignal = (raw: unknown, decision: 'approve' | 'reject'): void => {
+    const read = readSignal(raw, decision);
+    if ('refused' in read) {
+      state.refuse(read.refused, read.reason, nowIso());
+      publish();
+    } else apply(read.decision);
+  };
+  setHandler(approveSignal, (raw) => applySignal(raw, 'approve'), {
+    description:
+      'Approve: {"approver": "<id in approvers.yaml>", "comment": "…"}. Counted once the gates passed; a refused one is recorded with why.',
+  });
+  setHandler(rejectSignal, (raw) => applySignal(raw, 'reject'), {
+    description:
+      'Reject: {"approver": "<id>", "comment": "why"}. Ends the release as rejected, with the comment as reason.',
+  });
+  setHandler(decideUpdate, (decision) => ({ ...apply(decision), status: state.status }), {
+    description:
+      'Approve or reject with an answer: {"approver", "decision": "approve"|"reject", "comment"?, "validUntil"?}.',
+    validator: (decision) => {
+      const check = decideInputSchema.safeParse(decision);
+      if (!check.success)
+        throw new Error(clip(check.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')));
+      const late = lateDecision(check.data);
+      if (late) throw new Error(late);
+    },
+  });
+  setHandler(
+    retrySignal,
+    (raw) => {
+      // Only a release that waits for it takes a retry; anything else (or a malformed payload) changes nothing.
+      if (retryInputSchema.safeParse(raw).success) state.requestRetry();
+    },
+    {
+      description: 'Retry a step the release waits on (a refused GitOps commit, once fixed): {"requestedBy": "<who>"}.',
+    },
+  );
+}
+
+/** A signal's payload as a decision to apply, or as a refused one with why (signals reach history unvalidated). */
+function readSignal(
+  raw: unknown,
+  decision: 'approve' | 'reject',
+): { decision: DecideInput } | { refused: DecideInput; reason: string } {
+  const parsed = decisionInputSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ');
+    return { refused: { approver: approverOf(raw), decision }, reason: `malformed ${decision} signal (${problems})` };
+  }
+  const claimed = typeof raw === 'object' && raw !== null ? (raw as { decision?: unknown }).decision : undefined;
+  if (claimed === undefined || claimed === decision) return { decision: { ...parsed.data, decision } };
+  // A payload that says the opposite of its signal is a mistake or an attack: it must not count either way.
+  const said = clip(JSON.stringify(claimed), 40);
+  return {
+    refused: { ...parsed.data, decision },
+    reason: `the payload says decision ${said} but came as the ${decision} signal; nothing was counted: send the signal that matches the decision`,
+  };
+}
+
+/** Why a decision must not apply because it arrived after its sender stopped waiting for an answer. */
+export function lateDecision(decision: DecideInput): string | undefined {
+  if (decision.validUntil === undefined || Date.parse(decision.validUntil) >= Date.now()) return undefined;
+  return `the decision arrived after its validUntil (${decision.validUntil}): its sender was told it did not apply, so it does not count; send it again`;
+}
+
+function approverOf(raw: unknown): string {
+  const approver = typeof raw === 'object' && raw !== null ? (raw as { approver?: unknown }).approver : undefined;
+  return typeof approver === 'string' && approver !== '' ? clip(approver, MAX_APPROVER_CHARS) : '(missing approver)';
+}
+
+export function nowIso(): string {
+  return new Date().toISOString();
+}
