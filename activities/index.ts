@@ -51,7 +51,7 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
       sourcePolicy: deps.sourcePolicy,
       sourceCa: deps.sourceCa,
     }),
-    ...createGitOpsActivities(deps.gitops),
+    ...createGitOpsActivities({ store, ...deps.gitops }),
     ...createLicenseActivities({ store }),
     ...createScanActivities({ store }),
     ...createImageScanActivities({

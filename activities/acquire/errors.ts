@@ -3,6 +3,8 @@
  * wrapper maps onto the FailureType of the same name; anything else (SourceUnavailableError, I/O errors) is transient.
  * This file knows nothing of Temporal so the domain code can run and be tested on its own.
  */
+import { ProductError } from '../../contract/errors';
+import { zodProblems, type IssueLike } from '../../contract/problems';
 
 export type AcquireErrorCode =
   | 'InvalidRequest'
@@ -14,15 +16,14 @@ export type AcquireErrorCode =
   | 'UnsupportedSource';
 
 /** A permanent failure: retrying the same request cannot succeed. */
-export abstract class AcquireError extends Error {
-  abstract readonly code: AcquireErrorCode;
+export abstract class AcquireError extends ProductError {
+  abstract override readonly code: AcquireErrorCode;
+  readonly permanent = true;
   /** Machine-readable facts behind the message (file path, digests, URL, status), passed on as failure details. */
-  readonly details: Record<string, string | number>;
+  declare readonly details: Record<string, string | number>;
 
   constructor(message: string, details: Record<string, string | number> = {}, options?: ErrorOptions) {
-    super(message, options);
-    this.name = new.target.name;
-    this.details = details;
+    super(message, { ...options, details });
   }
 }
 
@@ -63,22 +64,15 @@ export class UnsupportedSourceError extends AcquireError {
 }
 
 /** A transient failure (5xx, network, truncated transfer): worth retrying, so deliberately not an AcquireError. */
-export class SourceUnavailableError extends Error {
+export class SourceUnavailableError extends ProductError {
+  readonly code = 'SourceUnavailable';
+  readonly permanent = false;
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'SourceUnavailableError';
+    super(message, { ...options });
   }
 }
 
 /** Validation issues as one line that names each field: `model.version: use letters, digits, ...`. */
-export function formatIssues(
-  issues: readonly { path: readonly PropertyKey[]; message: string }[],
-  root: string,
-): string {
-  return issues
-    .map((issue) => {
-      const path = issue.path.map((key) => (typeof key === 'number' ? `[${key}]` : `.${String(key)}`)).join('');
-      return `${root}${path}: ${issue.message}`;
-    })
-    .join('; ');
+export function formatIssues(issues: readonly IssueLike[], root: string): string {
+  return zodProblems({ issues }, root).join('; ');
 }

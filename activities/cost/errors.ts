@@ -2,6 +2,7 @@
  * The cost gate's user-facing failures, each with a stable code. The gate turns them into an `error` or `fail`
  * verdict naming the reason; the CLI maps them to its exit codes.
  */
+import { ProductError } from '../../contract/errors';
 
 export type CostErrorCode =
   /** No weight file in the manifest could be read, or a weight header is corrupt. */
@@ -15,7 +16,8 @@ export type CostErrorCode =
   /** Neither a measured nor a declared throughput is usable. */
   | 'NoThroughput';
 
-export class CostError extends Error {
+export class CostError extends ProductError {
+  readonly permanent = true;
   constructor(
     readonly code: CostErrorCode,
     message: string,
@@ -23,15 +25,15 @@ export class CostError extends Error {
     readonly problems: string[] = [message],
     options?: { cause?: unknown },
   ) {
-    super(message, options);
-    this.name = 'CostError';
+    super(message, { ...options, details: { problems } });
   }
 }
 
 /** A source (Prometheus) could not be reached or answered 5xx: transient, worth retrying. */
-export class SourceUnavailableError extends Error {
+export class SourceUnavailableError extends ProductError {
+  readonly code = 'SourceUnavailable';
+  readonly permanent = false;
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'SourceUnavailableError';
+    super(message, { ...options });
   }
 }

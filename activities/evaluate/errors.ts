@@ -1,4 +1,5 @@
 /** Errors of the evaluation stage: each a stable code, so the activity and the CLI can map them. */
+import { ProductError } from '../../contract/errors';
 
 export type EvaluationErrorCode =
   /** The dataset is missing, unreadable, or a value in it is wrong (the message names column and row). */
@@ -13,14 +14,14 @@ export type EvaluationErrorCode =
   | 'SourceNotAllowed';
 
 /** A permanent problem with the evaluation's inputs: retrying cannot fix it. */
-export class EvaluationError extends Error {
-  override name = 'EvaluationError';
+export class EvaluationError extends ProductError {
+  readonly permanent = true;
   constructor(
     readonly code: EvaluationErrorCode,
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(message, { ...options });
   }
 }
 

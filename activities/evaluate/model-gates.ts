@@ -14,7 +14,7 @@ import { runModelGate, type GateOutcome, type ModelGate } from './gates';
 import { GATES } from './judge';
 import { findModelJson, manifestReader, readerIOHandler } from './model';
 import { parseEvaluationPolicy, type EvaluationPolicy } from './policy';
-import { PreparationCache, prepareEvaluation } from './prepare';
+import { prepareEvaluation, type PreparationCache } from './prepare';
 
 export interface ModelGateDeps {
   /** The tfjs backend the worker loaded at start; recorded in every result and priced by the cost gate. */
@@ -47,7 +47,8 @@ export function modelGate(gate: ModelGate, deps?: ModelGateDeps): Gate<Evaluatio
       }
     },
     async run(ctx) {
-      if (!deps) throw new Error(`the ${gate} gate was built without a worker's backend: use createEvaluationActivities`);
+      if (!deps)
+        throw new Error(`the ${gate} gate was built without a worker's backend: use createEvaluationActivities`);
       try {
         return await evaluate(gate, ctx, deps);
       } catch (err) {
@@ -96,7 +97,11 @@ async function evaluate(
   };
   // A pinned dataset is read from the store by digest; a release from before pinning reads the path it named.
   const dataset = ctx.dataset
-    ? { path: await ctx.localFile(ctx.dataset.sha256), format: detectFormat(new URL(ctx.dataset.source, 'file:///').pathname), id: ctx.dataset.sha256 }
+    ? {
+        path: await ctx.localFile(ctx.dataset.sha256),
+        format: detectFormat(new URL(ctx.dataset.source, 'file:///').pathname),
+        id: ctx.dataset.sha256,
+      }
     : await legacyDataset(evaluation.dataset, deps);
   const extra = evaluation as Record<string, unknown>;
   const overrides = Object.fromEntries(OVERRIDABLE.map((k) => [k, extra[k]]));

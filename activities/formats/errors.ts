@@ -22,3 +22,9 @@ export class FormatError extends Error {
     super(`${file}${offset >= 0 ? ` (byte ${offset})` : ''}: ${reason}`, options);
   }
 }
+
+/** A name or value from a file, quoted and cut to 64 characters: enough to find it, too little to carry a payload. */
+export function quote(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 64 ? `${text.slice(0, 63)}…` : text;
+}

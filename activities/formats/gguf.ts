@@ -4,7 +4,7 @@
  * is trusted and tensors are sized from the one ggml type table, so the scanner and the cost footprint read the same
  * tensors with the same byte sizes. Tensor data is never read.
  */
-import { FormatError } from './errors';
+import { FormatError, quote } from './errors';
 import { ggmlType, type GgmlType } from './gguf-types';
 import type { ByteSource } from './source';
 
@@ -180,7 +180,7 @@ export async function readGgufHeader(
     const at = source.offset;
     const name = await str(true);
     const nDims = await u32();
-    if (nDims > MAX_DIMS) fail(`tensor ${JSON.stringify(name)} has ${nDims} dimensions (at most ${MAX_DIMS})`, at);
+    if (nDims > MAX_DIMS) fail(`tensor ${quote(name)} has ${nDims} dimensions (at most ${MAX_DIMS})`, at);
     const shape: bigint[] = [];
     for (let d = 0; d < nDims; d++) shape.push(await u64());
     const elements = shape.reduce((a, d) => a * d, 1n);
@@ -192,11 +192,11 @@ export async function readGgufHeader(
       const block = BigInt(type.blockSize);
       if (elements % block !== 0n)
         fail(
-          `tensor ${JSON.stringify(name)}: ${elements} elements is not a whole number of ${type.name} blocks of ${type.blockSize}`,
+          `tensor ${quote(name)}: ${elements} elements is not a whole number of ${type.name} blocks of ${type.blockSize}`,
           at,
         );
       if (offset % BigInt(alignment) !== 0n)
-        fail(`tensor ${JSON.stringify(name)} offset ${offset} is not ${alignment}-aligned`, at);
+        fail(`tensor ${quote(name)} offset ${offset} is not ${alignment}-aligned`, at);
       bytes = (elements / block) * BigInt(type.bytesPerBlock);
     }
     const tensor = { name, shape, elements, typeId, type, offset, bytes, at };
@@ -227,13 +227,13 @@ export function ggufLayoutIssues(header: GgufHeader, size: number): GgufLayoutIs
       issues.push({
         kind: 'out-of-bounds',
         tensor: t,
-        reason: `tensor ${JSON.stringify(t.name)} ends at data byte ${end} but the data section has ${dataLength < 0n ? 0n : dataLength}`,
+        reason: `tensor ${quote(t.name)} ends at data byte ${end} but the data section has ${dataLength < 0n ? 0n : dataLength}`,
       });
     else if (t.offset < cursor)
       issues.push({
         kind: 'overlap',
         tensor: t,
-        reason: `tensor ${JSON.stringify(t.name)} overlaps the one before it`,
+        reason: `tensor ${quote(t.name)} overlaps the one before it`,
       });
     if (end > cursor) cursor = end;
   }

@@ -7,7 +7,7 @@
  * the scanner can report each one and the cost footprint can refuse the file on the first.
  */
 import { packedBytes, SAFETENSORS_DTYPES, type Dtype } from './dtypes';
-import { FormatError } from './errors';
+import { FormatError, quote } from './errors';
 import type { ByteSource } from './source';
 
 /** The safetensors library caps its header at 100 MB. */
@@ -128,7 +128,7 @@ export function parseSafetensorsHeader(
       else metadata = value as Record<string, string>;
       continue;
     }
-    const where = `tensor ${JSON.stringify(name)}`;
+    const where = `tensor ${quote(name)}`;
     if (typeof value !== 'object' || value === null) {
       issue('tensor', `${where} is not an object`);
       continue;
@@ -139,7 +139,7 @@ export function parseSafetensorsHeader(
         ? SAFETENSORS_DTYPES[t.dtype]
         : undefined;
     if (type === undefined) {
-      issue('tensor', `${where} has unknown dtype ${JSON.stringify(t.dtype)}`);
+      issue('tensor', `${where} has unknown dtype ${quote(t.dtype)}`);
       continue;
     }
     if (!Array.isArray(t.shape) || t.shape.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)) {
@@ -185,11 +185,11 @@ export function parseSafetensorsHeader(
   let cursor = 0n;
   for (const r of ranges) {
     if (r.begin < cursor)
-      issue('overlap', `tensor ${JSON.stringify(r.name)} overlaps the tensor before it`, Number(dataStart + r.begin));
+      issue('overlap', `tensor ${quote(r.name)} overlaps the tensor before it`, Number(dataStart + r.begin));
     else if (r.begin > cursor)
       issue(
         'gap',
-        `${r.begin - cursor} bytes before tensor ${JSON.stringify(r.name)} belong to no tensor`,
+        `${r.begin - cursor} bytes before tensor ${quote(r.name)} belong to no tensor`,
         Number(dataStart + cursor),
       );
     if (r.end > cursor) cursor = r.end;

@@ -4,7 +4,7 @@
  * manifest's shape and sizes every weight from the shared dtype table; the shards themselves are not read.
  */
 import { DTYPE_BITS, TFJS_DTYPES, TFJS_QUANTIZED_DTYPES, type Dtype } from './dtypes';
-import { FormatError } from './errors';
+import { FormatError, quote } from './errors';
 import { resolveInside } from './paths';
 
 /** The most of a model.json any reader parses. */
@@ -83,7 +83,7 @@ function readWeight(w: unknown, at: string, issues: string[]): TfjsWeight | unde
   }
   const { name, shape, dtype, quantization } = w as Record<string, unknown>;
   if (typeof dtype !== 'string' || (dtype !== 'string' && !Object.hasOwn(TFJS_DTYPES, dtype))) {
-    issues.push(`${at} has unknown dtype ${JSON.stringify(dtype)}`);
+    issues.push(`${at} has unknown dtype ${quote(dtype)}`);
     return undefined;
   }
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
@@ -105,7 +105,7 @@ function readWeight(w: unknown, at: string, issues: string[]): TfjsWeight | unde
   if (quantization !== undefined) {
     const q = (quantization as { dtype?: unknown } | null)?.dtype;
     if (typeof q !== 'string' || !Object.hasOwn(TFJS_QUANTIZED_DTYPES, q)) {
-      issues.push(`${at}.quantization has unknown dtype ${JSON.stringify(q)}`);
+      issues.push(`${at}.quantization has unknown dtype ${quote(q)}`);
       return undefined;
     }
     const qType = TFJS_QUANTIZED_DTYPES[q]!;

@@ -42,7 +42,11 @@ export function policyOrFailure<P>(gate: Gate<P>, section: unknown, file: string
 }
 
 /** Runs a gate for one release input: the body of the gate's activity. */
-export async function runGateActivity<P, R>(gate: Gate<P, R>, input: GateInput, deps: GateActivityDeps): Promise<GateResult> {
+export async function runGateActivity<P, R>(
+  gate: Gate<P, R>,
+  input: GateInput,
+  deps: GateActivityDeps,
+): Promise<GateResult> {
   const startedAt = new Date().toISOString();
   const context = activityContext();
   const file = policyFileOf(input);
@@ -71,9 +75,12 @@ export async function runGateActivity<P, R>(gate: Gate<P, R>, input: GateInput, 
   } catch (err) {
     // The worker reports a cancelled activity only when it ends with its own CancelledFailure.
     if (context?.cancellationSignal.aborted) throw context.cancellationSignal.reason ?? err;
-    if (err instanceof CannotDecide) return toResult(gate, input, cannotDecide(gate, err), policy, startedAt, deps.store);
+    if (err instanceof CannotDecide)
+      return toResult(gate, input, cannotDecide(gate, err), policy, startedAt, deps.store);
     if (err instanceof InvalidPolicy) {
-      throw ApplicationFailure.nonRetryable(err.message, FailureType.InvalidConfig, { problems: err.problems.slice(0, 20) });
+      throw ApplicationFailure.nonRetryable(err.message, FailureType.InvalidConfig, {
+        problems: err.problems.slice(0, 20),
+      });
     }
     throw err;
   }
@@ -167,6 +174,9 @@ function heartbeater(context: Context): GateRunContext<unknown>['progress'] {
 }
 
 /** The activity function for a gate: `(input: GateInput) => Promise<GateResult>`. */
-export function gateActivity<P, R>(gate: Gate<P, R>, deps: GateActivityDeps): (input: GateInput) => Promise<GateResult> {
+export function gateActivity<P, R>(
+  gate: Gate<P, R>,
+  deps: GateActivityDeps,
+): (input: GateInput) => Promise<GateResult> {
   return (input) => runGateActivity(gate, input, deps);
 }

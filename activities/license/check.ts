@@ -7,6 +7,7 @@
  * in metadata, LICENSE-MIT and LICENSE-APACHE beside it), any other license file adds its terms with AND. A card
  * that says `other` or `unknown` defers to the license files. Nothing anywhere → the license is `unknown`.
  */
+import { ProductError } from '../../contract/errors';
 import type { LicenseCategory, LicenseDecision, LicensePolicy } from './policy';
 import type { Finding, RoleRequirement, Severity, Verdict, Waiver } from '../../contract/types';
 import { applyWaivers, verdictFor } from '../common/gate-kit';
@@ -34,11 +35,11 @@ export const LICENSE_RULES = {
 } as const;
 
 /** A policy whose `licenses:` entries name licenses we do not know. */
-export class LicensePolicyError extends Error {
+export class LicensePolicyError extends ProductError {
   readonly code = 'INVALID_LICENSE_POLICY';
+  readonly permanent = true;
   constructor(readonly problems: string[]) {
-    super(problems.join('\n'));
-    this.name = 'LicensePolicyError';
+    super(problems.join('\n'), { details: { problems } });
   }
 }
 

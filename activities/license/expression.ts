@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import spdxCorrect from 'spdx-correct';
+import { ProductError } from '../../contract/errors';
 import parseSpdx from 'spdx-expression-parse';
 import spdxFull from 'spdx-license-list/full';
 import {
@@ -87,8 +88,9 @@ export function resolveLicenseId(raw: string): LicenseLeaf | undefined {
 }
 
 /** Thrown for text that is neither one license id nor a well-formed SPDX expression. */
-export class LicenseExpressionError extends Error {
+export class LicenseExpressionError extends ProductError {
   readonly code = 'INVALID_LICENSE_EXPRESSION';
+  readonly permanent = true;
 }
 
 const OPERATORS = new Set(['and', 'or', 'with']);

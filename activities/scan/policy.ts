@@ -6,7 +6,12 @@
 import en from 'zod/v4/locales/en.js';
 import * as z from 'zod/mini';
 import { zodProblems } from '../../contract/problems';
-import { DEFAULT_SCAN_LIMITS as L, DEFAULT_SCAN_POLICY as D, type ScanLimits, type ScanPolicy } from './policy-defaults';
+import {
+  DEFAULT_SCAN_LIMITS as L,
+  DEFAULT_SCAN_POLICY as D,
+  type ScanLimits,
+  type ScanPolicy,
+} from './policy-defaults';
 
 // The mini build starts without messages; English ones, as the rest of the config gets from full zod.
 z.config(en());

@@ -43,7 +43,9 @@ export interface ArtifactStore {
 
 export class BlobNotFoundError extends Error {
   constructor(readonly sha256: string) {
-    super(`the artifact store holds no blob sha256:${sha256}: acquire the release again (the store may have been pruned)`);
+    super(
+      `the artifact store holds no blob sha256:${sha256}: acquire the release again (the store may have been pruned)`,
+    );
     this.name = 'BlobNotFoundError';
   }
 }

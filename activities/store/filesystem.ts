@@ -72,7 +72,8 @@ export class FilesystemStore implements ArtifactStore {
   }
 
   putBytes(bytes: Uint8Array | string, options: Partial<PutOptions> = {}): Promise<StoredBlob> {
-    const buffer = typeof bytes === 'string' ? Buffer.from(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const buffer =
+      typeof bytes === 'string' ? Buffer.from(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     return storeStream(this.root, Readable.from([buffer]), { path: 'blob', ...options });
   }
 }

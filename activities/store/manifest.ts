@@ -51,7 +51,10 @@ export function isFullManifest(value: ManifestRef | ArtifactManifest): value is 
  * The full manifest for a reference, checked against the digests the reference names: a store that returned
  * another list (tampered, or a bug) is refused. A legacy whole manifest is returned as it is.
  */
-export async function loadManifest(store: ArtifactStore, ref: ManifestRef | ArtifactManifest): Promise<ArtifactManifest> {
+export async function loadManifest(
+  store: ArtifactStore,
+  ref: ManifestRef | ArtifactManifest,
+): Promise<ArtifactManifest> {
   if (isFullManifest(ref)) return ref;
   const bytes = await store.read(ref.blob, MAX_MANIFEST_BYTES);
   const manifest = JSON.parse(bytes.toString('utf8')) as ArtifactManifest;

@@ -8,8 +8,9 @@ import { ApplicationFailure, CancelledFailure, type Logger } from '@temporalio/c
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect } from 'vitest';
 import { createAcquireActivities } from '../../activities/acquire';
+import { FilesystemStore, loadManifest } from '../../activities/store';
 import { FailureType } from '../../contract/definitions';
-import type { ArtifactManifest, ModelRef } from '../../contract/types';
+import type { ManifestRef, ModelRef } from '../../contract/types';
 import { listFiles, sha256, startServer, test, writeTree } from './fixtures';
 
 const silent: Logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
@@ -24,17 +25,24 @@ function modelRef(source: string, extra: Partial<ModelRef> = {}): ModelRef {
 }
 
 describe('acquireModel activity', () => {
-  test('returns the manifest and heartbeats { file, bytes } while streaming', async ({ tmp, storeRoot }) => {
+  test('returns the manifest by digest and heartbeats { file, bytes } while streaming', async ({ tmp, storeRoot }) => {
     const root = join(tmp, 'model');
     await writeTree(root, { 'a.bin': Buffer.alloc(3 << 20, 1), 'b.txt': 'b' });
     const env = activityEnvironment();
     const heartbeats: unknown[] = [];
     env.on('heartbeat', (details: unknown) => heartbeats.push(details));
 
-    const { acquireModel } = createAcquireActivities({ storeRoot });
+    const store = new FilesystemStore(storeRoot);
+    const { acquireModel } = createAcquireActivities({ store });
+    const source = pathToFileURL(root).href;
     // run() cannot infer the activity's result type from its argument.
-    const manifest = (await env.run(acquireModel, { model: modelRef(pathToFileURL(root).href) })) as ArtifactManifest;
+    const ref = (await env.run(acquireModel, { model: modelRef(source) })) as ManifestRef;
 
+    expect(ref).toMatchObject({ model: 'tiny-model', version: '1.0.0', source, resolvedRevision: source });
+    expect(ref).toMatchObject({ fileCount: 2, totalSize: (3 << 20) + 1 });
+    expect(ref).not.toHaveProperty('files');
+    const manifest = await loadManifest(store, ref);
+    expect(manifest.manifestDigest).toBe(ref.manifestDigest);
     expect(manifest.files.map((f) => f.path)).toEqual(['a.bin', 'b.txt']);
     expect(heartbeats).toContainEqual({ file: 'a.bin', bytes: expect.any(Number) });
     expect(heartbeats).toContainEqual({ file: 'b.txt', bytes: 1 });
@@ -44,7 +52,7 @@ describe('acquireModel activity', () => {
     const root = join(tmp, 'model');
     await writeTree(root, { 'model.bin': 'tampered' });
     const expected = sha256('original');
-    const { acquireModel } = createAcquireActivities({ storeRoot });
+    const { acquireModel } = createAcquireActivities({ store: new FilesystemStore(storeRoot) });
     const input = { model: modelRef(pathToFileURL(root).href, { digests: { 'model.bin': expected } }) };
 
     for (const run of [() => activityEnvironment().run(acquireModel, input), () => acquireModel(input)]) {
@@ -66,7 +74,7 @@ describe('acquireModel activity', () => {
     [pathToFileURL(join(tmpdir(), 'nonexistent', 'acquire-test')).href, FailureType.SourceNotFound],
     ['https://127.0.0.1:9/dir/', FailureType.InvalidRequest],
   ] as const)('%s fails non-retryably as %s', async ([source, type], { storeRoot }) => {
-    const { acquireModel } = createAcquireActivities({ storeRoot });
+    const { acquireModel } = createAcquireActivities({ store: new FilesystemStore(storeRoot) });
     const failure = await activityEnvironment()
       .run(acquireModel, { model: modelRef(source) })
       .catch((e: unknown) => e);
@@ -80,7 +88,7 @@ describe('acquireModel activity', () => {
       res.end();
     });
     try {
-      const { acquireModel } = createAcquireActivities({ storeRoot });
+      const { acquireModel } = createAcquireActivities({ store: new FilesystemStore(storeRoot) });
       const env = activityEnvironment();
       const notFound = await env
         .run(acquireModel, { model: modelRef(`${server.origin}/missing.bin`) })
@@ -110,7 +118,7 @@ describe('acquireModel activity', () => {
     try {
       const env = activityEnvironment();
       env.once('heartbeat', () => env.cancel());
-      const { acquireModel } = createAcquireActivities({ storeRoot });
+      const { acquireModel } = createAcquireActivities({ store: new FilesystemStore(storeRoot) });
 
       const failure = await env
         .run(acquireModel, { model: modelRef(`${server.origin}/big.bin`) })

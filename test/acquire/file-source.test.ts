@@ -4,16 +4,18 @@ import { pathToFileURL } from 'node:url';
 import { describe, expect } from 'vitest';
 import {
   acquireArtifacts,
+  createAcquireActivities,
   DigestMismatchError,
   EmptyModelError,
   InvalidRequestError,
-  manifestPath,
   SourceNotFoundError,
   storePath,
   UnsafePathError,
   UnsupportedSourceError,
 } from '../../activities/acquire';
-import type { ArtifactManifest, ModelRef } from '../../contract/types';
+import { FilesystemStore, loadManifest, storeManifest } from '../../activities/store';
+import { FailureType } from '../../contract/definitions';
+import type { ModelRef } from '../../contract/types';
 import { listFiles, sha256, test, writeTree } from './fixtures';
 
 const TREE = {
@@ -48,9 +50,11 @@ describe('file:// source', () => {
       model: 'tiny-model',
       version: '1.0.0',
       source: fileUri(root),
-      resolvedRevision: await realpath(root),
-      storeRoot,
+      // The source URI, never the worker's host path (nor the store's).
+      resolvedRevision: fileUri(root),
     });
+    expect(manifest).not.toHaveProperty('storeRoot');
+    expect(JSON.stringify(manifest)).not.toContain(storeRoot);
     expect(manifest.manifestDigest).toBe(sha256(expected.map((f) => `${f.path}\0${f.sha256}\n`).join('')));
     for (const file of expected) {
       const stored = await readFile(storePath(storeRoot, file.sha256));
@@ -59,11 +63,10 @@ describe('file:// source', () => {
     expect(storePath(storeRoot, expected[0]!.sha256)).toBe(
       join(storeRoot, 'sha256', expected[0]!.sha256.slice(0, 2), expected[0]!.sha256),
     );
-    const written = JSON.parse(await readFile(manifestPath(manifest), 'utf8')) as ArtifactManifest;
-    expect(written).toEqual(manifest);
-    expect(manifestPath(manifest)).toBe(
-      join(storeRoot, 'manifests', 'tiny-model', '1.0.0', `${manifest.manifestDigest}.json`),
-    );
+    const store = new FilesystemStore(storeRoot);
+    const ref = await storeManifest(store, manifest);
+    expect(ref).toMatchObject({ manifestDigest: manifest.manifestDigest, fileCount: 5, emptyFiles: ['empty.txt'] });
+    expect(await loadManifest(store, ref)).toEqual(manifest);
     expect(await listFiles(join(storeRoot, 'tmp'))).toEqual([]);
   });
 
@@ -152,7 +155,14 @@ describe('file:// source', () => {
     const root = join(tmp, 'model');
     await writeTree(root, { 'a.bin': '', 'b/c.bin': '' });
     await expect(acquireArtifacts(modelRef(fileUri(root)), { storeRoot })).rejects.toThrow(EmptyModelError);
-    expect(await listFiles(join(storeRoot, 'manifests'))).toEqual([]);
+    // Through the activity too: no manifest is stored, only the (empty) content it read.
+    const { acquireModel } = createAcquireActivities({ store: new FilesystemStore(storeRoot) });
+    await expect(acquireModel({ model: modelRef(fileUri(root)) })).rejects.toMatchObject({
+      nonRetryable: true,
+      type: FailureType.EmptyModel,
+    });
+    const empty = sha256('');
+    expect(await listFiles(join(storeRoot, 'sha256'))).toEqual([join(empty.slice(0, 2), empty)]);
   });
 
   test('a missing directory is SourceNotFound', async ({ tmp, storeRoot }) => {

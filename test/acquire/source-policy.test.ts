@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, vi } from 'vitest';
 import { stringify } from 'yaml';
 import { createAcquireActivities, SourceNotAllowedError, acquireArtifacts } from '../../activities/acquire';
 import { checkUrl, refusedRange, type SourcePolicy } from '../../activities/common/source-policy';
+import { FilesystemStore } from '../../activities/store';
 import { ReleaseClientError, validateRequest } from '../../client/release-client';
 import { ConfigError, DEFAULT_CONFIG_DIR, loadSourcePolicy } from '../../config/loader';
 import { FailureType } from '../../contract/definitions';
@@ -151,7 +152,7 @@ describe('the acquire activity', () => {
     storeRoot,
   }) => {
     const symlinkSource = await escapingSymlink(tmp);
-    const { acquireModel } = createAcquireActivities({ storeRoot, sourcePolicy: policyFor(tmp) });
+    const { acquireModel } = createAcquireActivities({ store: new FilesystemStore(storeRoot), sourcePolicy: policyFor(tmp) });
     const before = server.requests.length;
     for (const { source, problem } of refusedSources(tmp, symlinkSource)) {
       const failure = await new MockActivityEnvironment()
@@ -220,7 +221,7 @@ describe('redirects', () => {
     });
     expect(direct.files.map((f) => f.path)).toEqual(['direct.bin']);
 
-    const { acquireModel } = createAcquireActivities({ storeRoot, sourcePolicy: policy });
+    const { acquireModel } = createAcquireActivities({ store: new FilesystemStore(storeRoot), sourcePolicy: policy });
     const failure = await new MockActivityEnvironment()
       .run(acquireModel, { model: modelRef(viaLocalhost(`${front.origin}/model.bin`)) })
       .catch((e: unknown) => e);

@@ -158,8 +158,8 @@ describe('HTTP start endpoint', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.code).toBe('INVALID_REQUEST');
     expect(bad.body.problems).toHaveLength(3);
-    expect(bad.body.problems.join('\n')).toMatch(/^model\.name /m);
-    expect(bad.body.problems.join('\n')).toMatch(/^requestedBy /m);
+    expect(bad.body.problems.join('\n')).toMatch(/^model\.name: /m);
+    expect(bad.body.problems.join('\n')).toMatch(/^requestedBy: /m);
     expect(bad.body.problems.join('\n')).toMatch(/extra/);
 
     const unknownEnv = await call<ErrorBody>(

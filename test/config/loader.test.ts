@@ -25,7 +25,11 @@ async function problemsOf(promise: Promise<unknown>): Promise<string[]> {
 
 describe('config loader', () => {
   it('resolves the shipped default policy for production with digests of both files', async () => {
-    const config = await resolveReleaseConfig({ policy: 'default', environment: 'production' }, GATE_POLICY_SECTIONS, configDir());
+    const config = await resolveReleaseConfig(
+      { policy: 'default', environment: 'production' },
+      GATE_POLICY_SECTIONS,
+      configDir(),
+    );
     expect(config.approval).toEqual({
       environment: 'production',
       minApprovers: 2,
@@ -46,7 +50,9 @@ describe('config loader', () => {
       join(configDir(), 'policies', 'prod.yaml'),
       'approval:\n  timeout: 72h\n  environments:\n    production:\n      minApprovers: 1\n      allowedRoles: [release-manager]\n      requiredRoles:\n        - role: ml-ethic\n',
     );
-    const problems = await problemsOf(resolveReleaseConfig({ policy: 'prod', environment: 'production' }, GATE_POLICY_SECTIONS, configDir()));
+    const problems = await problemsOf(
+      resolveReleaseConfig({ policy: 'prod', environment: 'production' }, GATE_POLICY_SECTIONS, configDir()),
+    );
     expect(problems[0]).toBe(
       'config/policies/prod.yaml: approval.environments.production.requiredRoles[0].role "ml-ethic" is not a known role (known: release-manager, ml-lead, ml-engineer, ml-ethics, legal, finops); add it under roles: in approvers.yaml or fix the name',
     );
@@ -57,7 +63,9 @@ describe('config loader', () => {
       join(configDir(), 'policies', 'broken.yaml'),
       'approval:\n  timeout: three days\n  environments:\n    staging:\n      minApprovers: 0\n      allowedRoles: []\n',
     );
-    const problems = await problemsOf(resolveReleaseConfig({ policy: 'broken', environment: 'staging' }, GATE_POLICY_SECTIONS, configDir()));
+    const problems = await problemsOf(
+      resolveReleaseConfig({ policy: 'broken', environment: 'staging' }, GATE_POLICY_SECTIONS, configDir()),
+    );
     expect(problems).toEqual([
       'config/policies/broken.yaml: approval.timeout: must be a positive duration such as 90s, 30m, 72h, 7d or 2w',
       expect.stringMatching(/^config\/policies\/broken.yaml: approval.environments.staging.minApprovers: /),
@@ -79,10 +87,16 @@ describe('config loader', () => {
   });
 
   it('says what to do about a missing policy, an unknown environment and broken YAML', async () => {
-    expect(await problemsOf(resolveReleaseConfig({ policy: 'nope', environment: 'dev' }, GATE_POLICY_SECTIONS, configDir()))).toEqual([
+    expect(
+      await problemsOf(resolveReleaseConfig({ policy: 'nope', environment: 'dev' }, GATE_POLICY_SECTIONS, configDir())),
+    ).toEqual([
       'config/policies/nope.yaml: not found; the request names policy "nope"; create config/policies/nope.yaml or name an existing policy',
     ]);
-    expect(await problemsOf(resolveReleaseConfig({ policy: 'default', environment: 'moon' }, GATE_POLICY_SECTIONS, configDir()))).toEqual([
+    expect(
+      await problemsOf(
+        resolveReleaseConfig({ policy: 'default', environment: 'moon' }, GATE_POLICY_SECTIONS, configDir()),
+      ),
+    ).toEqual([
       'config/policies/default.yaml: approval.environments has no rule for environment "moon" (known: dev, staging, production); add one or release to a known environment',
     ]);
     await writeFile(join(configDir(), 'approvers.yaml'), 'roles: [\n');

@@ -1,17 +1,20 @@
 /** The cost gate activity end to end: real weight files in a real store, a real catalog file, evidence on disk. */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { CancelledFailure, type Logger } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure, type Logger } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect } from 'vitest';
 import { stringify } from 'yaml';
-import { storePath } from '../../activities/store/filesystem';
+import { FilesystemStore, manifestDigest, storeManifest, storePath } from '../../activities/store';
 import { createCostActivities, type CostEvidence } from '../../activities/cost';
-import type { ArtifactManifest, GateInput, GateResult } from '../../contract/types';
+import { FailureType } from '../../contract/definitions';
+import type { GateInput, GateResult, ManifestRef } from '../../contract/types';
+import { readEvidence } from '../helpers/evidence';
 import {
   earlierGate,
   gateInput,
+  measured,
   referenceWeights,
   request,
   seasonalHistory,
@@ -22,25 +25,39 @@ import {
 
 const silent: Logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
+/** The cost gate's own part of its evidence (the envelope carries gate, release, verdict, summary and findings). */
+type CostReport = Omit<CostEvidence, 'gate' | 'releaseId' | 'verdict' | 'summary' | 'findings'>;
+
 async function runGate(
   tmp: string,
   input: GateInput,
   heartbeats: unknown[] = [],
   pricing: unknown = smallCatalog(),
-): Promise<{ result: GateResult; evidence: CostEvidence }> {
+): Promise<{ result: GateResult; evidence: CostReport }> {
   const pricingFile = join(tmp, 'pricing.yaml');
   const { file: _f, digest: _d, ...data } = pricing as { file?: string; digest?: string };
   await writeFile(pricingFile, stringify(data));
-  const activities = createCostActivities({ storeRoot: join(tmp, 'store'), pricingFile });
+  const store = new FilesystemStore(join(tmp, 'store'));
+  const activities = createCostActivities({ store, pricingFile });
   const env = new MockActivityEnvironment(undefined, { logger: silent });
   env.on('heartbeat', (d: unknown) => heartbeats.push(d));
   const result = (await env.run(activities.estimateCost, input)) as GateResult;
-  expect(result.evidence).toBeDefined();
-  const evidence = JSON.parse(await readFile(result.evidence as string, 'utf8')) as CostEvidence;
-  return { result, evidence };
+  const stored = await readEvidence<CostReport>(store, result.evidence);
+  expect(stored).toMatchObject({
+    gate: 'cost',
+    releaseId: input.releaseId,
+    verdict: result.verdict,
+    summary: result.summary,
+    findings: result.findings,
+  });
+  if (stored.report.pricing) {
+    // The catalog the gate priced with is named by digest among the evidence's inputs.
+    expect(stored.inputs).toEqual([{ name: pricingFile, digest: `sha256:${stored.report.pricing.digest}` }]);
+  }
+  return { result, evidence: stored.report };
 }
 
-async function model(tmp: string, extra: Record<string, string> = {}): Promise<ArtifactManifest> {
+async function model(tmp: string, extra: Record<string, string> = {}): Promise<ManifestRef> {
   const dir = join(tmp, 'model');
   await mkdir(dir, { recursive: true });
   await referenceWeights('safetensors', join(dir, 'model.safetensors'));
@@ -66,8 +83,8 @@ describe('estimateCost', () => {
       // Fairness predicted 25 rows/s on wasm (half the reference machine's speed) = 50 requests/s on the reference
       // machine; explain's attribution throughput is no serving throughput and is not used.
       earlier: [
-        earlierGate('explain', 'pass', { throughputRowsPerSecond: 2, backend: 'wasm' }),
-        earlierGate('fairness', 'warn', { throughputRowsPerSecond: 25, backend: 'wasm' }),
+        earlierGate('explain', 'pass', {}, measured(2, 'wasm')),
+        earlierGate('fairness', 'warn', {}, measured(25, 'wasm')),
       ],
     });
     const { result, evidence } = await runGate(tmp, input, heartbeats);
@@ -186,16 +203,16 @@ describe('estimateCost', () => {
     await fh.write(prefix, 0, prefix.length, 0);
     await fh.truncate(size);
     await fh.close();
-    const manifest: ArtifactManifest = {
+    const files = [{ path: 'model.safetensors', size, sha256 }];
+    const manifest = await storeManifest(new FilesystemStore(join(tmp, 'store')), {
       model: 'big',
       version: '1',
       source: 'file:///big',
-      resolvedRevision: '/big',
-      files: [{ path: 'model.safetensors', size, sha256 }],
+      resolvedRevision: 'file:///big',
+      files,
       totalSize: size,
-      storeRoot: join(tmp, 'store'),
-      manifestDigest: 'a'.repeat(64),
-    };
+      manifestDigest: manifestDigest(files),
+    });
     const { result } = await runGate(
       tmp,
       gateInput(manifest, request({ ...declared, compute: { msPerRequest: 20 } }), { policy }),
@@ -240,26 +257,32 @@ describe('estimateCost', () => {
     const manifest = await model(tmp);
     const none = await runGate(tmp, gateInput(manifest, request(declared), { policy }));
     expect(none.result.summary).toMatch(
-      /no earlier gate measured throughputRowsPerSecond, and request\.traffic\.compute\.msPerRequest is not declared/,
+      /no earlier gate measured rows per second, and request\.traffic\.compute\.msPerRequest is not declared/,
     );
 
     const unknownBackend = await runGate(
       tmp,
       gateInput(manifest, request(declared), {
-        earlier: [earlierGate('evaluate', 'pass', { throughputRowsPerSecond: 5, backend: 'webgpu' })],
+        earlier: [earlierGate('evaluate', 'pass', {}, measured(5, 'webgpu'))],
       }),
     );
     expect(unknownBackend.result.summary).toMatch(
       /evaluate measured on backend "webgpu", which .* does not list under backends/,
     );
 
-    const badPolicy = await runGate(tmp, gateInput(manifest, request(declared), { policy: { headroom: 'lots' } }));
-    expect(badPolicy.result).toMatchObject({ verdict: 'error', metrics: { error: 'InvalidConfig' } });
-    expect(badPolicy.result.summary).toContain('cost.headroom');
+    // A bad cost: section fails the release non-retryably, like every gate's (a retry cannot fix a file).
+    const badPolicy = await runGate(
+      tmp,
+      gateInput(manifest, request(declared), { policy: { headroom: 'lots' } }),
+    ).catch((e: unknown) => e);
+    expect(badPolicy).toBeInstanceOf(ApplicationFailure);
+    expect(badPolicy).toMatchObject({ nonRetryable: true, type: FailureType.InvalidConfig });
+    expect((badPolicy as Error).message).toMatch(/^invalid cost policy in config\/policies\/default\.yaml: cost\.headroom/);
 
     const badCatalog = await runGate(tmp, gateInput(manifest, request(declared)), [], { currency: 'EUR' });
     expect(badCatalog.result.verdict).toBe('error');
     expect(badCatalog.result.summary).toMatch(/pricing\.yaml: currency only USD is supported/);
+    expect(badCatalog.result.findings).toEqual([expect.objectContaining({ severity: 'high', waivable: false })]);
   });
 
   test('honours cancellation while it waits for Prometheus', async ({ tmp }) => {
@@ -275,7 +298,7 @@ describe('estimateCost', () => {
     const pricingFile = join(tmp, 'pricing.yaml');
     const { file: _f, digest: _d, ...data } = smallCatalog();
     await writeFile(pricingFile, stringify(data));
-    const activities = createCostActivities({ storeRoot: join(tmp, 'store'), pricingFile, fetch: hanging });
+    const activities = createCostActivities({ store: new FilesystemStore(join(tmp, 'store')), pricingFile, fetch: hanging });
     const env = new MockActivityEnvironment(undefined, { logger: silent });
     const traffic = {
       history: { prometheus: { url: 'http://127.0.0.1:9', query: 'q' } },

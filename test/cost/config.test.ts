@@ -39,10 +39,10 @@ describe('config/pricing.yaml', () => {
     const err = await loadPricing(file).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     const problems = (err as ConfigError).problems;
-    expect(problems).toContain('pricesTakenAt must be a date (YYYY-MM-DD): when the prices were taken');
+    expect(problems).toContain('pricesTakenAt: must be a date (YYYY-MM-DD): when the prices were taken');
     expect(problems).toContain('instanceTypes[0].onDemandHourly: must be > 0 (USD per hour)');
     expect(problems).toContain('instanceTypes[1].spotHourly: (0.5) is above onDemandHourly (0.1); check the prices');
-    expect(problems).toContain('reference.instanceType "nope" is not among instanceTypes; name the reference machine');
+    expect(problems).toContain('reference.instanceType: "nope" is not among instanceTypes; name the reference machine');
     expect((err as Error).message).toContain(`${file}: pricesTakenAt`);
   });
 
@@ -117,7 +117,7 @@ describe('request.traffic', () => {
       );
     }
     expect(() => parseTraffic({ averageRequestsPerSecond: 50, peakRequestsPerSecond: 10 })).toThrow(
-      /request\.traffic\.peakRequestsPerSecond \(10\) must be ≥ averageRequestsPerSecond \(50\)/,
+      /request\.traffic\.peakRequestsPerSecond: \(10\) must be ≥ averageRequestsPerSecond \(50\)/,
     );
   });
 
@@ -127,8 +127,8 @@ describe('request.traffic', () => {
       prometheus: { url: 'http://127.0.0.1:9090', query: 'sum(rate(x[5m]))', start: 'now-28d', end: 'now', step: '1h' },
     });
     expect(() => parseTraffic({ history: { prometheus: { url: 'x', query: 'q', step: 'often' } } })).toThrow(
-      /request\.traffic\.history\.prometheus\.url must be the Prometheus base URL.*request\.traffic\.history\.prometheus\.step must be a positive duration/,
+      /request\.traffic\.history\.prometheus\.url: must be the Prometheus base URL.*request\.traffic\.history\.prometheus\.step: must be a positive duration/,
     );
-    expect(() => parseTraffic({ history: {} })).toThrow(/request\.traffic\.history give either csv or prometheus/);
+    expect(() => parseTraffic({ history: {} })).toThrow(/request\.traffic\.history: give either csv or prometheus/);
   });
 });

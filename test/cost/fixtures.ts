@@ -3,16 +3,23 @@
  * Python libraries, a small pricing catalog with round numbers, and gate inputs.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { test as base } from 'vitest';
-import { storePath } from '../../activities/store/filesystem';
+import { FilesystemStore, manifestDigest, storeManifest } from '../../activities/store';
 import { parsePricing, type PricingCatalog } from '../../config/pricing';
-import type { ArtifactFile, ArtifactManifest, GateInput, GateResult, ReleaseRequest } from '../../contract/types';
+import type {
+  ArtifactFile,
+  ArtifactManifest,
+  GateInput,
+  GateResult,
+  ManifestRef,
+  ReleaseRequest,
+} from '../../contract/types';
 
 const run = promisify(execFile);
 
@@ -65,32 +72,26 @@ export async function tfjsModel(dir: string): Promise<void> {
   await writeFile(join(dir, 'group1-shard1of1.bin'), Buffer.alloc(100 * 50 + 50 * 4));
 }
 
-/** Puts the files of `dir` (paths relative to it) into a content-addressed store and returns the manifest. */
-export async function storeModel(
-  storeRoot: string,
-  dir: string,
-  paths: string[],
-  name = 'demo',
-): Promise<ArtifactManifest> {
+/**
+ * Puts the files of `dir` (paths relative to it) into the filesystem store at `storeRoot`, stores their manifest, and
+ * returns its reference, as acquire does.
+ */
+export async function storeModel(storeRoot: string, dir: string, paths: string[], name = 'demo'): Promise<ManifestRef> {
+  const store = new FilesystemStore(storeRoot);
   const files: ArtifactFile[] = [];
   for (const path of paths) {
-    const bytes = await readFile(join(dir, path));
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const target = storePath(storeRoot, sha256);
-    await mkdir(dirname(target), { recursive: true });
-    await copyFile(join(dir, path), target);
-    files.push({ path, size: bytes.length, sha256 });
+    const blob = await store.put(createReadStream(join(dir, path)), { path });
+    files.push({ path, ...blob });
   }
-  return {
+  return storeManifest(store, {
     model: name,
     version: '1.0.0',
-    source: `file://${dir}`,
-    resolvedRevision: dir,
+    source: pathToFileURL(dir).href,
+    resolvedRevision: pathToFileURL(dir).href,
     files,
     totalSize: files.reduce((s, f) => s + f.size, 0),
-    storeRoot,
-    manifestDigest: 'f'.repeat(64),
-  };
+    manifestDigest: manifestDigest(files),
+  });
 }
 
 /**
@@ -152,7 +153,7 @@ export function request(
 }
 
 export function gateInput(
-  manifest: ArtifactManifest,
+  manifest: ManifestRef | ArtifactManifest,
   req: ReleaseRequest,
   options: Partial<GateInput> = {},
 ): GateInput {
@@ -167,10 +168,12 @@ export function gateInput(
   };
 }
 
+/** A result of a gate that ran earlier, with its typed outputs (the measured throughput the cost gate prices). */
 export function earlierGate(
   gate: string,
   verdict: GateResult['verdict'],
   metrics: GateResult['metrics'] = {},
+  outputs: Pick<GateResult, 'throughput' | 'deployment'> = {},
 ): GateResult {
   return {
     gate,
@@ -178,9 +181,15 @@ export function earlierGate(
     summary: `${gate} ${verdict}`,
     metrics,
     findings: [],
+    ...outputs,
     startedAt: '2025-01-01T10:00:00.000Z',
     finishedAt: '2025-01-01T10:01:00.000Z',
   };
+}
+
+/** Prediction throughput an evaluation gate measured, as its typed output. */
+export function measured(perSecond: number, backend: string): Pick<GateResult, 'throughput'> {
+  return { throughput: { unit: 'rows', perSecond, backend } };
 }
 
 export { seasonalHistory } from './series';

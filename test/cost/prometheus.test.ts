@@ -11,6 +11,7 @@ import { prometheusRange } from '../../activities/cost/history';
 import { sprawlReport } from '../../activities/cost/sprawl';
 import { CostError } from '../../activities/cost/errors';
 import { renderRelease } from '../../activities/gitops/render';
+import { FilesystemStore } from '../../activities/store';
 import type { GateResult } from '../../contract/types';
 import { earlierGate, gateInput, referenceWeights, request, seasonalHistory, storeModel } from './fixtures';
 import { startPrometheus, type LocalPrometheus } from './prometheus';
@@ -75,7 +76,7 @@ describe('Prometheus history', () => {
       compute: { msPerRequest: 20 },
       latencySloMs: 200,
     };
-    const activities = createCostActivities({ storeRoot: join(tmp, 'store') });
+    const activities = createCostActivities({ store: new FilesystemStore(join(tmp, 'store')) });
     const result: GateResult = await activities.estimateCost(gateInput(manifest, request(traffic)));
     expect(result.metrics).toMatchObject({ demandSource: 'forecast', forecastSeason: 'weekly' });
     // The pattern peaks at 40 × 1.5 = 60 req/s.
@@ -128,7 +129,6 @@ describe('Prometheus history', () => {
           resolvedRevision: 'x',
           files: [],
           totalSize: 0,
-          storeRoot: '/s',
           manifestDigest: 'd'.repeat(64),
         },
         gates,

@@ -56,7 +56,6 @@ function release(model: string, version: string, environment: string, gates: Gat
       resolvedRevision: 'abc',
       files: [{ path: 'model.safetensors', size: 10, sha256: 'a'.repeat(64) }],
       totalSize: 10,
-      storeRoot: '/store',
       manifestDigest: 'b'.repeat(64),
     },
     gates,

@@ -335,13 +335,13 @@ describe('hostile inputs at the HTTP door', () => {
     expect((await post(JSON.stringify({ ...validRequest, requestedBy: 'x'.repeat(MAX_BODY_BYTES) }))).status).toBe(413);
 
     const long = await post(JSON.stringify({ ...validRequest, requestedBy: 'x'.repeat(10_000) }));
-    expect(long).toMatchObject({ status: 400, body: { problems: ['requestedBy must be at most 128 characters'] } });
+    expect(long).toMatchObject({ status: 400, body: { problems: ['requestedBy: must be at most 128 characters'] } });
 
     const deep = await post(
       JSON.stringify({ ...validRequest, traffic: '§' }).replace('"§"', '{"a":'.repeat(5_000) + '1' + '}'.repeat(5_000)),
     );
     expect(deep.status).toBe(400);
-    expect(deep.body.problems.join('\n')).toMatch(/^traffic nests more than \d+ levels deep/m);
+    expect(deep.body.problems.join('\n')).toMatch(/^traffic: nests more than \d+ levels deep/m);
 
     const keys = await post(
       JSON.stringify({

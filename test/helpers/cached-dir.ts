@@ -34,13 +34,13 @@ export async function cachedDir(name: string, key: unknown, build: (dir: string)
         const partial = `${dir}.partial-${process.pid}`;
         await rm(partial, { recursive: true, force: true });
         await mkdir(partial);
-        await build(partial);
         try {
+          await build(partial);
           await rename(partial, dir);
         } catch (err) {
+          await rm(partial, { recursive: true, force: true });
           // Two holders (a lock cleared twice): the first rename won, and the content is the same.
           if (!(await exists(dir))) throw err;
-          await rm(partial, { recursive: true, force: true });
         }
         return dir;
       } finally {

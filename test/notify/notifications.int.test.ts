@@ -167,12 +167,14 @@ describe('the notifications section', () => {
     const policy = parseDocument(await readFile(join(configDir(), 'policies', 'default.yaml'), 'utf8'));
     policy.set('notifications', { webhooks: [{ name: 'Bad Name', url: 'ftp://x', urlFromEnv: 'HOOK' }] });
     await writeFile(join(configDir(), 'policies', 'bad-notify.yaml'), policy.toString());
-    const error = await resolveReleaseConfig({ policy: 'bad-notify', environment: 'staging' }, GATE_POLICY_SECTIONS, configDir()).catch(
-      (e: unknown) => e,
-    );
+    const error = await resolveReleaseConfig(
+      { policy: 'bad-notify', environment: 'staging' },
+      GATE_POLICY_SECTIONS,
+      configDir(),
+    ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
     const problems = (error as ConfigError).problems.join('\n');
-    expect(problems).toMatch(/notifications\.webhooks\[0\]\.name names are lower-case/);
-    expect(problems).toMatch(/notifications\.webhooks\[0\]\.url must be an http:\/\/ or https:\/\/ URL/);
+    expect(problems).toMatch(/notifications\.webhooks\[0\]\.name: names are lower-case/);
+    expect(problems).toMatch(/notifications\.webhooks\[0\]\.url: must be an http:\/\/ or https:\/\/ URL/);
   });
 });

@@ -3,14 +3,13 @@
  * affected ranges, CVSS vectors) in the OSV schema as osv.dev publishes them; the images carry package databases in
  * their real on-disk formats.
  */
-import { createHash } from 'node:crypto';
 import { OS_RELEASE_DEBIAN_12 } from '../../scripts/example-mirror';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { storePath } from '../../activities/acquire';
+import { join } from 'node:path';
+import { FilesystemStore, manifestDigest, storeManifest, type ArtifactStore } from '../../activities/store';
 import type { OsvAdvisory } from '../../activities/scan/image/osv';
-import type { ArtifactManifest, GateInput, Waiver } from '../../contract/types';
+import type { ArtifactManifest, GateInput, ManifestRef, Waiver } from '../../contract/types';
 import type { ImageFile } from './images';
 
 /** Debian's record of CVE-2023-5363 (openssl: incorrect cipher key and IV length processing), fixed by DSA-5532-1. */
@@ -164,32 +163,35 @@ export const GOOD_CONFIG = [
   'USER 10001:10001',
 ];
 
-/** A store with the given model files and a manifest for them. */
-export async function modelManifest(files: Record<string, string>): Promise<ArtifactManifest> {
-  const storeRoot = await mkdtemp(join(tmpdir(), 'mrel-store-'));
+/** A model in the artifact store: the store and the manifest reference a gate receives. */
+export interface StoredModel {
+  store: ArtifactStore;
+  manifest: ManifestRef;
+}
+
+/** A fresh filesystem store holding the given model files, and the manifest for them stored by digest. */
+export async function modelManifest(files: Record<string, string>): Promise<StoredModel> {
+  const store = new FilesystemStore(await mkdtemp(join(tmpdir(), 'mrel-store-')));
   const entries = [];
   for (const [path, content] of Object.entries(files)) {
-    const sha256 = createHash('sha256').update(content).digest('hex');
-    const target = storePath(storeRoot, sha256);
-    await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, content);
-    entries.push({ path, size: Buffer.byteLength(content), sha256 });
+    const blob = await store.putBytes(content, { path });
+    entries.push({ path, ...blob });
   }
-  return {
+  const manifest = await storeManifest(store, {
     model: 'credit-risk',
     version: '1.0.0',
     source: 'file:///models/credit-risk',
-    resolvedRevision: '/models/credit-risk',
+    resolvedRevision: 'file:///models/credit-risk',
     files: entries,
     totalSize: entries.reduce((n, e) => n + e.size, 0),
-    storeRoot,
-    manifestDigest: 'f'.repeat(64),
-  };
+    manifestDigest: manifestDigest(entries),
+  });
+  return { store, manifest };
 }
 
 /** A GateInput for the image gate. */
 export function gateInput(
-  manifest: ArtifactManifest,
+  manifest: ManifestRef | ArtifactManifest,
   imageRef: string | undefined,
   policy: Record<string, unknown>,
   waivers: Waiver[] = [],

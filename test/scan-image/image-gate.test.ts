@@ -2,13 +2,13 @@
  * The image gate against a real dockerd and registry: images built FROM scratch with busybox and real package
  * databases, pushed, then scanned through the activity as the workflow will call it.
  */
-import { readFile } from 'node:fs/promises';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { beforeAll, describe, expect } from 'vitest';
 import { createImageScanActivities, RegistryUnavailableError } from '../../activities/scan/image';
 import { freePort } from '../../scripts/docker-test-env';
-import type { ArtifactManifest, GateResult, Waiver } from '../../contract/types';
+import type { GateResult, Waiver } from '../../contract/types';
+import { readEvidence, readEvidenceBytes } from '../helpers/evidence';
 import { dockerTest as test } from './docker-env';
 import {
   DEBIAN_OPENSSL,
@@ -21,6 +21,7 @@ import {
   gateInput,
   OS_RELEASE_DEBIAN_12,
   modelManifest,
+  type StoredModel,
   nodePackageJson,
   runtimeFiles,
   VULNERABLE,
@@ -29,24 +30,24 @@ import {
 import { buildAndPush } from './images';
 
 let advisoryDir: string;
-let cleanModel: ArtifactManifest;
+let cleanModel: StoredModel;
 
 beforeAll(async () => {
   advisoryDir = await writeAdvisoryDir([DEBIAN_OPENSSL, GHSA_PILLOW, GHSA_LODASH, GHSA_REQUESTS]);
   cleanModel = await modelManifest({ 'model.json': '{"format":"layers-model"}' });
 });
 
-function activities(storeRoot: string) {
-  return createImageScanActivities({ storeRoot });
+function activities(model: StoredModel) {
+  return createImageScanActivities({ store: model.store });
 }
 
 async function scan(
   ref: string,
-  manifest: ArtifactManifest,
+  model: StoredModel,
   policy: Record<string, unknown> = {},
   waivers: Waiver[] = [],
 ) {
-  return activities(manifest.storeRoot).scanImage(gateInput(manifest, ref, { advisoryDir, ...policy }, waivers));
+  return activities(model).scanImage(gateInput(model.manifest, ref, { advisoryDir, ...policy }, waivers));
 }
 
 function vulnIds(result: GateResult): string[] {
@@ -71,10 +72,18 @@ describe('image gate against dockerd and a registry', () => {
       'image-digest': digest,
       'image-ref': `${docker.registry}/ml/server-clean@${digest}`,
     });
-    const evidence = JSON.parse(await readFile(result.evidence!, 'utf8'));
-    expect(evidence.report.image.digest).toBe(digest);
-    expect(evidence.report.os.ecosystem).toBe('Debian:12');
-    const sbom = JSON.parse(await readFile(String(result.metrics.sbom), 'utf8'));
+    const evidence = await readEvidence<{ report: { image: { digest: string }; os: { ecosystem: string } } }>(
+      cleanModel.store,
+      result.evidence,
+    );
+    expect(evidence).toMatchObject({ gate: 'image', verdict: 'pass', manifestDigest: cleanModel.manifest.manifestDigest });
+    expect(evidence.report.report.image.digest).toBe(digest);
+    expect(evidence.report.report.os.ecosystem).toBe('Debian:12');
+    // The SBOM is an attachment of the evidence, stored by digest on its own and named in both.
+    const sbomDigest = result.attachments?.find((a) => a.name === 'sbom.cdx.json')?.digest;
+    expect(sbomDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(evidence.attachments).toEqual([{ name: 'sbom.cdx.json', digest: sbomDigest }]);
+    const sbom = JSON.parse((await readEvidenceBytes(cleanModel.store, sbomDigest)).toString('utf8'));
     expect(sbom).toMatchObject({ bomFormat: 'CycloneDX', specVersion: '1.6' });
     expect(sbom.metadata.component).toMatchObject({ type: 'container', version: digest });
     expect(
@@ -167,9 +176,11 @@ describe('image gate against dockerd and a registry', () => {
       ['oci-labels-missing', 'info', 'image-config:Labels'],
     ]);
     expect(result.metrics.runsAsRoot).toBe(true);
-    const evidence = await readFile(result.evidence!, 'utf8');
-    expect(evidence).not.toContain(secret);
-    expect(evidence).not.toContain('hunter2');
+    for (const stored of [result.evidence, ...(result.attachments ?? []).map((a) => a.digest)]) {
+      const evidence = (await readEvidenceBytes(cleanModel.store, stored)).toString('utf8');
+      expect(evidence).not.toContain(secret);
+      expect(evidence).not.toContain('hunter2');
+    }
     expect(JSON.stringify(result)).not.toContain(secret);
   });
 
@@ -320,15 +331,15 @@ describe('image gate against dockerd and a registry', () => {
     expect(result.verdict).toBe('fail');
     expect(result.findings).toHaveLength(200);
     expect(result.metrics).toMatchObject({ findingsTotal: 250, findingsOmitted: 50, high: 250 });
-    const evidence = JSON.parse(await readFile(result.evidence!, 'utf8'));
+    const evidence = await readEvidence(cleanModel.store, result.evidence);
     expect(evidence.findings).toHaveLength(250);
   });
 
   test('inside an activity context it heartbeats while it works and honours cancellation', async ({ docker }) => {
     const tag = `${docker.registry}/ml/server-activity:1.0`;
     await buildAndPush(docker.docker, { tag, files: runtimeFiles(FIXED), instructions: GOOD_CONFIG });
-    const input = gateInput(cleanModel, tag, { advisoryDir });
-    const { scanImage } = activities(cleanModel.storeRoot);
+    const input = gateInput(cleanModel.manifest, tag, { advisoryDir });
+    const { scanImage } = activities(cleanModel);
 
     const env = new MockActivityEnvironment();
     const phases: string[] = [];

@@ -10,9 +10,12 @@ import { ApplicationFailure, type Logger } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { acquireArtifacts } from '../../activities/acquire';
-import { createScanActivities, MAX_RESULT_FINDINGS } from '../../activities/scan';
+import { createScanActivities } from '../../activities/scan';
+import { FilesystemStore, storeManifest } from '../../activities/store';
+import { MAX_RESULT_FINDINGS } from '../../contract/limits';
 import { FailureType } from '../../contract/definitions';
 import type { GateInput, GateResult, Waiver } from '../../contract/types';
+import { readEvidence } from '../helpers/evidence';
 import { makeFixtures, python, test } from './fixtures';
 
 const silent: Logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
@@ -29,7 +32,7 @@ async function release(
   tmp: string,
   files: Record<string, string | Buffer>,
   extra: { policy?: unknown; waivers?: Waiver[] } = {},
-): Promise<{ input: GateInput; storeRoot: string }> {
+): Promise<{ input: GateInput; store: FilesystemStore }> {
   const root = join(tmp, 'model');
   await mkdir(root, { recursive: true });
   for (const [name, from] of Object.entries(files)) {
@@ -37,9 +40,9 @@ async function release(
     if (typeof from === 'string') await copyFile(join(fixtures, from), join(root, name));
     else await writeFile(join(root, name), from);
   }
-  const storeRoot = join(tmp, 'store');
+  const store = new FilesystemStore(join(tmp, 'store'));
   const model = { name: 'scan-model', version: '1.0.0', source: pathToFileURL(root).href };
-  const manifest = await acquireArtifacts(model, { storeRoot });
+  const manifest = await storeManifest(store, await acquireArtifacts(model, { store }));
   const input: GateInput = {
     releaseId: 'release/scan-model/1.0.0/production',
     request: { model, environment: 'production', policy: 'default', requestedBy: 'ci@example.com' },
@@ -48,12 +51,12 @@ async function release(
     waivers: extra.waivers ?? [],
     earlier: [],
   };
-  return { input, storeRoot };
+  return { input, store };
 }
 
 describe('scanModel', () => {
   test('a benign model passes, annotated, with heartbeats and an evidence file', async ({ tmp }) => {
-    const { input, storeRoot } = await release(tmp, {
+    const { input, store } = await release(tmp, {
       'pytorch_model.bin': 'benign/torch-zip.pt',
       'model.safetensors': 'benign/model.safetensors',
       'README.md': Buffer.from('# tiny model\n'),
@@ -61,21 +64,30 @@ describe('scanModel', () => {
     const env = new MockActivityEnvironment(undefined, { logger: silent });
     const heartbeats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => heartbeats.push(d));
-    const { scanModel } = createScanActivities({ storeRoot });
+    const { scanModel } = createScanActivities({ store });
     const result = (await env.run(scanModel, input)) as GateResult;
     expect(result).toMatchObject({
       gate: 'scan',
       verdict: 'pass',
       findings: [],
       annotations: { 'scan-verdict': 'pass' },
-      metrics: { files: 3, findings: 0, notExamined: 0, omittedFindings: 0 },
+      metrics: { files: 3, findings: 0, notExamined: 0 },
     });
+    expect(result.metrics).not.toHaveProperty('findingsOmitted');
     expect(result.summary).toBe('scanned 3 file(s): no findings; fails on high → pass');
     expect(heartbeats).toContainEqual(expect.objectContaining({ file: 'pytorch_model.bin', filesTotal: 3 }));
-    const evidence = JSON.parse(await readFile(result.evidence as string, 'utf8')) as {
-      files: { path: string; format: string }[];
-    };
-    expect(evidence.files.map((f) => `${f.path}:${f.format}`)).toEqual([
+    const evidence = await readEvidence<{ files: { path: string; format: string }[] }>(store, result.evidence);
+    expect(evidence).toMatchObject({
+      gate: 'scan',
+      releaseId: input.releaseId,
+      model: 'scan-model@1.0.0',
+      manifestDigest: input.manifest.manifestDigest,
+      policy: { file: 'config/policies/default.yaml', section: 'scan' },
+      verdict: 'pass',
+      summary: result.summary,
+      findings: [],
+    });
+    expect(evidence.report.files.map((f) => `${f.path}:${f.format}`)).toEqual([
       'README.md:text',
       'model.safetensors:safetensors',
       'pytorch_model.bin:torch-zip',
@@ -83,8 +95,8 @@ describe('scanModel', () => {
   });
 
   test('a malicious pickle fails the release; a waiver covers it; an expired waiver does not', async ({ tmp }) => {
-    const { input, storeRoot } = await release(tmp, { 'model.pkl': 'evil/os-system-p4.pkl' });
-    const { scanModel } = createScanActivities({ storeRoot });
+    const { input, store } = await release(tmp, { 'model.pkl': 'evil/os-system-p4.pkl' });
+    const { scanModel } = createScanActivities({ store });
     const failed = await scanModel(input);
     expect(failed.verdict).toBe('fail');
     expect(failed.annotations).toEqual({ 'scan-verdict': 'fail' });
@@ -112,10 +124,10 @@ describe('scanModel', () => {
   });
 
   test('an unknown format is an error verdict, never a pass; failOn follows the policy', async ({ tmp }) => {
-    const { input, storeRoot } = await release(tmp, {
+    const { input, store } = await release(tmp, {
       'weights.msgpack': Buffer.from([0xde, 0x00, 0x01, 0xa1, 0x61, 0x01, 0, 0, 0, 0]),
     });
-    const { scanModel } = createScanActivities({ storeRoot });
+    const { scanModel } = createScanActivities({ store });
     const result = await scanModel(input);
     expect(result.verdict).toBe('error');
     expect(result.summary).toContain('1 thing(s) could not be examined');
@@ -137,18 +149,18 @@ describe('scanModel', () => {
     ].join('\n');
     await python(code, tmp);
     const many = await readFile(join(tmp, 'many.pkl'));
-    const { input, storeRoot } = await release(tmp, { 'many.pkl': many });
-    const result = await createScanActivities({ storeRoot }).scanModel(input);
+    const { input, store } = await release(tmp, { 'many.pkl': many });
+    const result = await createScanActivities({ store }).scanModel(input);
     expect(result.findings).toHaveLength(MAX_RESULT_FINDINGS);
     expect(result.findings[0]).toMatchObject({ severity: 'critical' });
-    expect(result.metrics).toMatchObject({ findings: 261, omittedFindings: 61, medium: 260, critical: 1 });
-    const evidence = JSON.parse(await readFile(result.evidence as string, 'utf8')) as { findings: unknown[] };
+    expect(result.metrics).toMatchObject({ findings: 261, findingsOmitted: 61, medium: 260, critical: 1 });
+    const evidence = await readEvidence(store, result.evidence);
     expect(evidence.findings).toHaveLength(261);
   });
 
   test('a bad scan: policy section is a non-retryable InvalidConfig failure naming the field', async ({ tmp }) => {
-    const { input, storeRoot } = await release(tmp, { 'README.md': Buffer.from('hi\n') });
-    const failure = await createScanActivities({ storeRoot })
+    const { input, store } = await release(tmp, { 'README.md': Buffer.from('hi\n') });
+    const failure = await createScanActivities({ store })
       .scanModel({ ...input, policy: { failOn: 'severe', allowGlobals: ['not a global'] } })
       .catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(ApplicationFailure);

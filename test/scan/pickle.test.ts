@@ -282,8 +282,8 @@ open('chunky.pkl', 'wb').write(pickle.dumps(items, protocol=4) + pickle.dumps(it
     expect(() => parseScanPolicy({ strikt: true, strict: 'yes', limits: { maxPickleMemo: 0 } }, 'p.yaml')).toThrow(
       [
         'p.yaml: scan.strict: Invalid input: expected boolean, received string',
-        'p.yaml: scan.limits.maxPickleMemo maxPickleMemo must be a positive whole number',
-        'p.yaml: scan has unknown field(s) "strikt"; known fields: failOn, warnOn, strict, allowGlobals, denyGlobals, secrets, limits',
+        'p.yaml: scan.limits.maxPickleMemo: maxPickleMemo must be a positive whole number',
+        'p.yaml: scan: has unknown field(s) "strikt"; known fields: failOn, warnOn, strict, allowGlobals, denyGlobals, secrets, limits',
       ].join('\n'),
     );
   });

@@ -242,7 +242,7 @@ describe('modelReleaseWorkflow', () => {
       (e: unknown) => e,
     )) as ReleaseClientError;
     expect(err).toBeInstanceOf(ReleaseClientError);
-    expect(err.problems.join('\n')).toMatch(/^model\.name /m);
+    expect(err.problems.join('\n')).toMatch(/^model\.name: /m);
     const unknownEnv = await env.model('fine-name', '1.0.0', { environment: 'moon' });
     const err2 = (await startRelease(env.client, unknownEnv).catch((e: unknown) => e)) as ReleaseClientError;
     expect(err2.problems.join('\n')).toMatch(/no rule for environment "moon" \(known: dev, staging, production\)/);

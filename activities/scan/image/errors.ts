@@ -1,7 +1,8 @@
 /**
  * Errors of the image scan with stable codes. The activity maps the permanent ones to non-retryable failures; the
- * CLI maps them to exit codes. Anything else (network, 5xx, a daemon that is down) stays a plain Error: transient.
+ * CLI maps them to exit codes. Anything else (network, 5xx, a daemon that is down) is transient.
  */
+import { ProductError } from '../../../contract/errors';
 
 export type ImageScanErrorCode =
   /** The reference is not a valid image reference. */
@@ -18,21 +19,22 @@ export type ImageScanErrorCode =
   | 'InvalidConfig';
 
 /** A permanent image-scan failure: retrying will not change the answer. */
-export class ImageScanError extends Error {
+export class ImageScanError extends ProductError {
+  readonly permanent = true;
   constructor(
     readonly code: ImageScanErrorCode,
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
-    this.name = 'ImageScanError';
+    super(message, { ...options });
   }
 }
 
 /** The registry could not be reached or answered 5xx/429: worth retrying. */
-export class RegistryUnavailableError extends Error {
+export class RegistryUnavailableError extends ProductError {
+  readonly code = 'RegistryUnavailable';
+  readonly permanent = false;
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'RegistryUnavailableError';
+    super(message, { ...options });
   }
 }

@@ -36,7 +36,11 @@ export function imageGate(deps: ImageGateDeps): Gate<ImagePolicy, ImageScanRepor
       try {
         return parseImagePolicy(section);
       } catch (err) {
-        throw new InvalidPolicy(file, 'image', err instanceof z.ZodError ? describeImagePolicyError(err) : [String(err)]);
+        throw new InvalidPolicy(
+          file,
+          'image',
+          err instanceof z.ZodError ? describeImagePolicyError(err) : [String(err)],
+        );
       }
     },
     async run(ctx) {
