@@ -37,7 +37,6 @@ import { checkRequest } from './request-check';
 import { failureMessage, Steps } from './steps';
 
 export { CONTENT_GATES_PATCH, HARDENING_PATCH, NOTIFICATIONS_PATCH, RELEASE_PLAN_PATCH } from './plan';
-export { riskLevel } from './publish';
 
 export async function modelReleaseWorkflow(input: ReleaseRequest): Promise<ReleaseStatus> {
   const status = await release(input);

@@ -2,13 +2,7 @@
  * The state of one release and how it reads in the Temporal UI. The workflow file stays a thin table of handlers
  * over this class. Deterministic: time comes from the workflow clock, passed in as ISO strings.
  */
-import {
-  approvalProgress,
-  describeRequirement,
-  eligibleRoles,
-  refusalReason,
-  usefulApprovers,
-} from './approval';
+import { approvalProgress, describeRequirement, eligibleRoles, refusalReason, usefulApprovers } from './approval';
 import { durationMs } from '../contract/duration';
 import type { GateStage } from './plan';
 import type {

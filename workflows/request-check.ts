@@ -67,10 +67,7 @@ function boundedRequestSchema(datasetDigest: boolean) {
     favorable: classLabelSchema,
     features: z
       .array(
-        z.union([
-          boundedString(LIMITS.label),
-          boundedRecord(z.unknown(), LIMITS.featureKeys, LIMITS.label, 'keys'),
-        ]),
+        z.union([boundedString(LIMITS.label), boundedRecord(z.unknown(), LIMITS.featureKeys, LIMITS.label, 'keys')]),
       )
       .max(LIMITS.features, atMost(LIMITS.features, 'features'))
       .optional(),
@@ -97,10 +94,7 @@ function boundedRequestSchema(datasetDigest: boolean) {
           LIMITS.path,
           'files',
         ).optional(),
-        files: z
-          .array(boundedString(LIMITS.path))
-          .max(LIMITS.files, atMost(LIMITS.files, 'files'))
-          .optional(),
+        files: z.array(boundedString(LIMITS.path)).max(LIMITS.files, atMost(LIMITS.files, 'files')).optional(),
       }),
       image: z.object({ ref: boundedString(LIMITS.imageRef) }).optional(),
       environment: nameSchema,
@@ -139,9 +133,13 @@ export function checkRequest(input: unknown, version: Pick<PlanVersion, 'hardene
   const parsed = requestSchemaFor(version).safeParse(input);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((i) => clip(`${i.path.join('.') || '(request)'}: ${i.message}`));
-  throw ApplicationFailure.nonRetryable(clip(`invalid release request: ${problems.join('; ')}`), FailureType.InvalidRequest, {
-    problems: problems.slice(0, 20),
-  });
+  throw ApplicationFailure.nonRetryable(
+    clip(`invalid release request: ${problems.join('; ')}`),
+    FailureType.InvalidRequest,
+    {
+      problems: problems.slice(0, 20),
+    },
+  );
 }
 
 /**
@@ -172,7 +170,10 @@ function jsonBoundsProblem(
       }
     } else bytes += 24;
     if (bytes > maxBytes) {
-      return { path: [], message: `the request is larger than ${maxBytes} bytes as JSON; send less (digests, features)` };
+      return {
+        path: [],
+        message: `the request is larger than ${maxBytes} bytes as JSON; send less (digests, features)`,
+      };
     }
   }
   return undefined;

@@ -93,7 +93,10 @@ export class Steps {
         const wait = roundBackoffMs(failures);
         const now = nowIso();
         const nextRetryAt = new Date(Date.parse(now) + wait).toISOString();
-        this.state.setRetrying({ step, attempt: round, lastFailure: failureMessage(err), failedAt: now, nextRetryAt }, now);
+        this.state.setRetrying(
+          { step, attempt: round, lastFailure: failureMessage(err), failedAt: now, nextRetryAt },
+          now,
+        );
         this.publish();
         await sleep(wait);
       }
@@ -138,7 +141,13 @@ export class Steps {
       if (gate.activity === undefined) return await this.acquire(startedAt);
       const { model } = this.state.request;
       const input = this.gateInput(gate);
-      return await this.call(gate.name, gate.profile, gate.activity, [input], `${gate.name} ${model.name}@${model.version}`);
+      return await this.call(
+        gate.name,
+        gate.profile,
+        gate.activity,
+        [input],
+        `${gate.name} ${model.name}@${model.version}`,
+      );
     } catch (err) {
       if (isCancellation(err)) throw err;
       return gateError(gate.name, err, this.state.request.model.source, startedAt);
@@ -210,7 +219,12 @@ export class Steps {
   async notify(event: NotificationEvent, headline: string, details: string[] = []): Promise<number> {
     const { request, config } = this.state;
     const targets = this.version.notifying ? (config?.notifications ?? []).filter((t) => t.events.includes(event)) : [];
-    const base = { event, releaseId: this.state.status.releaseId, headline: clip(headline), details: details.map((d) => clip(d)) };
+    const base = {
+      event,
+      releaseId: this.state.status.releaseId,
+      headline: clip(headline),
+      details: details.map((d) => clip(d)),
+    };
     const about = { model: request.model.name, version: request.model.version, environment: request.environment };
     await Promise.all(
       targets.map(async (target) => {
@@ -220,7 +234,12 @@ export class Steps {
           ]);
         } catch (err) {
           if (isCancellation(err)) throw err;
-          this.state.recordNotificationFailure({ target: target.name, event, error: failureMessage(err), at: nowIso() });
+          this.state.recordNotificationFailure({
+            target: target.name,
+            event,
+            error: failureMessage(err),
+            at: nowIso(),
+          });
           this.publish();
         }
       }),

@@ -1,19 +1,29 @@
 /**
  * The model's footprint read from its weight headers: parameter count and bytes per dtype, from safetensors headers,
- * tfjs weights manifests (model.json, with quantization) and GGUF tensor infos. Sizes come from the headers, never
- * from file names; a file is recognised by its content (magic bytes, header shape), except that only `*.json` files
- * are parsed as possible tfjs manifests. Reads are bounded: only headers are read, never the tensors.
+ * tfjs weights manifests (model.json, with quantization), GGUF tensor infos, ONNX models (initializers and node
+ * constants, inline or external data), .npy arrays and HDF5 datasets (Keras .h5 weights). Every format is read by
+ * the shared readers in activities/formats and sized from their one dtype table, so the scanner and this footprint
+ * agree on every tensor's bytes. Sizes come from the headers, never from file names; a file is recognised by its
+ * content (magic bytes, header shape), except that only `*.json` files are parsed as possible tfjs manifests. Reads
+ * are bounded: safetensors, GGUF, tfjs and npy headers are read without their tensors; an ONNX model (a protobuf of
+ * at most 2 GiB) and an HDF5 file (up to {@link HDF5_DATASETS_LIMIT}) are read whole, since their headers lie among
+ * the data, but their tensors are never decoded.
  */
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import type { ArtifactFile } from '../../contract/types';
-import { FormatError } from '../formats/errors';
+import { DTYPE_BITS } from '../formats/dtypes';
+import { FormatError, quote } from '../formats/errors';
 import { ggufLayoutIssues, ggufMetadata, isGguf, readGgufHeader, type GgufHeader } from '../formats/gguf';
+import { HDF5_DATASETS_LIMIT, isHdf5, readHdf5Datasets } from '../formats/hdf5';
+import { isNpy, readNpyHeader } from '../formats/npy';
+import { looksLikeOnnxModel, readOnnxModel } from '../formats/onnx';
+import { resolveInside } from '../formats/paths';
 import { looksLikeSafetensors, readSafetensorsHeader, SAFETENSORS_HEADER_LIMIT } from '../formats/safetensors';
 import { readHead, withFileBytes } from '../formats/source';
 import { readTfjsManifest, TFJS_MANIFEST_LIMIT, tfjsShardPath } from '../formats/tfjs';
 import { CostError } from './errors';
 
-export type WeightFormat = 'safetensors' | 'tfjs' | 'gguf';
+export type WeightFormat = 'safetensors' | 'tfjs' | 'gguf' | 'onnx' | 'npy' | 'hdf5';
 
 export interface DtypeFootprint {
   parameters: number;
@@ -27,7 +37,10 @@ export interface WeightFileFootprint {
   tensors: number;
   parameters: number;
   storedBytes: number;
-  /** Bytes the weights take once loaded (tfjs dequantizes to float32; the other formats load as stored). */
+  /**
+   * Bytes the weights take once loaded (tfjs dequantizes to float32; the other formats load as stored, HDF5 datasets
+   * uncompressed).
+   */
   memoryBytes: number;
   byDtype: Record<string, DtypeFootprint>;
 }
@@ -57,11 +70,13 @@ export interface FootprintOptions {
   onProgress?: (progress: { file: string; done: number; total: number }) => void;
 }
 
-export { SAFETENSORS_HEADER_LIMIT, TFJS_MANIFEST_LIMIT };
+export { HDF5_DATASETS_LIMIT, SAFETENSORS_HEADER_LIMIT, TFJS_MANIFEST_LIMIT };
 /** GGUF metadata holds tokenizer vocabularies (a few MB); anything far beyond is not a header we should read. */
 export const GGUF_HEADER_LIMIT = 256 * 1024 * 1024;
 /** Smaller unrecognised files (configs, tokenizers, licences) do not move a memory estimate. */
 export const UNREAD_THRESHOLD_BYTES = 1024 * 1024;
+/** Protobuf's own limit: an ONNX model larger than this keeps its weights as external data. */
+export const ONNX_MODEL_LIMIT = 2 ** 31 - 1;
 
 /**
  * Reads the footprint of every weight file in `files`. `locate` maps a manifest entry to the path of its bytes (the
@@ -107,6 +122,23 @@ export async function readFootprint(
     } else if (looksLikeSafetensors(magic)) {
       results.push(await readSafetensors(path, file));
       covered.add(file.path);
+    } else if (isNpy(magic)) {
+      const npy = await readNpy(path, file);
+      if (npy) {
+        results.push(npy);
+        covered.add(file.path);
+      } else candidates.push(file);
+    } else if (isHdf5(magic) && file.size <= HDF5_DATASETS_LIMIT) {
+      const hdf5 = await readHdf5(path, file, options.signal);
+      if (hdf5) {
+        results.push(hdf5);
+        covered.add(file.path);
+      } else candidates.push(file);
+    } else if (magic[0] === 0x08 && (await isOnnx(path, file.size))) {
+      const onnx = await readOnnx(path, file, byPath);
+      results.push(onnx.footprint);
+      covered.add(file.path);
+      for (const data of onnx.dataFiles) covered.add(data);
     } else {
       candidates.push(file);
     }
@@ -118,7 +150,7 @@ export async function readFootprint(
     const listed = files.map((f) => f.path).join(', ');
     throw new CostError(
       'UnreadableModel',
-      `the model's size cannot be read: no safetensors, GGUF or tfjs model.json among its files (${listed}); ship weights in one of these formats`,
+      `the model's size cannot be read: no safetensors, GGUF or tfjs model.json among its files (${listed}), nor an ONNX model, a numeric .npy array or an HDF5 file of weights; ship weights in one of these formats`,
     );
   }
   const byDtype: Record<string, DtypeFootprint> = {};
@@ -244,6 +276,154 @@ async function readTfjsManifestFile(
   return {
     footprint: { path: file.path, format: 'tfjs', tensors, parameters, storedBytes, memoryBytes, byDtype },
     shards,
+  };
+}
+
+/** A numeric .npy array; undefined for object arrays (a pickle), strings, dates and records, which are no weights. */
+async function readNpy(path: string, file: ArtifactFile): Promise<WeightFileFootprint | undefined> {
+  const header = await reading(file, () => withFileBytes(path, (bytes) => readNpyHeader(bytes, file.path)));
+  if (header.type === undefined || header.dataBytes === undefined) return undefined;
+  const data = BigInt(file.size - header.dataStart);
+  // numpy.load refuses a file whose data is not exactly what the header promises; so does the scanner.
+  if (data < header.dataBytes)
+    throw unreadable(file, `the header promises ${header.dataBytes} bytes of data but the file ends first`);
+  if (data > header.dataBytes)
+    throw unreadable(file, `bytes after the ${header.dataBytes}-byte array data are not part of the array`);
+  const parameters = Number(header.elements);
+  const storedBytes = Number(header.dataBytes);
+  return {
+    path: file.path,
+    format: 'npy',
+    tensors: 1,
+    parameters,
+    storedBytes,
+    memoryBytes: storedBytes,
+    byDtype: { [header.type]: { parameters, bytes: storedBytes } },
+  };
+}
+
+/** Keras full-model files keep the weights under this group, beside the optimizer's state (which serving does not use). */
+const KERAS_WEIGHTS_GROUP = '/model_weights/';
+
+/** The numeric datasets of an HDF5 file; undefined when it holds none (no weights: a data file, a config). */
+async function readHdf5(
+  path: string,
+  file: ArtifactFile,
+  signal: AbortSignal | undefined,
+): Promise<WeightFileFootprint | undefined> {
+  const datasets = await reading(file, async () => {
+    const handle = await open(path, 'r');
+    try {
+      return await readHdf5Datasets(handle, file.path, file.size, { signal });
+    } finally {
+      await handle.close();
+    }
+  });
+  const keras = datasets.some((d) => d.name.startsWith(KERAS_WEIGHTS_GROUP));
+  const weights = datasets.filter((d) => d.type !== undefined && (!keras || d.name.startsWith(KERAS_WEIGHTS_GROUP)));
+  if (weights.length === 0) return undefined;
+  const byDtype: Record<string, DtypeFootprint> = {};
+  let parameters = 0;
+  let storedBytes = 0;
+  for (const d of weights) {
+    add(byDtype, d.type!, d.elements, d.bytes!);
+    parameters += d.elements;
+    storedBytes += d.bytes!;
+  }
+  return {
+    path: file.path,
+    format: 'hdf5',
+    tensors: weights.length,
+    parameters,
+    storedBytes,
+    memoryBytes: storedBytes,
+    byDtype,
+  };
+}
+
+async function isOnnx(path: string, size: number): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    return await looksLikeOnnxModel(handle, size);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * An ONNX model's tensors: initializers (of subgraphs too) and the constants in its nodes, which older exporters use
+ * for weights. External data must lie inside the model directory, among its files, and hold every byte its tensors
+ * name; those files are covered by the model rather than counted again.
+ */
+async function readOnnx(
+  path: string,
+  file: ArtifactFile,
+  byPath: Map<string, ArtifactFile>,
+): Promise<{ footprint: WeightFileFootprint; dataFiles: string[] }> {
+  if (file.size > ONNX_MODEL_LIMIT)
+    throw unreadable(
+      file,
+      `${file.size} bytes is more than a protobuf can hold (2 GiB); save the weights as ONNX external data`,
+    );
+  const bytes = await readFile(path);
+  const model = await reading(file, async () => readOnnxModel(bytes, file.path));
+  const byDtype: Record<string, DtypeFootprint> = {};
+  const dataFiles = new Set<string>();
+  let parameters = 0;
+  let storedBytes = 0;
+  let tensors = 0;
+  for (const t of model.tensors) {
+    const name = quote(t.name || '?');
+    if (t.type === undefined) {
+      // Strings have no fixed width; they are labels and vocabularies, not parameters.
+      if (t.dataType === 8) continue;
+      throw unreadable(file, `ONNX tensor ${name} has unknown data type ${t.dataType}`);
+    }
+    const tensorBytes = Math.ceil((t.elements * DTYPE_BITS[t.type]) / 8);
+    if (t.external) {
+      const { location, offset = 0, length } = t.external;
+      if (location === undefined) throw unreadable(file, `ONNX tensor ${name} is external but names no location`);
+      const data = resolveInside(file.path, location);
+      if (data === undefined)
+        throw unreadable(
+          file,
+          `ONNX tensor ${name} reads external data from ${quote(location)}, outside the model directory`,
+        );
+      const entry = byPath.get(data);
+      if (!entry)
+        throw unreadable(
+          file,
+          `ONNX tensor ${name} reads external data from ${quote(data)}, which is not among the model's files`,
+        );
+      if (Number.isNaN(offset) || (length !== undefined && length !== tensorBytes))
+        throw unreadable(
+          file,
+          `ONNX tensor ${name} has an external offset or length that does not describe its ${tensorBytes} bytes`,
+        );
+      if (offset + tensorBytes > entry.size)
+        throw unreadable(
+          file,
+          `ONNX tensor ${name} needs bytes ${offset} to ${offset + tensorBytes} of ${quote(data)}, which holds ${entry.size}`,
+        );
+      dataFiles.add(data);
+    }
+    add(byDtype, t.type, t.elements, tensorBytes);
+    parameters += t.elements;
+    storedBytes += tensorBytes;
+    tensors += 1;
+  }
+  return {
+    footprint: {
+      path: file.path,
+      format: 'onnx',
+      tensors,
+      parameters,
+      storedBytes,
+      // ONNX Runtime holds initializers as stored (external data is read or mapped in full).
+      memoryBytes: storedBytes,
+      byDtype,
+    },
+    dataFiles: [...dataFiles],
   };
 }
 

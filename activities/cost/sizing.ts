@@ -8,6 +8,7 @@
  * ln(1/(1 − p)) / (μ − λ). Meeting an objective of L seconds at percentile p needs λ ≤ μ − ln(1/(1 − p)) / L; a type
  * whose μ is below ln(1/(1 − p)) / L cannot meet it at any replica count. Headroom needs λ ≤ μ / (1 + headroom).
  */
+import { NODE_INSTANCE_TYPE_LABEL, RELEASE_LABELS } from '../gitops/layout';
 import { hourlyPrice, type InstanceType, type PricingCatalog } from '../../config/pricing';
 import type { CostPolicy } from './policy';
 import type { DeploymentSizing } from '../../contract/types';
@@ -316,10 +317,10 @@ export function deploymentSizing(sizing: Sizing, purchase: 'on-demand' | 'spot')
     replicas: sizing.replicas,
     resources: { requests, limits },
     nodeSelector: {
-      'node.kubernetes.io/instance-type': type.name,
+      [NODE_INSTANCE_TYPE_LABEL]: type.name,
       'topology.kubernetes.io/region': type.region,
       ...(purchase === 'spot' ? (SPOT_SELECTORS[type.provider] ?? {}) : {}),
     },
-    labels: { 'modelrelease.io/instance-type': type.name, 'modelrelease.io/capacity-type': purchase },
+    labels: { [RELEASE_LABELS.instanceType]: type.name, [RELEASE_LABELS.capacityType]: purchase },
   };
 }

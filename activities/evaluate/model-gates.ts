@@ -58,15 +58,29 @@ export function modelGate(gate: ModelGate, deps?: ModelGateDeps): Gate<Evaluatio
         throw err;
       }
     },
-    judge(outcome) {
+    judge(outcome, _policy, ctx) {
       const result: GateResult = outcome.result;
       const rowsPerSecond = Number(result.metrics.throughputRowsPerSecond ?? 0);
+      // The envelope carries gate, release, verdict, summary and findings. Wall-clock times and the worker's path of
+      // the dataset stay out, so that the evidence digest depends on the measurement only and names no host path.
+      const {
+        gate: _gate,
+        releaseId: _releaseId,
+        verdict: _verdict,
+        summary: _summary,
+        findings,
+        startedAt: _startedAt,
+        finishedAt: _finishedAt,
+        dataset,
+        ...report
+      } = outcome.evidence;
+      const { path: _path, ...datasetInfo } = (dataset ?? {}) as Record<string, unknown>;
       return {
         verdict: result.verdict,
         summary: result.summary,
-        findings: (outcome.evidence.findings as GateResult['findings'] | undefined) ?? result.findings,
+        findings: (findings as GateResult['findings'] | undefined) ?? result.findings,
         metrics: result.metrics,
-        evidence: outcome.evidence,
+        evidence: { ...report, dataset: { source: ctx.request.evaluation?.dataset, ...datasetInfo } },
         ...(result.annotations ? { annotations: result.annotations } : {}),
         ...(rowsPerSecond > 0
           ? { throughput: { unit: 'rows' as const, perSecond: rowsPerSecond, backend: String(result.metrics.backend) } }
@@ -93,7 +107,7 @@ async function evaluate(
     signal: ctx.signal,
     resumeFrom,
     batchRows: deps.batchRows,
-    onCheckpoint: (checkpoint) => ctx.progress({ step: 'checkpoint', ...checkpoint }),
+    onCheckpoint: (checkpoint) => ctx.progress({ step: 'checkpoint', ...checkpoint }, { checkpoint: true }),
   };
   // A pinned dataset is read from the store by digest; a release from before pinning reads the path it named.
   const dataset = ctx.dataset

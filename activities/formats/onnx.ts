@@ -7,6 +7,7 @@
 import protobuf from 'protobufjs';
 import { DTYPE_BITS, ONNX_DTYPES, type Dtype } from './dtypes';
 import { FormatError } from './errors';
+import type { PositionalRead } from './source';
 
 const SCHEMA = `
 syntax = "proto3";
@@ -41,8 +42,11 @@ export interface OnnxTensor {
   bytes: number | undefined;
   /** A graph initializer (of the main graph or a subgraph), rather than an attribute's or a sparse part. */
   initializer: boolean;
-  /** Set when data_location is EXTERNAL or external_data is given; `location` is as written (unresolved). */
-  external?: { location: string | undefined };
+  /**
+   * Set when data_location is EXTERNAL or external_data is given; `location` is as written (unresolved). `offset` and
+   * `length` are the byte range in that file as written: undefined when absent, NaN when not a decimal count.
+   */
+  external?: { location: string | undefined; offset?: number; length?: number };
 }
 
 export interface OnnxModel {
@@ -97,6 +101,12 @@ export function readOnnxModel(bytes: Uint8Array, file: string): OnnxModel {
     const dataType = t.data_type ?? 0;
     const type = ONNX_DTYPES[dataType];
     const external = (t.external_data?.length ?? 0) > 0 || t.data_location === 1;
+    const entry = (key: string): string | undefined => t.external_data?.find((e) => e.key === key)?.value;
+    const count = (key: 'offset' | 'length'): { offset?: number; length?: number } => {
+      const text = entry(key);
+      if (text === undefined) return {};
+      return { [key]: /^\d{1,15}$/.test(text) ? Number(text) : NaN };
+    };
     tensors.push({
       name: t.name ?? '',
       dataType,
@@ -105,7 +115,7 @@ export function readOnnxModel(bytes: Uint8Array, file: string): OnnxModel {
       elements,
       bytes: type === undefined ? undefined : Math.ceil((elements * DTYPE_BITS[type]) / 8),
       initializer,
-      ...(external ? { external: { location: t.external_data?.find((e) => e.key === 'location')?.value } } : {}),
+      ...(external ? { external: { location: entry('location'), ...count('offset'), ...count('length') } } : {}),
     });
   };
   const sparse = (s: RawSparse | undefined): void => {
@@ -136,4 +146,57 @@ export function readOnnxModel(bytes: Uint8Array, file: string): OnnxModel {
   const irVersion = typeof model.ir_version === 'number' ? model.ir_version : Number(model.ir_version?.toString() ?? 0);
   const parameters = tensors.filter((t) => t.initializer).reduce((s, t) => s + t.elements, 0);
   return { irVersion, tensors, parameters };
+}
+
+/** Top-level fields walked before a file is taken for a ModelProto; a model has a dozen or so. */
+const MAX_TOP_LEVEL_FIELDS = 10_000;
+
+/**
+ * True when a file's top-level protobuf fields are well formed to its end and are those of a ModelProto: an
+ * ir_version varint first (every ONNX writer emits fields in number order) and a graph. ONNX has no magic bytes;
+ * this walk reads a few bytes per field and skips the graph, so a multi-gigabyte file of other bytes is turned
+ * away without being read.
+ */
+export async function looksLikeOnnxModel(handle: PositionalRead, size: number): Promise<boolean> {
+  const window = Buffer.alloc(20);
+  let pos = 0;
+  let graph = false;
+  for (let fields = 0; pos < size; fields++) {
+    if (fields >= MAX_TOP_LEVEL_FIELDS) return false;
+    const { bytesRead } = await handle.read(window, 0, window.length, pos);
+    const view = window.subarray(0, bytesRead);
+    const tag = varint(view, 0);
+    if (!tag) return false;
+    const field = Number(tag.value >> 3n);
+    const wire = Number(tag.value & 7n);
+    if (fields === 0 && (field !== 1 || wire !== 0)) return false;
+    if (field === 0) return false;
+    let next = pos + tag.length;
+    if (wire === 0) {
+      const v = varint(view, tag.length);
+      if (!v) return false;
+      next += v.length;
+    } else if (wire === 2) {
+      const length = varint(view, tag.length);
+      if (!length) return false;
+      next += length.length + Number(length.value);
+      if (field === 7) graph = true;
+    } else if (wire === 1) next += 8;
+    else if (wire === 5) next += 4;
+    else return false;
+    if (next > size) return false;
+    pos = next;
+  }
+  return graph;
+}
+
+function varint(buf: Buffer, at: number): { value: bigint; length: number } | undefined {
+  let value = 0n;
+  for (let i = 0; i < 10; i++) {
+    const byte = buf[at + i];
+    if (byte === undefined) return undefined;
+    value |= BigInt(byte & 0x7f) << BigInt(7 * i);
+    if ((byte & 0x80) === 0) return { value, length: i + 1 };
+  }
+  return undefined;
 }

@@ -164,9 +164,9 @@ export async function toResult(
 function heartbeater(context: Context): GateRunContext<unknown>['progress'] {
   let lastStep: string | undefined;
   let lastAt = 0;
-  return (details) => {
+  return (details, options) => {
     const now = Date.now();
-    if (details.step === lastStep && now - lastAt < HEARTBEAT_INTERVAL_MS) return;
+    if (!options?.checkpoint && details.step === lastStep && now - lastAt < HEARTBEAT_INTERVAL_MS) return;
     lastStep = details.step;
     lastAt = now;
     context.heartbeat(details);

@@ -44,8 +44,11 @@ export interface GateRunContext<P> {
   /** A local file holding the blob (random-access readers). */
   localFile(sha256: string): Promise<string>;
   signal?: AbortSignal;
-  /** Reports progress: the adapter heartbeats it (throttled per `step`) so a lost worker is noticed. */
-  progress(details: { step: string } & Record<string, unknown>): void;
+  /**
+   * Reports progress: the adapter heartbeats it (throttled per `step`) so a lost worker is noticed. A `checkpoint`
+   * (state a retry resumes from) is heartbeated every time: dropping one would make a retry redo that work.
+   */
+  progress(details: { step: string } & Record<string, unknown>, options?: { checkpoint?: boolean }): void;
   /** The progress an earlier attempt last reported, to resume from (a heartbeat's details). */
   resumeFrom?: unknown;
   /** The current time (ISO), for waiver expiry. */

@@ -8,7 +8,8 @@
  * Pure and byte-stable: the same input (in any entry order) gives the same bytes, so a retried publish commits exactly
  * what the first attempt did. Nothing here reads a clock or draws a random id; the only times are those of the input.
  */
-import { createHash } from 'node:crypto';
+import { readableJson as canonicalJson, sha256Hex } from '../common/canonical-json';
+import { ProductError } from '../../contract/errors';
 import type { Decision, RefusedDecision, Verdict } from '../../contract/types';
 import { EVIDENCE_DIR, LAYOUT_FILES, evidenceBlobPath, parseEvidenceBlobPath, releaseDir } from './layout';
 
@@ -90,8 +91,9 @@ export interface RenderedBundle {
 }
 
 /** An input the bundle cannot be made from (a digest that does not match its bytes, a name used twice). */
-export class EvidenceBundleError extends Error {
-  override readonly name = 'EvidenceBundleError';
+export class EvidenceBundleError extends ProductError {
+  readonly code = 'DigestMismatch';
+  readonly permanent = true;
 }
 
 /**
@@ -223,32 +225,6 @@ export function verifyBundle(files: readonly { path: string; content: Buffer | s
     }
   }
   return { ok: problems.length === 0, digest, document, problems };
-}
-
-/**
- * The bundle's JSON form: object keys sorted by code unit at every level, arrays in their given order, two-space
- * indentation and a final newline (readable in a Git diff, and one byte sequence per value).
- */
-export function canonicalJson(value: unknown): string {
-  return `${JSON.stringify(sortKeys(value), null, 2)}\n`;
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value !== null && typeof value === 'object') {
-    const record = value as Record<string, unknown>;
-    return Object.fromEntries(
-      Object.keys(record)
-        .filter((k) => record[k] !== undefined)
-        .sort(compare)
-        .map((k) => [k, sortKeys(record[k])]),
-    );
-  }
-  return value;
-}
-
-function sha256Hex(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 function normalizeDigest(digest: string, field: string): string {

@@ -9,7 +9,7 @@
 import { stringify } from 'yaml';
 import type { DeploymentSizing, GateResult, GitOpsReleaseInput } from '../../contract/types';
 import type { RenderedBundle } from './evidence-bundle';
-import { canonicalJson } from './evidence-bundle';
+import { readableJson as canonicalJson } from '../common/canonical-json';
 import type { Container, Deployment, DeploymentPatch, Kustomization, Service } from './k8s-types';
 import {
   APP_LABELS,

@@ -281,7 +281,7 @@ describe('estimateCost', () => {
 
     const badCatalog = await runGate(tmp, gateInput(manifest, request(declared)), [], { currency: 'EUR' });
     expect(badCatalog.result.verdict).toBe('error');
-    expect(badCatalog.result.summary).toMatch(/pricing\.yaml: currency only USD is supported/);
+    expect(badCatalog.result.summary).toMatch(/^cost could not decide: .*pricing\.yaml: currency: only USD is supported/);
     expect(badCatalog.result.findings).toEqual([expect.objectContaining({ severity: 'high', waivable: false })]);
   });
 

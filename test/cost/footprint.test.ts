@@ -5,8 +5,16 @@ import { describe, expect } from 'vitest';
 import { CostError } from '../../activities/cost/errors';
 import { readFootprint } from '../../activities/cost/footprint';
 import type { ArtifactFile } from '../../contract/types';
-import { referenceWeights, test, tfjsModel } from './fixtures';
+import { PYTHON, referenceWeights, test, tfjsModel } from './fixtures';
 import { stat } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+/** Runs a few lines of Python in the project's venv (numpy, h5py) and returns what they print as JSON. */
+async function python<T>(lines: string[], ...args: string[]): Promise<T> {
+  const { stdout } = await promisify(execFile)(PYTHON, ['-c', lines.join('\n'), ...args]);
+  return JSON.parse(stdout) as T;
+}
 
 async function filesOf(dir: string, paths: string[]): Promise<ArtifactFile[]> {
   return Promise.all(paths.map(async (path) => ({ path, size: (await stat(join(dir, path))).size, sha256: '' })));
@@ -59,15 +67,86 @@ describe('readFootprint', () => {
     expect(footprint.parameters).toBe(expected.parameters);
   });
 
+  test('npy: a numeric array counts its elements and data bytes as numpy reads them', async ({ tmp }) => {
+    const expected = await python<{ parameters: number; bytes: number }>(
+      [
+        'import json, sys, numpy as np',
+        'a = np.ones((300, 700), dtype="<f2")',
+        'np.save(sys.argv[1], a)',
+        'print(json.dumps({"parameters": int(np.load(sys.argv[1]).size), "bytes": int(np.load(sys.argv[1]).nbytes)}))',
+      ],
+      join(tmp, 'embeddings.npy'),
+    );
+    const footprint = await readFootprint(await filesOf(tmp, ['embeddings.npy']), inDir(tmp));
+    expect(footprint).toMatchObject({
+      parameters: expected.parameters,
+      storedBytes: expected.bytes,
+      memoryBytes: expected.bytes,
+      byDtype: { f16: { parameters: expected.parameters, bytes: expected.bytes } },
+      formats: ['npy'],
+      unread: [],
+    });
+  });
+
+  test('npy: an object array is a pickle, not weights, and counts at its size', async ({ tmp }) => {
+    await referenceWeights('safetensors', join(tmp, 'model.safetensors'));
+    await python(
+      [
+        'import json, sys, numpy as np',
+        'np.save(sys.argv[1], np.array([b"x" * (2 << 20), 1], dtype=object), allow_pickle=True)',
+        'print("{}")',
+      ],
+      join(tmp, 'objects.npy'),
+    );
+    const files = await filesOf(tmp, ['model.safetensors', 'objects.npy']);
+    const footprint = await readFootprint(files, inDir(tmp));
+    expect(footprint.formats).toEqual(['safetensors']);
+    expect(footprint.unread).toEqual([{ path: 'objects.npy', size: files[1]!.size }]);
+  });
+
+  test('HDF5 (Keras .h5): the model weights as h5py reads them, without the optimizer state', async ({ tmp }) => {
+    const expected = await python<{ parameters: number; bytes: number; byDtype: Record<string, object> }>(
+      [
+        'import json, sys, numpy as np, h5py',
+        'with h5py.File(sys.argv[1], "w") as f:',
+        '    f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"layers": []}})',
+        '    f.create_dataset("model_weights/dense/dense/kernel:0", data=np.ones((64, 32), dtype="<f4"))',
+        '    f.create_dataset("model_weights/dense/dense/bias:0", data=np.ones((32,), dtype="<f4"))',
+        '    f.create_dataset("model_weights/embed/embed/embeddings:0", data=np.ones((100, 16), dtype="<f2"))',
+        '    f.create_dataset("optimizer_weights/Adam/iter:0", data=np.zeros((), dtype="<i8"))',
+        '    f.create_dataset("optimizer_weights/Adam/dense/kernel/m:0", data=np.ones((64, 32), dtype="<f4"))',
+        'with h5py.File(sys.argv[1], "r") as f:',
+        '    ds = []',
+        '    f["model_weights"].visititems(lambda n, o: ds.append(o) if isinstance(o, h5py.Dataset) else None)',
+        '    by = {}',
+        '    for d in ds:',
+        '        k = {"float32": "f32", "float16": "f16"}[d.dtype.name]',
+        '        e = by.setdefault(k, {"parameters": 0, "bytes": 0})',
+        '        e["parameters"] += int(d.size); e["bytes"] += int(d.size * d.dtype.itemsize)',
+        '    print(json.dumps({"parameters": sum(int(d.size) for d in ds),',
+        '                      "bytes": sum(int(d.size * d.dtype.itemsize) for d in ds), "byDtype": by}))',
+      ],
+      join(tmp, 'model.h5'),
+    );
+    const footprint = await readFootprint(await filesOf(tmp, ['model.h5']), inDir(tmp));
+    expect(footprint).toMatchObject({
+      parameters: expected.parameters,
+      storedBytes: expected.bytes,
+      memoryBytes: expected.bytes,
+      byDtype: expected.byDtype,
+      formats: ['hdf5'],
+    });
+  });
+
   test('large files no reader knows count at their size toward memory and are listed', async ({ tmp }) => {
     await referenceWeights('safetensors', join(tmp, 'model.safetensors'));
-    await writeFile(join(tmp, 'extra.onnx'), Buffer.alloc(2 * 1024 * 1024, 1));
+    await writeFile(join(tmp, 'extra.pt'), Buffer.alloc(2 * 1024 * 1024, 1));
     await writeFile(join(tmp, 'config.json'), '{"hidden": 64}');
     const footprint = await readFootprint(
-      await filesOf(tmp, ['config.json', 'extra.onnx', 'model.safetensors']),
+      await filesOf(tmp, ['config.json', 'extra.pt', 'model.safetensors']),
       inDir(tmp),
     );
-    expect(footprint.unread).toEqual([{ path: 'extra.onnx', size: 2 * 1024 * 1024 }]);
+    expect(footprint.unread).toEqual([{ path: 'extra.pt', size: 2 * 1024 * 1024 }]);
     expect(footprint.memoryBytes).toBe(footprint.storedBytes + 2 * 1024 * 1024);
   });
 

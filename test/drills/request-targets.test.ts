@@ -15,9 +15,11 @@ import { stringify } from 'yaml';
 import { requestSourceProblems, type SourcePolicy } from '../../activities/common/source-policy';
 import { createCostActivities } from '../../activities/cost';
 import { createImageScanActivities } from '../../activities/scan/image';
+import { FilesystemStore } from '../../activities/store';
 import { FailureType } from '../../contract/definitions';
 import type { GateResult } from '../../contract/types';
 import { gateInput, referenceWeights, request, smallCatalog, storeModel, test } from '../cost/fixtures';
+import { readEvidenceBytes } from '../helpers/evidence';
 
 const silent: Logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 const SECRET = 'MREL_SECRET_TOKEN=s3cr3t-value-never-echoed';
@@ -78,11 +80,13 @@ describe('the door', () => {
 });
 
 describe('the cost gate', () => {
-  async function estimate(tmp: string, history: unknown): Promise<GateResult> {
+  /** The gate's result and its stored evidence, both as text: what reaches the history and the Git bundle. */
+  async function estimate(tmp: string, history: unknown): Promise<{ result: GateResult; text: string }> {
     const pricingFile = join(tmp, 'pricing.yaml');
     const { file: _f, digest: _d, ...catalog } = smallCatalog() as { file?: string; digest?: string };
     await writeFile(pricingFile, stringify(catalog));
-    const activities = createCostActivities({ storeRoot: join(tmp, 'store'), pricingFile, sourcePolicy: strict(tmp) });
+    const store = new FilesystemStore(join(tmp, 'store'));
+    const activities = createCostActivities({ store, pricingFile, sourcePolicy: strict(tmp) });
     const declared = {
       averageRequestsPerSecond: 40,
       peakRequestsPerSecond: 100,
@@ -90,15 +94,16 @@ describe('the cost gate', () => {
       history,
     };
     const input = gateInput(await storedModel(tmp), request(declared as never));
-    return (await new MockActivityEnvironment(undefined, { logger: silent }).run(
+    const result = (await new MockActivityEnvironment(undefined, { logger: silent }).run(
       activities.estimateCost,
       input,
     )) as GateResult;
+    const evidence = (await readEvidenceBytes(store, result.evidence)).toString('utf8');
+    return { result, text: `${JSON.stringify(result)}\n${evidence}` };
   }
 
   test('does not read a history file outside the roots, and says why', async ({ tmp }) => {
-    const result = await estimate(tmp, { csv: '/proc/self/environ' });
-    const text = JSON.stringify(result);
+    const { result, text } = await estimate(tmp, { csv: '/proc/self/environ' });
     expect(text).toMatch(/traffic\.history\.csv: \/proc\/self\/environ is under \/proc/);
     expect(text).not.toContain('PATH=');
     expect(result.findings.map((f) => f.ruleId)).toContain('history-unusable');
@@ -106,16 +111,17 @@ describe('the cost gate', () => {
 
   test('does not query a Prometheus on a loopback address, and echoes nothing it could have said', async ({ tmp }) => {
     const before = hits.length;
-    const result = await estimate(tmp, { prometheus: { url: `${internalUrl}/`, query: 'up' } });
-    expect(JSON.stringify(result)).toMatch(/traffic\.history\.prometheus\.url: 127\.0\.0\.1 is a loopback address/);
+    const { text } = await estimate(tmp, { prometheus: { url: `${internalUrl}/`, query: 'up' } });
+    expect(text).toMatch(/traffic\.history\.prometheus\.url: 127\.0\.0\.1 is a loopback address/);
     expect(hits.length).toBe(before);
+    expect(text).not.toContain('s3cr3t');
   });
 
   test('a history CSV inside the roots names lines, never their content', async ({ tmp }) => {
     await mkdir(join(tmp, 'models'), { recursive: true });
     const csv = join(tmp, 'models', 'history.csv');
     await writeFile(csv, `timestamp,requests\n2026-11-01T00:00:00Z,5\n${SECRET},7\n`);
-    const text = JSON.stringify(await estimate(tmp, { csv }));
+    const { text } = await estimate(tmp, { csv });
     expect(text).toMatch(/line 3 needs a timestamp and a non-negative number/);
     expect(text).not.toContain('s3cr3t');
   });
@@ -123,7 +129,10 @@ describe('the cost gate', () => {
 
 describe('the image gate', () => {
   test('refuses a registry on a loopback address before any request, permanently', async ({ tmp }) => {
-    const activities = createImageScanActivities({ storeRoot: join(tmp, 'store'), sourcePolicy: strict(tmp) });
+    const activities = createImageScanActivities({
+      store: new FilesystemStore(join(tmp, 'store')),
+      sourcePolicy: strict(tmp),
+    });
     const before = hits.length;
     const input = gateInput(await storedModel(tmp), {
       ...request({ averageRequestsPerSecond: 1, peakRequestsPerSecond: 2 }),

@@ -10,7 +10,8 @@ import { createEvaluationActivities, type BackendInfo } from '../../activities/e
 import { readDataset } from '../../activities/evaluate/dataset';
 import { loadPredictionTable } from '../../activities/evaluate/table';
 import type { SourcePolicy } from '../../activities/common/source-policy';
-import { gateInput, storeModel, test, useBackend } from './fixtures';
+import { readEvidenceBytes } from '../helpers/evidence';
+import { gateInput, pinDataset, storeModel, test, useBackend } from './fixtures';
 
 const EXAMPLE_MODEL = fileURLToPath(new URL('../../examples/models/credit-risk', import.meta.url));
 const SECRET = 'SECRET_TOKEN=abc123def456ghi789';
@@ -41,11 +42,13 @@ describe('the dataset of an evaluation', () => {
   test('at /proc/self/environ or outside the roots is refused: an error verdict that names the field', async ({
     tmp,
     storeRoot,
+    store,
   }) => {
     await mkdir(join(tmp, 'data'), { recursive: true });
     const outside = join(tmp, 'elsewhere.csv');
     await writeFile(outside, `${SECRET}\n1\n`);
-    const activities = createEvaluationActivities({ storeRoot, backend, sourcePolicy: policyFor(tmp) });
+    // A release from before datasets were pinned names a path that the evaluation worker checks itself.
+    const activities = createEvaluationActivities({ store, backend, sourcePolicy: policyFor(tmp) });
     const manifest = await storeModel(EXAMPLE_MODEL, storeRoot);
     const environ = await activities.evaluateFairness({
       ...gateInput(manifest, outside),
@@ -55,7 +58,14 @@ describe('the dataset of an evaluation', () => {
       },
     });
     expect(environ.verdict).toBe('error');
-    expect(environ.metrics.error).toBe('SourceNotAllowed');
+    expect(environ.findings).toEqual([
+      expect.objectContaining({
+        ruleId: 'fairness.cannot-evaluate',
+        location: 'SourceNotAllowed',
+        severity: 'high',
+        waivable: false,
+      }),
+    ]);
     expect(environ.summary).toMatch(/evaluation\.dataset: \/proc\/self\/environ is under \/proc, which is never/);
     for (const value of Object.values(process.env)) {
       if (value && value.length >= 12) expect(JSON.stringify(environ)).not.toContain(value);
@@ -64,7 +74,7 @@ describe('the dataset of an evaluation', () => {
     for (const gate of [activities.evaluateFairness, activities.evaluateRobustness, activities.explainModel]) {
       const result = await gate(gateInput(manifest, outside));
       expect(result.verdict).toBe('error');
-      expect(result.metrics.error).toBe('SourceNotAllowed');
+      expect(result.findings).toEqual([expect.objectContaining({ location: 'SourceNotAllowed', waivable: false })]);
       expect(result.summary).toMatch(/evaluation\.dataset: .*elsewhere\.csv is outside the allowed file roots/);
       expect(JSON.stringify(result)).not.toContain('abc123');
     }
@@ -73,16 +83,22 @@ describe('the dataset of an evaluation', () => {
   test('whose header is secret-looking text and lacks the label: the error does not contain it', async ({
     tmp,
     storeRoot,
+    store,
   }) => {
     const dataset = join(tmp, 'data', 'secret.csv');
     await mkdir(join(tmp, 'data'), { recursive: true });
     await writeFile(dataset, `${SECRET}\nvalue\n`);
-    const activities = createEvaluationActivities({ storeRoot, backend, sourcePolicy: policyFor(tmp) });
+    const activities = createEvaluationActivities({ store, backend, sourcePolicy: policyFor(tmp) });
     const manifest = await storeModel(EXAMPLE_MODEL, storeRoot);
-    const result = await activities.evaluateFairness(gateInput(manifest, dataset));
-    expect(result.verdict).toBe('error');
-    expect(result.summary).toMatch(/column \w+: not in the CSV header \(missing: .*; the header has 1 column\)/);
-    expect(JSON.stringify(result)).not.toContain('abc123');
+    // Pinned in the store (as releases are now) and as a plain path (as older releases named it): the same answer.
+    const pinned = await pinDataset(storeRoot, dataset);
+    for (const input of [gateInput(manifest, dataset, { dataset: pinned }), gateInput(manifest, dataset)]) {
+      const result = await activities.evaluateFairness(input);
+      expect(result.verdict).toBe('error');
+      expect(result.summary).toMatch(/column \w+: not in the CSV header \(missing: .*; the header has 1 column\)/);
+      expect(JSON.stringify(result)).not.toContain('abc123');
+      expect((await readEvidenceBytes(store, result.evidence)).toString('utf8')).not.toContain('abc123');
+    }
 
     const direct = await rejection(readAll(dataset, ['approved']));
     expect(direct.message).toBe('column approved: not in the CSV header (missing: approved; the header has 1 column)');

@@ -12,13 +12,24 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { test as base } from 'vitest';
+import { createAcquireActivities } from '../../activities/acquire';
 import { acquireArtifacts } from '../../activities/acquire/acquire';
 import { initBackend, parseBackendPreference, type BackendInfo } from '../../activities/evaluate/backend';
 import type { RegisterCommands } from '../../client/commands/index';
 import { cachedDir } from '../helpers/cached-dir';
 import { runCommand, type CommandRun } from '../helpers/command';
 import type { DatasetInfo } from '../../activities/evaluate/dataset';
-import type { ArtifactManifest, Finding, GateInput, ReleaseRequest } from '../../contract/types';
+import { FilesystemStore, storeManifest } from '../../activities/store';
+import type {
+  ArtifactManifest,
+  Finding,
+  GateInput,
+  GateResult,
+  ManifestRef,
+  PinnedArtifact,
+  ReleaseRequest,
+} from '../../contract/types';
+import { readEvidence as readStoredEvidence, type GateEvidence } from '../helpers/evidence';
 import {
   BIASED_FEATURES,
   FAIR_FEATURES,
@@ -62,6 +73,8 @@ interface Dirs {
   tmp: string;
   /** `<tmp>/store`, the artifact store root. */
   storeRoot: string;
+  /** The filesystem store at `storeRoot`. */
+  store: FilesystemStore;
 }
 
 export const test = base.extend<Dirs>({
@@ -73,6 +86,9 @@ export const test = base.extend<Dirs>({
   },
   storeRoot: async ({ tmp }, use) => {
     await use(join(tmp, 'store'));
+  },
+  store: async ({ storeRoot }, use) => {
+    await use(new FilesystemStore(storeRoot));
   },
 });
 
@@ -149,18 +165,30 @@ export async function trainFixtures(rows = 2000): Promise<TrainedFixtures> {
   };
 }
 
-/** Stores a model directory through the real acquire stage and returns its manifest. */
-export function storeModel(dir: string, storeRoot: string, name = 'credit'): Promise<ArtifactManifest> {
-  return acquireArtifacts({ name, version: '1.0.0', source: pathToFileURL(dir).href }, { storeRoot });
+/** Stores a model directory through the real acquire stage and returns its manifest reference, as acquire does. */
+export async function storeModel(dir: string, storeRoot: string, name = 'credit'): Promise<ManifestRef> {
+  const store = new FilesystemStore(storeRoot);
+  const manifest = await acquireArtifacts({ name, version: '1.0.0', source: pathToFileURL(dir).href }, { store });
+  return storeManifest(store, manifest);
 }
 
-/** A GateInput for a stored model and a dataset file. */
+/** Pins a dataset file in the store through the acquireDataset activity, as a release does before its gates. */
+export function pinDataset(storeRoot: string, data: string): Promise<PinnedArtifact> {
+  const { acquireDataset } = createAcquireActivities({ store: new FilesystemStore(storeRoot) });
+  return acquireDataset({ source: pathToFileURL(data).href });
+}
+
+/**
+ * A GateInput for a stored model and a dataset file. With `dataset` (pinDataset) the gates read the pinned copy from
+ * the store; without, the file itself, as releases from before datasets were pinned do.
+ */
 export function gateInput(
-  manifest: ArtifactManifest,
+  manifest: ManifestRef | ArtifactManifest,
   data: string,
   options: {
     policy?: unknown;
     evaluation?: Partial<NonNullable<ReleaseRequest['evaluation']>> & Record<string, unknown>;
+    dataset?: PinnedArtifact;
   } = {},
 ): GateInput {
   return {
@@ -179,16 +207,33 @@ export function gateInput(
       },
     },
     manifest,
+    ...(options.dataset ? { dataset: options.dataset } : {}),
     policy: options.policy,
     waivers: [],
     earlier: [],
   };
 }
 
+/** A model gate's own part of its evidence, as the gate activities store it (the envelope has gate, verdict, …). */
+export interface GateReport<Report = unknown> {
+  backend: BackendInfo;
+  dataset: Omit<DatasetInfo, 'path'> & { source: string };
+  report: Report;
+  resumedFromRow: number;
+}
+
+/** A gate activity's evidence, read from the store by the digest its result names. */
+export function readGateEvidence<Report>(
+  store: FilesystemStore,
+  result: GateResult,
+): Promise<GateEvidence<GateReport<Report>>> {
+  return readStoredEvidence<GateReport<Report>>(store, result.evidence);
+}
+
 /** Runs a command module the way mrel does, with output captured: `await cli(register, ['fairness', …])`. */
 export const cli = (register: RegisterCommands, args: string[]): Promise<CommandRun> => runCommand(register, args);
 
-/** A gate's evidence file as the gates write it (see activities/evaluate/gates.ts). */
+/** A gate's evidence file as `mrel evaluate --evidence-dir` writes it (see activities/evaluate/gates.ts). */
 export interface Evidence<Report = unknown> {
   gate: string;
   releaseId?: string;

@@ -2,7 +2,7 @@
  * The three gates on real tfjs models read from the artifact store: a model trained on biased labels fails
  * fairness and is flagged by explain, the fair one passes; attacks match their closed forms on linear models.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
@@ -12,7 +12,16 @@ import { attackBatch } from '../../activities/evaluate/robustness';
 import type { FairnessReport } from '../../activities/evaluate/fairness-report';
 import type { RobustnessReport } from '../../activities/evaluate/run-robustness';
 import { toCsv } from '../../scripts/credit-data';
-import { gateInput, readEvidence, storeModel, test, trainFixtures, useBackend, type TrainedFixtures } from './fixtures';
+import {
+  gateInput,
+  pinDataset,
+  readGateEvidence,
+  storeModel,
+  test,
+  trainFixtures,
+  useBackend,
+  type TrainedFixtures,
+} from './fixtures';
 import { linearModel, writeGraphModel } from './models';
 
 let backend: BackendInfo;
@@ -25,11 +34,16 @@ beforeAll(async () => {
 afterAll(() => models.close());
 
 describe('fairness gate', () => {
-  test('the model trained on biased labels fails; the fair one passes', async ({ storeRoot }) => {
-    const { evaluateFairness } = createEvaluationActivities({ storeRoot, backend });
+  test('the model trained on biased labels fails; the fair one passes', async ({ tmp, storeRoot, store }) => {
+    const { evaluateFairness } = createEvaluationActivities({ store, backend });
 
+    // The dataset is pinned in the store as a release does; the gate reads that copy, not the file it came from.
+    const copy = join(tmp, 'biased.csv');
+    await writeFile(copy, await readFile(models.biased.data));
+    const pinned = await pinDataset(storeRoot, copy);
+    await rm(copy);
     const biased = await evaluateFairness(
-      gateInput(await storeModel(models.biased.dir, storeRoot), models.biased.data),
+      gateInput(await storeModel(models.biased.dir, storeRoot), copy, { dataset: pinned }),
     );
     expect(biased.verdict).toBe('fail');
     expect(biased.findings).toContainEqual(
@@ -49,15 +63,22 @@ describe('fairness gate', () => {
       expect(result.metrics.throughputRowsPerSecond).toBeGreaterThan(0);
       expect(result.annotations).toEqual({ 'bias-drift-threshold': '0.05' });
     }
-    const evidence = await readEvidence<FairnessReport>(biased.evidence!);
-    expect(evidence.backend.name).toBe(backend.name);
-    expect(evidence.dataset.sha256).toMatch(/^[0-9a-f]{64}$/);
-    expect(evidence.report.attributes['group&sex']!.groups).toHaveProperty('a&f');
+    const evidence = await readGateEvidence<FairnessReport>(store, biased);
+    expect(evidence).toMatchObject({ gate: 'fairness', verdict: 'fail', summary: biased.summary });
+    expect(evidence.report.backend.name).toBe(backend.name);
+    expect(evidence.report.dataset).toMatchObject({ source: pinned.source, sha256: pinned.sha256, bytes: pinned.size });
+    // No host path: neither the store's copy nor the worker's file is named.
+    expect(evidence.report.dataset).not.toHaveProperty('path');
+    expect(JSON.stringify(evidence)).not.toContain(storeRoot);
+    expect(evidence.report.report.attributes['group&sex']!.groups).toHaveProperty('a&f');
     expect(evidence.findings.length).toBe(biased.findings.length);
   });
 
-  test('the policy can judge the point estimate instead of the conservative interval end', async ({ storeRoot }) => {
-    const { evaluateFairness } = createEvaluationActivities({ storeRoot, backend });
+  test('the policy can judge the point estimate instead of the conservative interval end', async ({
+    storeRoot,
+    store,
+  }) => {
+    const { evaluateFairness } = createEvaluationActivities({ store, backend });
     const manifest = await storeModel(models.fair.dir, storeRoot);
     const { metrics } = await evaluateFairness(gateInput(manifest, models.fair.data));
     // The largest difference over every attribute and intersection is the one a bound meets first.
@@ -73,19 +94,31 @@ describe('fairness gate', () => {
     expect((await judged('ci')).verdict).toBe('fail');
   });
 
-  test('a dataset problem is an error verdict naming column and row, never a pass', async ({ tmp, storeRoot }) => {
+  test('a dataset problem is an error verdict naming column and row, never a pass', async ({
+    tmp,
+    storeRoot,
+    store,
+  }) => {
     const rows = models.fair.rows.slice(0, 50).map((r) => ({ ...r }));
     (rows[9] as Record<string, unknown>).income = 'n/a';
     const data = join(tmp, 'broken.csv');
     await writeFile(data, toCsv(rows));
-    const { evaluateFairness, evaluateRobustness } = createEvaluationActivities({ storeRoot, backend });
+    const { evaluateFairness, evaluateRobustness } = createEvaluationActivities({ store, backend });
     const manifest = await storeModel(models.fair.dir, storeRoot);
-    for (const gate of [evaluateFairness, evaluateRobustness]) {
-      const result = await gate(gateInput(manifest, data));
+    const dataset = await pinDataset(storeRoot, data);
+    for (const [gate, name] of [
+      [evaluateFairness, 'fairness'],
+      [evaluateRobustness, 'robustness'],
+    ] as const) {
+      const result = await gate(gateInput(manifest, data, { dataset }));
       expect(result.verdict).toBe('error');
       // The position, never the cell's content: a dataset could be any file the worker can read.
       expect(result.summary).toContain('column income row 10: the value is not a number');
       expect(result.summary).not.toContain('n/a');
+      // A gate that cannot decide says so with one finding no waiver can cover.
+      expect(result.findings).toEqual([
+        expect.objectContaining({ ruleId: `${name}.cannot-evaluate`, severity: 'high', waivable: false }),
+      ]);
     }
     const noLabel = await evaluateFairness(gateInput(manifest, models.fair.data, { evaluation: { label: 'outcome' } }));
     expect(noLabel.verdict).toBe('error');
@@ -97,12 +130,13 @@ describe('graph models', () => {
   test('are read from the store like layers models; features come from metadata or the request', async ({
     tmp,
     storeRoot,
+    store,
   }) => {
     // A graph model of logistic regression on income and debt_ratio (standardised by hand below), no metadata.
     const dir = join(tmp, 'graph');
     await writeGraphModel(dir, [1.2, -2.5], 0.1);
     const manifest = await storeModel(dir, storeRoot, 'graph');
-    const { evaluateFairness, evaluateRobustness } = createEvaluationActivities({ storeRoot, backend });
+    const { evaluateFairness, evaluateRobustness } = createEvaluationActivities({ store, backend });
 
     const bare = await evaluateFairness(gateInput(manifest, models.fair.data));
     expect(bare.verdict).toBe('error');
@@ -122,8 +156,11 @@ describe('graph models', () => {
 });
 
 describe('explain gate', () => {
-  test('warns when the protected attribute or a proxy of it is among the top features', async ({ storeRoot }) => {
-    const { explainModel } = createEvaluationActivities({ storeRoot, backend });
+  test('warns when the protected attribute or a proxy of it is among the top features', async ({
+    storeRoot,
+    store,
+  }) => {
+    const { explainModel } = createEvaluationActivities({ store, backend });
     const run = async (m: { dir: string; data: string }) =>
       explainModel(
         gateInput(await storeModel(m.dir, storeRoot), m.data, { policy: { explainability: { maxRows: 1500 } } }),
@@ -149,8 +186,9 @@ describe('explain gate', () => {
 describe('robustness gate', () => {
   test('fails below the minimum adversarial accuracy at the judged epsilon, and reports per group', async ({
     storeRoot,
+    store,
   }) => {
-    const { evaluateRobustness } = createEvaluationActivities({ storeRoot, backend });
+    const { evaluateRobustness } = createEvaluationActivities({ store, backend });
     const manifest = await storeModel(models.fair.dir, storeRoot);
     const policy = (min: number) => ({
       robustness: { attack: 'pgd', epsilons: [0.05, 0.5], epsilon: 0.5, minAdversarialAccuracy: min, maxRows: 1000 },
@@ -165,10 +203,10 @@ describe('robustness gate', () => {
 
     const lenient = await evaluateRobustness(gateInput(manifest, models.fair.data, { policy: policy(0.1) }));
     expect(lenient.verdict).toBe('pass');
-    const evidence = await readEvidence<RobustnessReport>(lenient.evidence!);
-    const at = evidence.report.epsilons[1]!;
+    const evidence = await readGateEvidence<RobustnessReport>(store, lenient);
+    const at = evidence.report.report.epsilons[1]!;
     expect(Object.keys(at.groups.group!).sort()).toEqual(['a', 'b']);
-    expect(evidence.report.movableColumns).toEqual(['income', 'debt_ratio', 'tenure']);
+    expect(evidence.report.report.movableColumns).toEqual(['income', 'debt_ratio', 'tenure']);
   });
 });
 

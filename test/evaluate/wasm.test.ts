@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { createEvaluationActivities, type BackendInfo } from '../../activities/evaluate';
 import { loadClassifier } from '../../activities/evaluate/model';
 import { attackBatch } from '../../activities/evaluate/robustness';
-import { gateInput, storeModel, test, trainFixtures, useBackend, type TrainedFixtures } from './fixtures';
+import { gateInput, pinDataset, storeModel, test, trainFixtures, useBackend, type TrainedFixtures } from './fixtures';
 import { linearModel } from './models';
 
 let backend: BackendInfo;
@@ -20,19 +20,26 @@ beforeAll(async () => {
 afterAll(() => models.close());
 
 describe('on the wasm backend', () => {
-  test('the biased model fails fairness, the fair one passes, and wasm is recorded', async ({ storeRoot }) => {
+  test('the biased model fails fairness, the fair one passes, and wasm is recorded', async ({ storeRoot, store }) => {
     expect(backend.name).toBe('wasm');
     expect(tf.getBackend()).toBe('wasm');
-    const { evaluateFairness, evaluateRobustness } = createEvaluationActivities({ storeRoot, backend });
+    const { evaluateFairness, evaluateRobustness } = createEvaluationActivities({ store, backend });
     const biased = await evaluateFairness(
-      gateInput(await storeModel(models.biased.dir, storeRoot), models.biased.data),
+      gateInput(await storeModel(models.biased.dir, storeRoot), models.biased.data, {
+        dataset: await pinDataset(storeRoot, models.biased.data),
+      }),
     );
-    const fair = gateInput(await storeModel(models.fair.dir, storeRoot, 'fair'), models.fair.data);
+    const fair = gateInput(await storeModel(models.fair.dir, storeRoot, 'fair'), models.fair.data, {
+      dataset: await pinDataset(storeRoot, models.fair.data),
+    });
     expect(biased.verdict).toBe('fail');
     expect((await evaluateFairness(fair)).verdict).toBe('pass');
     const robustness = await evaluateRobustness(fair);
     expect(robustness.verdict).toBe('pass');
     expect(robustness.metrics.backend).toBe('wasm');
+    // The typed output the cost gate prices from names the backend it was measured on.
+    expect(robustness.throughput).toEqual({ unit: 'rows', perSecond: expect.any(Number), backend: 'wasm' });
+    expect(robustness.throughput!.perSecond).toBeGreaterThan(0);
   });
 
   test('FGSM on a linear model equals the closed form', async () => {

@@ -8,6 +8,7 @@ import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { FilesystemStore, loadManifest } from '../../activities/store';
 import { readRequestFile } from '../../client/cli';
 import { getRelease, startRelease } from '../../client/release-client';
 import { freePort } from '../../scripts/dev-server';
@@ -99,7 +100,9 @@ describe('the HTTPS example', () => {
     const verdicts = Object.fromEntries(waiting.gates.map((g) => [g.gate, g.verdict]));
     expect(Object.keys(verdicts)).toEqual(expect.arrayContaining(['scan', 'license', 'image', 'cost']));
     for (const [gate, verdict] of Object.entries(verdicts)) expect(['pass', 'warn'], gate).toContain(verdict);
-    expect(waiting.manifest?.files.map((f) => f.path).sort()).toEqual(['README.md', 'group1-shard1of1.bin', 'model.json']);
+    // The status names the manifest by digest; its file list is read from the worker's store.
+    const manifest = await loadManifest(new FilesystemStore(env.settings.storeRoot), waiting.manifest!);
+    expect(manifest.files.map((f) => f.path).sort()).toEqual(['README.md', 'group1-shard1of1.bin', 'model.json']);
     const pinned = `${registry.address}/${EXAMPLE_IMAGE.repository}@${imageDigest}`;
     const image = waiting.gates.find((g) => g.gate === 'image');
     expect(image?.metrics.packages).toBe(10);

@@ -10,6 +10,7 @@ import { ApplicationFailure, type Logger } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAcquireActivities } from '../../activities/acquire';
+import { FilesystemStore, loadManifest } from '../../activities/store';
 import { loadSourcePolicy } from '../../config/loader';
 import {
   ensureCertificates,
@@ -20,7 +21,7 @@ import {
 } from '../../scripts/example-mirror';
 import { loadSettings, loadSourceCa } from '../../workers/settings';
 import { FailureType } from '../../contract/definitions';
-import type { ArtifactManifest, ModelRef } from '../../contract/types';
+import type { ManifestRef, ModelRef } from '../../contract/types';
 
 const silent: Logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
@@ -50,11 +51,11 @@ function model(): ModelRef {
 
 describe('MREL_SOURCE_CA_FILE', () => {
   it('an https source signed by an unknown CA fails permanently; with the CA it is acquired', async () => {
-    const storeRoot = join(dir, 'store');
+    const store = new FilesystemStore(join(dir, 'store'));
     // The test run's policy: config/sources.yaml plus localhost and 127.0.0.0/8 (vitest.config.ts).
     const sourcePolicy = await loadSourcePolicy();
 
-    const untrusted = createAcquireActivities({ storeRoot, sourcePolicy });
+    const untrusted = createAcquireActivities({ store, sourcePolicy });
     const failure = await new MockActivityEnvironment(undefined, { logger: silent })
       .run(untrusted.acquireModel, { model: model() })
       .catch((e: unknown) => e);
@@ -63,11 +64,13 @@ describe('MREL_SOURCE_CA_FILE', () => {
     expect((failure as Error).message).toMatch(/cannot succeed: .*certificate.*\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/);
 
     const sourceCa = await loadSourceCa(loadSettings({ MREL_SOURCE_CA_FILE: certs.caFile }));
-    const trusted = createAcquireActivities({ storeRoot, sourcePolicy, sourceCa });
-    const manifest = (await new MockActivityEnvironment(undefined, { logger: silent }).run(trusted.acquireModel, {
+    const trusted = createAcquireActivities({ store, sourcePolicy, sourceCa });
+    const ref = (await new MockActivityEnvironment(undefined, { logger: silent }).run(trusted.acquireModel, {
       model: model(),
-    })) as ArtifactManifest;
+    })) as ManifestRef;
+    const manifest = await loadManifest(store, ref);
     expect(manifest.files.map((f) => f.path)).toEqual(['README.md', 'group1-shard1of1.bin', 'model.json']);
+    expect(ref).toMatchObject({ fileCount: 3, totalSize: manifest.totalSize });
     expect(manifest.totalSize).toBeGreaterThan(0);
   });
 

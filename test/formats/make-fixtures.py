@@ -80,7 +80,25 @@ def main(out):
         f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"layers": []}})
         f.attrs["keras_version"] = "2.15.0"
         f.create_dataset("model_weights/dense/kernel", data=np.ones((4, 2), dtype=np.float32))
-    answers["hdf5"] = {"attributes": ["keras_version", "model_config"]}
+        f.create_dataset("model_weights/dense/bias", data=np.zeros((2,), dtype=np.float16))
+        f.create_dataset("model_weights/embed/table", data=np.zeros((3, 5), dtype=">i8"), chunks=(1, 5), compression="gzip")
+        f.create_dataset("model_weights/vocab", data=np.array([b"ab", b"c"]))
+        f["model_weights/alias"] = f["model_weights/dense/kernel"]
+    with h5py.File(h5, "r") as f:
+        datasets = {}
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and "/" + name not in datasets:
+                numeric = obj.dtype.kind in "biuf"
+                datasets["/" + name] = {
+                    "shape": list(obj.shape),
+                    "descr": obj.dtype.str,
+                    "bytes": int(obj.dtype.itemsize * np.prod(obj.shape, dtype=np.int64)),
+                    "numeric": numeric,
+                }
+
+        f.visititems(visit)
+    answers["hdf5"] = {"attributes": ["keras_version", "model_config"], "datasets": datasets}
 
     print(json.dumps(answers))
 

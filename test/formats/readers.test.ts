@@ -9,17 +9,17 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packedBytes, SAFETENSORS_DTYPES } from '../../activities/formats/dtypes';
 import { FormatError } from '../../activities/formats/errors';
 import { ggufLayoutIssues, ggufMetadata, readGgufHeader } from '../../activities/formats/gguf';
-import { readHdf5RootAttributes } from '../../activities/formats/hdf5';
+import { readHdf5Datasets, readHdf5RootAttributes } from '../../activities/formats/hdf5';
 import { readNpyHeader } from '../../activities/formats/npy';
-import { readOnnxModel } from '../../activities/formats/onnx';
+import { looksLikeOnnxModel, readOnnxModel } from '../../activities/formats/onnx';
 import { readSafetensorsHeader } from '../../activities/formats/safetensors';
 import { bufferBytes, withFileBytes } from '../../activities/formats/source';
 import { readTfjsManifest } from '../../activities/formats/tfjs';
+import { externalTensor, ONNX, onnxModel } from './onnx-fixture';
 
 const PYTHON = resolve(import.meta.dirname, '../../.venv/bin/python');
 const MAKE = resolve(import.meta.dirname, 'make-fixtures.py');
@@ -28,7 +28,10 @@ interface Answers {
   safetensors: { metadata: Record<string, string>; tensors: Record<string, { shape: number[]; bytes: number }> };
   npy: Record<string, { shape: number[]; bytes: number; descr: string }>;
   gguf: { architecture: string; tensors: Record<string, { type: string; elements: number; bytes: number }> };
-  hdf5: { attributes: string[] };
+  hdf5: {
+    attributes: string[];
+    datasets: Record<string, { shape: number[]; descr: string; bytes: number; numeric: boolean }>;
+  };
 }
 
 let dir: string;
@@ -162,6 +165,28 @@ describe('HDF5', () => {
     expect(JSON.parse(attrs.model_config as string)).toMatchObject({ class_name: 'Sequential' });
   });
 
+  it('lists every dataset with the shape, dtype and byte size h5py reads back, never its data', async () => {
+    const bytes = await readFile(fileIn('model.h5'));
+    const handle = {
+      read: async (buf: Buffer, off: number, len: number, pos: number) => ({
+        bytesRead: bytes.copy(buf, off, pos, pos + len),
+      }),
+    };
+    const datasets = await readHdf5Datasets(handle, 'model.h5', bytes.length);
+    const read = Object.fromEntries(datasets.map((d) => [d.name, { shape: d.shape, descr: d.descr, bytes: d.bytes }]));
+    const want = Object.fromEntries(
+      Object.entries(answers.hdf5.datasets).map(([name, d]) => [
+        name,
+        d.numeric
+          ? { shape: d.shape, descr: d.descr, bytes: d.bytes }
+          : { shape: d.shape, descr: undefined, bytes: undefined },
+      ]),
+    );
+    expect(read).toEqual(want);
+    // The hard link is the kernel again: listed once.
+    expect(datasets.filter((d) => d.name.endsWith('kernel') || d.name.endsWith('alias'))).toHaveLength(1);
+  });
+
   it('refuses a file cut short of its stated size', async () => {
     const bytes = (await readFile(fileIn('model.h5'))).subarray(0, 4000);
     const handle = {
@@ -220,21 +245,8 @@ describe('TF.js', () => {
 });
 
 describe('ONNX', () => {
-  const SCHEMA = `
-syntax = "proto3";
-message ModelProto { int64 ir_version = 1; GraphProto graph = 7; }
-message GraphProto { repeated NodeProto node = 1; string name = 2; repeated TensorProto initializer = 5; }
-message NodeProto { repeated string input = 1; repeated string output = 2; string op_type = 4; }
-message TensorProto { repeated int64 dims = 1; int32 data_type = 2; string name = 8; bytes raw_data = 9; repeated StringStringEntryProto external_data = 13; int32 data_location = 14; }
-message StringStringEntryProto { string key = 1; string value = 2; }
-`;
-  const encode = (value: object): Buffer => {
-    const type = protobuf.parse(SCHEMA, { keepCase: true }).root.lookupType('ModelProto');
-    return Buffer.from(type.encode(type.fromObject(value)).finish());
-  };
-
   it('lists initializers with dtype, dims and byte size, and where external data lives', async () => {
-    const bytes = encode({
+    const bytes = onnxModel({
       ir_version: 9,
       graph: {
         name: 'g',
@@ -267,5 +279,40 @@ message StringStringEntryProto { string key = 1; string value = 2; }
 
   it('refuses bytes that are no ModelProto with a FormatError', () => {
     expect(() => readOnnxModel(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f]), 'bad.onnx')).toThrow(FormatError);
+  });
+
+  it("gives an external tensor's offset and length as written, and NaN for one that is no count", () => {
+    const model = readOnnxModel(
+      onnxModel({
+        ir_version: 9,
+        graph: {
+          initializer: [
+            externalTensor('a', [4], ONNX.FLOAT, 'w.bin', { offset: 64, length: 16 }),
+            { ...externalTensor('b', [4], ONNX.FLOAT, 'w.bin'), external_data: [{ key: 'offset', value: '-8' }] },
+          ],
+        },
+      }),
+      'model.onnx',
+    );
+    expect(model.tensors.map((t) => t.external)).toEqual([
+      { location: 'w.bin', offset: 64, length: 16 },
+      { location: undefined, offset: NaN },
+    ]);
+  });
+
+  it('tells a ModelProto from other protobufs and other bytes by its top-level fields', async () => {
+    const source = (bytes: Buffer) => ({
+      read: async (buf: Buffer, off: number, len: number, pos: number) => ({
+        bytesRead: bytes.copy(buf, off, pos, Math.min(pos + len, bytes.length)),
+      }),
+    });
+    const model = onnxModel({ ir_version: 9, producer_name: 'pytorch', graph: { name: 'g' } });
+    // A SavedModel starts like a ModelProto (a version varint, then field 2) but has no graph (field 7).
+    const savedModel = Buffer.from([0x08, 0x01, 0x12, 0x02, 0x0a, 0x00]);
+    expect(await looksLikeOnnxModel(source(model), model.length)).toBe(true);
+    expect(await looksLikeOnnxModel(source(savedModel), savedModel.length)).toBe(false);
+    expect(await looksLikeOnnxModel(source(model.subarray(0, -1)), model.length - 1)).toBe(false);
+    const noise = Buffer.alloc(4096, 0x08);
+    expect(await looksLikeOnnxModel(source(noise), noise.length)).toBe(false);
   });
 });

@@ -1,12 +1,8 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { EvidenceBundleInput, EvidenceEntry } from '../../activities/gitops/evidence-bundle';
-import {
-  EvidenceBundleError,
-  canonicalJson,
-  renderEvidenceBundle,
-  verifyBundle,
-} from '../../activities/gitops/evidence-bundle';
+import { readableJson as canonicalJson } from '../../activities/common/canonical-json';
+import { EvidenceBundleError, renderEvidenceBundle, verifyBundle } from '../../activities/gitops/evidence-bundle';
 
 const DIR = 'releases/sentiment/1.4.0/production';
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect } from 'vitest';
+import { describe, expect } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { renderEvidenceBundle } from '../../activities/gitops/evidence-bundle';
 import { basePath, overlayPath } from '../../activities/gitops/layout';
@@ -21,14 +21,15 @@ import { releaseInput, test } from './fixtures';
 const exec = promisify(execFile);
 const tools = kubeToolPaths();
 
-beforeAll(() => {
+/** Fails the test (never skips it) when the set-up has not provided the tools. */
+function requireTools(): void {
   if (!kubeToolsCurrent()) {
     throw new Error(
       'kustomize, kubeconform or the Kubernetes schemas are missing from .tools/: run `node scripts/setup-kube-tools.mjs` ' +
         "(npm test's pretest, scripts/setup-test-deps.mjs, runs it), then this test again",
     );
   }
-});
+}
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- built objects are walked by key */
 async function kustomizeBuild(dir: string): Promise<{ text: string; objects: any[] }> {
@@ -136,6 +137,7 @@ function renderWithEvidence(input: GitOpsReleaseInput): RenderedFiles {
 
 describe('rendered overlays under kustomize and kubeconform', () => {
   test('every overlay builds, and every object it builds is valid Kubernetes', async ({ tmp }) => {
+    requireTools();
     const inputs = releases();
     const built: string[] = [];
     const results: { objects: any[] }[] = [];
@@ -203,6 +205,7 @@ describe('rendered overlays under kustomize and kubeconform', () => {
   });
 
   test('the validation is strict: a misspelt field, a wrong type or an unknown kind fails', async ({ tmp }) => {
+    requireTools();
     const input = releaseInput();
     await writeRepo(tmp, renderRelease(input));
     const { objects } = await kustomizeBuild(join(tmp, overlayPath('sentiment', 'production')));

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decide, getRelease, ReleaseClientError, retryRelease, startRelease } from '../../client/release-client';
-import { approveSignal, rejectSignal } from '../../contract/definitions';
+import { approveSignal, rejectSignal, RELEASE_STATUS_MEMO } from '../../contract/definitions';
 import { MAX_REFUSED, MAX_STATUS_BYTES } from '../../contract/limits';
 import type { ReleaseStatus } from '../../contract/types';
 import { recordHistory } from '../helpers/histories';
@@ -64,6 +64,13 @@ describe('signals carrying anything', () => {
     expect(status.refused[0]?.approver.length).toBeLessThanOrEqual(128);
     expect(status.refused.at(-1)?.approver).toBe('nobody-39');
     expect(status.stage).toBe('approval');
+    // The copy kept on the server for when no worker answers is bounded the same way.
+    const memo = await eventually(
+      async () => (await handle.describe()).memo?.[RELEASE_STATUS_MEMO] as ReleaseStatus | undefined,
+      (m) => m?.refusedOmitted === 42 - MAX_REFUSED,
+    );
+    expect(memo?.refused).toHaveLength(MAX_REFUSED);
+    expect(memo?.refused.at(-1)?.approver).toBe('nobody-39');
 
     // Still decidable through the update, as `mrel approve` does it.
     const answer = await decide(env.client, releaseId, { approver: 'amara', decision: 'approve' });

@@ -51,12 +51,9 @@ describe('modelReleaseWorkflow', () => {
     const cost = waiting.gates.find((g) => g.gate === 'cost');
     expect(cost?.metrics.monthlyTco).toBeGreaterThan(0);
     expect(cost?.deployment?.nodeSelector?.['node.kubernetes.io/instance-type']).toBe(cost?.metrics.instanceType);
-    expect(waiting.manifest?.files.map((f) => f.path)).toEqual([
-      'README.md',
-      'config.json',
-      'model.json',
-      'weights/dense.bin',
-    ]);
+    // The status names the model by digest; the file list stays in the artifact store.
+    expect(waiting.manifest).toMatchObject({ fileCount: 4, manifestDigest: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(waiting.manifest).not.toHaveProperty('files');
     expect(waiting.awaiting?.approvalsMissing).toBe(2);
     expect(waiting.awaiting?.missingRoles).toEqual([expect.objectContaining({ role: 'release-manager', count: 1 })]);
     expect(waiting.awaiting?.from).toEqual(expect.arrayContaining(['amara', 'boris', 'delia']));
@@ -86,6 +83,17 @@ describe('modelReleaseWorkflow', () => {
       await env.git('show', `main:releases/credit-risk/1.0.0/production/evidence.json`),
     ) as Record<string, unknown>;
     expect(evidence).toMatchObject({ releaseId, policy: { name: 'default' } });
+    // The evidence bundle: every gate's report by digest, and who decided on what config.
+    const bundle = JSON.parse(await env.git('show', `main:releases/credit-risk/1.0.0/production/bundle.json`)) as {
+      files: { name: string; sha256: string }[];
+      index: { gates: { gate: string; verdict: string; evidenceSha256?: string }[]; decisions: { approver: string }[] };
+    };
+    expect(bundle.index.gates.map((g) => [g.gate, g.verdict])).toEqual(waiting.gates.map((g) => [g.gate, g.verdict]));
+    expect(bundle.index.decisions.map((d) => d.approver)).toEqual(['boris', 'amara']);
+    for (const gate of ['scan', 'license', 'cost']) {
+      const entry = bundle.files.find((f) => f.name === `gates/${gate}.json`);
+      expect(`sha256:${entry?.sha256}`).toBe(waiting.gates.find((g) => g.gate === gate)?.evidence);
+    }
     const deployment = await env.git('show', 'main:apps/credit-risk/overlays/production/deployment-patch.yaml');
     expect(deployment).toContain(`policy.modelrelease.io/release-id: ${releaseId}`);
     expect(deployment).toContain('policy.modelrelease.io/license: Apache-2.0');
@@ -151,7 +159,7 @@ describe('modelReleaseWorkflow', () => {
     expect(
       scan?.findings.some((f) => f.location.startsWith('weights.pkl') && /os\.system|posix\.system/.test(f.message)),
     ).toBe(true);
-    expect(scan?.evidence).toMatch(/scan\.json$/);
+    expect(scan?.evidence).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 
   it('a second start of the same release returns the running one, never a second workflow', async () => {
