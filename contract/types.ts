@@ -96,6 +96,8 @@ export const releaseRequestSchema = z
       .object({
         /** The curated dataset (CSV or JSON Lines), file:// URI or path on the evaluation worker. */
         dataset: boundedString(REQUEST_LIMITS.uri),
+        /** The dataset's sha256: acquire pins it and refuses other content (like model.digests). */
+        sha256: z.string().regex(SHA256, 'must be a lower-case hex sha256 (64 characters)').optional(),
         label: boundedString(REQUEST_LIMITS.label),
         protected: z
           .array(boundedString(REQUEST_LIMITS.label))
@@ -236,6 +238,8 @@ export interface GateResult {
   deployment?: DeploymentSizing;
   /** Prediction throughput the gate measured (the evaluation gates), read by the cost gate. */
   throughput?: MeasuredThroughput;
+  /** Config files the gate read besides the policy (the price catalog), by digest, for the evidence bundle. */
+  inputs?: { name: string; digest: string }[];
   /** Further evidence documents by digest (`sha256:<hex>`), e.g. the image's SBOM `sbom.cdx.json`. */
   attachments?: { name: string; digest: string }[];
   startedAt: string;

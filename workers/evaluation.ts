@@ -8,7 +8,7 @@
 import { Runtime } from '@temporalio/worker';
 import { initBackend, parseBackendPreference } from '../activities/evaluate';
 import { createEvaluationWorker } from './evaluation-worker';
-import { evaluationQueueMismatch, loadSettings, runtimeTelemetry } from './settings';
+import { loadSettings, runtimeTelemetry } from './settings';
 
 async function main(): Promise<void> {
   // Everything the worker writes (evidence, reports) is private to its user.
@@ -22,8 +22,6 @@ async function main(): Promise<void> {
   const skipped = backend.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
   console.log(`evaluation worker on ${settings.address}, queue ${taskQueue}, tfjs backend ${backend.name}`);
   if (skipped) console.log(`  (skipped: ${skipped})`);
-  const mismatch = evaluationQueueMismatch(settings);
-  if (mismatch) console.warn(`  warning: ${mismatch}`);
   if (settings.metricsAddress) console.log(`  metrics: http://${settings.metricsAddress}/metrics`);
   await worker.run();
 }

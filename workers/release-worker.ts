@@ -3,7 +3,8 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createReleaseActivities } from '../activities';
 import { loadSourcePolicy } from '../config/loader';
 import { HEARTBEAT_THROTTLE, keepAliveInterceptor } from './keep-alive';
-import { evaluationQueueMismatch, loadSourceCa, type Settings } from './settings';
+import { EVALUATION_TASK_QUEUE } from '../contract/definitions';
+import { loadSourceCa, type Settings } from './settings';
 import { workflowSource } from './workflow-bundle';
 
 export { WORKFLOWS_PATH } from './paths';
@@ -12,8 +13,6 @@ export async function createReleaseWorker(
   settings: Settings,
   options: { connection?: NativeConnection; workflowBundle?: WorkerOptions['workflowBundle'] } = {},
 ): Promise<Worker> {
-  const mismatch = evaluationQueueMismatch(settings);
-  if (mismatch) throw new Error(mismatch);
   const workflows = options.workflowBundle
     ? { workflowBundle: options.workflowBundle }
     : await workflowSource(settings.workflowBundle);
@@ -27,6 +26,8 @@ export async function createReleaseWorker(
       configDir: settings.configDir,
       pricingFile: settings.pricingFile,
       storeRoot: settings.storeRoot,
+      // Releases started here schedule their evaluations on this queue: the evaluation workers must poll it.
+      taskQueues: { release: settings.taskQueue, evaluation: settings.evaluationTaskQueue ?? EVALUATION_TASK_QUEUE },
       hfEndpoint: settings.hfEndpoint,
       hfToken: settings.hfToken,
       // Loaded once at start: a broken config/sources.yaml stops the worker instead of failing every release.

@@ -50,7 +50,7 @@ export interface Settings {
   taskQueue: string;
   /**
    * The evaluation worker's queue; the release workflow schedules evaluations on `evaluation`, so the release worker
-   * refuses any other value (see evaluationQueueMismatch). Default `evaluation`.
+   * hands it to every release it starts (the release plan schedules evaluations there). Default `evaluation`.
    */
   evaluationTaskQueue?: string;
   dataDir: string;
@@ -101,21 +101,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     metricsAddress: e.MREL_METRICS_ADDRESS || undefined,
     uiUrl: e.MREL_UI_URL,
   };
-}
-
-/**
- * Why a release worker with these settings would leave its releases waiting, or undefined. The release workflow
- * schedules evaluations on EVALUATION_TASK_QUEUE (workflows/model-release.ts); an evaluation worker told to poll
- * another queue through a shared MREL_EVALUATION_TASK_QUEUE would never receive them.
- */
-export function evaluationQueueMismatch(settings: Pick<Settings, 'evaluationTaskQueue'>): string | undefined {
-  const queue = settings.evaluationTaskQueue;
-  if (queue === undefined || queue === EVALUATION_TASK_QUEUE) return undefined;
-  return (
-    `environment variable MREL_EVALUATION_TASK_QUEUE: "${queue}" is not the queue the release workflow schedules ` +
-    `evaluations on ("${EVALUATION_TASK_QUEUE}"), so releases would wait for an evaluation worker forever; unset it ` +
-    `or set it to ${EVALUATION_TASK_QUEUE} for both workers`
-  );
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;

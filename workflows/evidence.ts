@@ -52,8 +52,5 @@ function isDigest(text: string): boolean {
 
 /** The config files a gate reports having read (the cost gate: the price catalog), when it reports any. */
 function inputsOf(gate: GateResult): GateInputFile[] {
-  const inputs = (gate as GateResult & { inputs?: unknown }).inputs;
-  return Array.isArray(inputs)
-    ? inputs.filter((f): f is GateInputFile => typeof f?.name === 'string' && typeof f?.digest === 'string')
-    : [];
+  return gate.inputs ?? [];
 }

@@ -250,7 +250,7 @@ export class Steps {
 
 /** The dataset to acquire, with the digest the request pins it to (when it names one). */
 function datasetInput(evaluation: NonNullable<ReleaseRequest['evaluation']>): { source: string; sha256?: string } {
-  const { sha256 } = evaluation as { sha256?: string };
+  const { sha256 } = evaluation;
   return sha256 === undefined ? { source: evaluation.dataset } : { source: evaluation.dataset, sha256 };
 }
 

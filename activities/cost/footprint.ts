@@ -1,26 +1,27 @@
 /**
  * The model's footprint read from its weight headers: parameter count and bytes per dtype, from safetensors headers,
  * tfjs weights manifests (model.json, with quantization), GGUF tensor infos, ONNX models (initializers and node
- * constants, inline or external data), .npy arrays and HDF5 datasets (Keras .h5 weights). Every format is read by
- * the shared readers in activities/formats and sized from their one dtype table, so the scanner and this footprint
- * agree on every tensor's bytes. Sizes come from the headers, never from file names; a file is recognised by its
- * content (magic bytes, header shape), except that only `*.json` files are parsed as possible tfjs manifests. Reads
- * are bounded: safetensors, GGUF, tfjs and npy headers are read without their tensors; an ONNX model (a protobuf of
- * at most 2 GiB) and an HDF5 file (up to {@link HDF5_DATASETS_LIMIT}) are read whole, since their headers lie among
- * the data, but their tensors are never decoded.
+ * constants, inline or external data), .npy arrays and HDF5 datasets (Keras .h5 files and the weights file of a
+ * .keras archive). Every format is read by the shared readers in activities/formats and sized from their one dtype
+ * table, so the scanner and this footprint agree on every tensor's bytes. Sizes come from the headers, never from
+ * file names; a file is recognised by its content (magic bytes, header shape), except that only `*.json` files are
+ * parsed as possible tfjs manifests. Reads are bounded: safetensors, GGUF, tfjs and npy headers are read without
+ * their tensors; an ONNX model (a protobuf, at most 2 GiB) and an HDF5 file or a .keras archive's weights (up to
+ * {@link HDF5_DATASETS_LIMIT}) are read whole, since their headers lie among the data, but no tensor is decoded.
  */
 import { open, readFile } from 'node:fs/promises';
 import type { ArtifactFile } from '../../contract/types';
 import { DTYPE_BITS } from '../formats/dtypes';
 import { FormatError, quote } from '../formats/errors';
 import { ggufLayoutIssues, ggufMetadata, isGguf, readGgufHeader, type GgufHeader } from '../formats/gguf';
-import { HDF5_DATASETS_LIMIT, isHdf5, readHdf5Datasets } from '../formats/hdf5';
+import { HDF5_DATASETS_LIMIT, isHdf5, readHdf5Datasets, type Hdf5Dataset } from '../formats/hdf5';
 import { isNpy, readNpyHeader } from '../formats/npy';
 import { looksLikeOnnxModel, readOnnxModel } from '../formats/onnx';
 import { resolveInside } from '../formats/paths';
 import { looksLikeSafetensors, readSafetensorsHeader, SAFETENSORS_HEADER_LIMIT } from '../formats/safetensors';
 import { readHead, withFileBytes } from '../formats/source';
 import { readTfjsManifest, TFJS_MANIFEST_LIMIT, tfjsShardPath } from '../formats/tfjs';
+import { findZipMember } from '../formats/zip';
 import { CostError } from './errors';
 
 export type WeightFormat = 'safetensors' | 'tfjs' | 'gguf' | 'onnx' | 'npy' | 'hdf5';
@@ -134,6 +135,12 @@ export async function readFootprint(
         results.push(hdf5);
         covered.add(file.path);
       } else candidates.push(file);
+    } else if (magic.toString('latin1', 0, 4) === 'PK\x03\x04') {
+      const keras = await readKerasArchive(path, file, options.signal);
+      if (keras) {
+        results.push(keras);
+        covered.add(file.path);
+      } else candidates.push(file);
     } else if (magic[0] === 0x08 && (await isOnnx(path, file.size))) {
       const onnx = await readOnnx(path, file, byPath);
       results.push(onnx.footprint);
@@ -150,7 +157,7 @@ export async function readFootprint(
     const listed = files.map((f) => f.path).join(', ');
     throw new CostError(
       'UnreadableModel',
-      `the model's size cannot be read: no safetensors, GGUF or tfjs model.json among its files (${listed}), nor an ONNX model, a numeric .npy array or an HDF5 file of weights; ship weights in one of these formats`,
+      `the model's size cannot be read: no safetensors, GGUF or tfjs model.json among its files (${listed}), nor an ONNX model, a numeric .npy array, or Keras weights in HDF5 or .keras; ship weights in one of these formats`,
     );
   }
   const byDtype: Record<string, DtypeFootprint> = {};
@@ -302,8 +309,11 @@ async function readNpy(path: string, file: ArtifactFile): Promise<WeightFileFoot
   };
 }
 
-/** Keras full-model files keep the weights under this group, beside the optimizer's state (which serving does not use). */
-const KERAS_WEIGHTS_GROUP = '/model_weights/';
+/**
+ * Keras keeps the optimizer's state beside the weights: `optimizer_weights` in a full-model .h5, `optimizer` in a v3
+ * archive's weights file. Serving loads only the model's weights.
+ */
+const OPTIMIZER_GROUPS = ['/optimizer_weights/', '/optimizer/'];
 
 /** The numeric datasets of an HDF5 file; undefined when it holds none (no weights: a data file, a config). */
 async function readHdf5(
@@ -319,8 +329,35 @@ async function readHdf5(
       await handle.close();
     }
   });
-  const keras = datasets.some((d) => d.name.startsWith(KERAS_WEIGHTS_GROUP));
-  const weights = datasets.filter((d) => d.type !== undefined && (!keras || d.name.startsWith(KERAS_WEIGHTS_GROUP)));
+  return hdf5Footprint(file, datasets);
+}
+
+/** The weights of a Keras v3 archive (.keras: a zip of config.json, metadata.json and this HDF5 file). */
+const KERAS_WEIGHTS_MEMBER = 'model.weights.h5';
+
+/** A zip that is a Keras archive, sized from its weights file; undefined for any other zip (PyTorch, npz, …). */
+async function readKerasArchive(
+  path: string,
+  file: ArtifactFile,
+  signal: AbortSignal | undefined,
+): Promise<WeightFileFootprint | undefined> {
+  const member = await reading(file, () => findZipMember(path, file.path, KERAS_WEIGHTS_MEMBER, HDF5_DATASETS_LIMIT));
+  // Weights past the limit are not read into memory: the archive counts at its size, as an unread file.
+  if (!member.found || member.bytes === undefined) return undefined;
+  const bytes = member.bytes;
+  const source = {
+    read: async (buf: Buffer, offset: number, length: number, position: number) => ({
+      bytesRead: bytes.copy(buf, offset, position, Math.min(position + length, bytes.length)),
+    }),
+  };
+  const datasets = await reading(file, () =>
+    readHdf5Datasets(source, `${file.path}!${KERAS_WEIGHTS_MEMBER}`, bytes.length, { signal }),
+  );
+  return hdf5Footprint(file, datasets);
+}
+
+function hdf5Footprint(file: ArtifactFile, datasets: Hdf5Dataset[]): WeightFileFootprint | undefined {
+  const weights = datasets.filter((d) => d.type !== undefined && !OPTIMIZER_GROUPS.some((g) => d.name.startsWith(g)));
   if (weights.length === 0) return undefined;
   const byDtype: Record<string, DtypeFootprint> = {};
   let parameters = 0;

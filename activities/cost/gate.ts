@@ -3,6 +3,7 @@
  * peak with the policy's headroom and meet the latency objective, plus the risk premium of the other gates' verdicts,
  * checked against the team's and cost center's budgets. Its typed output is the Deployment's sizing.
  */
+import { basename } from 'node:path';
 import { ConfigError } from '../../config/loader';
 import { DEFAULT_PRICING_FILE, loadPricing, type PricingCatalog } from '../../config/pricing';
 import type { ArtifactFile } from '../../contract/types';
@@ -70,11 +71,15 @@ export function costGate(deps: CostGateDeps): Gate<CostPolicy, CostEstimate & { 
         summary: result.summary,
         findings,
         metrics: result.metrics,
-        evidence: report,
+        // The catalog by name and digest: its folder is the worker's and stays out of the evidence.
+        evidence: {
+          ...report,
+          ...(report.pricing ? { pricing: { ...report.pricing, file: basename(report.pricing.file) } } : {}),
+        },
         ...(result.requiredApprovals ? { requiredApprovals: result.requiredApprovals } : {}),
         ...(result.annotations ? { annotations: result.annotations } : {}),
         ...(result.deployment ? { deployment: result.deployment } : {}),
-        inputs: [{ name: catalog.file, digest: `sha256:${catalog.digest}` }],
+        inputs: [{ name: basename(catalog.file), digest: `sha256:${catalog.digest}` }],
       };
     },
   });

@@ -3,7 +3,7 @@
  * by the reader from what it expected, never from the file's bytes, so a message cannot carry a model's content (or
  * a secret that a hostile file put where a header should be) into logs, reports or workflow history.
  */
-export type WeightFormatName = 'safetensors' | 'gguf' | 'tfjs' | 'npy' | 'onnx' | 'hdf5';
+export type WeightFormatName = 'safetensors' | 'gguf' | 'tfjs' | 'npy' | 'onnx' | 'hdf5' | 'zip';
 
 export class FormatError extends Error {
   override readonly name = 'FormatError';

@@ -154,6 +154,7 @@ export async function toResult(
     ...(judgement.annotations ? { annotations: judgement.annotations } : {}),
     ...(judgement.deployment ? { deployment: judgement.deployment } : {}),
     ...(judgement.throughput ? { throughput: judgement.throughput } : {}),
+    ...(judgement.inputs ? { inputs: judgement.inputs } : {}),
     ...(attachments.length > 0 ? { attachments } : {}),
     startedAt,
     finishedAt: new Date().toISOString(),

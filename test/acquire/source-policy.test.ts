@@ -152,7 +152,10 @@ describe('the acquire activity', () => {
     storeRoot,
   }) => {
     const symlinkSource = await escapingSymlink(tmp);
-    const { acquireModel } = createAcquireActivities({ store: new FilesystemStore(storeRoot), sourcePolicy: policyFor(tmp) });
+    const { acquireModel } = createAcquireActivities({
+      store: new FilesystemStore(storeRoot),
+      sourcePolicy: policyFor(tmp),
+    });
     const before = server.requests.length;
     for (const { source, problem } of refusedSources(tmp, symlinkSource)) {
       const failure = await new MockActivityEnvironment()

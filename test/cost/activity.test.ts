@@ -277,11 +277,15 @@ describe('estimateCost', () => {
     ).catch((e: unknown) => e);
     expect(badPolicy).toBeInstanceOf(ApplicationFailure);
     expect(badPolicy).toMatchObject({ nonRetryable: true, type: FailureType.InvalidConfig });
-    expect((badPolicy as Error).message).toMatch(/^invalid cost policy in config\/policies\/default\.yaml: cost\.headroom/);
+    expect((badPolicy as Error).message).toMatch(
+      /^invalid cost policy in config\/policies\/default\.yaml: cost\.headroom/,
+    );
 
     const badCatalog = await runGate(tmp, gateInput(manifest, request(declared)), [], { currency: 'EUR' });
     expect(badCatalog.result.verdict).toBe('error');
-    expect(badCatalog.result.summary).toMatch(/^cost could not decide: .*pricing\.yaml: currency: only USD is supported/);
+    expect(badCatalog.result.summary).toMatch(
+      /^cost could not decide: .*pricing\.yaml: currency: only USD is supported/,
+    );
     expect(badCatalog.result.findings).toEqual([expect.objectContaining({ severity: 'high', waivable: false })]);
   });
 
@@ -298,7 +302,11 @@ describe('estimateCost', () => {
     const pricingFile = join(tmp, 'pricing.yaml');
     const { file: _f, digest: _d, ...data } = smallCatalog();
     await writeFile(pricingFile, stringify(data));
-    const activities = createCostActivities({ store: new FilesystemStore(join(tmp, 'store')), pricingFile, fetch: hanging });
+    const activities = createCostActivities({
+      store: new FilesystemStore(join(tmp, 'store')),
+      pricingFile,
+      fetch: hanging,
+    });
     const env = new MockActivityEnvironment(undefined, { logger: silent });
     const traffic = {
       history: { prometheus: { url: 'http://127.0.0.1:9', query: 'q' } },

@@ -138,6 +138,34 @@ describe('readFootprint', () => {
     });
   });
 
+  test('.keras (a Keras v3 archive): the weights file inside it, without the optimizer state', async ({ tmp }) => {
+    const expected = await python<{ parameters: number; bytes: number }>(
+      [
+        'import io, json, sys, zipfile, numpy as np, h5py',
+        'buf = io.BytesIO()',
+        'with h5py.File(buf, "w") as f:',
+        '    f.create_dataset("layers/dense/vars/0", data=np.ones((128, 64), dtype="<f4"))',
+        '    f.create_dataset("layers/dense/vars/1", data=np.ones((64,), dtype="<f4"))',
+        '    f.create_dataset("optimizer/vars/0", data=np.zeros((), dtype="<i8"))',
+        '    f.create_dataset("optimizer/vars/1", data=np.ones((128, 64), dtype="<f4"))',
+        'with zipfile.ZipFile(sys.argv[1], "w", compression=zipfile.ZIP_DEFLATED) as z:',
+        '    z.writestr("metadata.json", json.dumps({"keras_version": "3.3.3"}))',
+        '    z.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {"layers": []}}))',
+        '    z.writestr("model.weights.h5", buf.getvalue())',
+        'print(json.dumps({"parameters": 128 * 64 + 64, "bytes": (128 * 64 + 64) * 4}))',
+      ],
+      join(tmp, 'model.keras'),
+    );
+    const footprint = await readFootprint(await filesOf(tmp, ['model.keras']), inDir(tmp));
+    expect(footprint).toMatchObject({
+      parameters: expected.parameters,
+      storedBytes: expected.bytes,
+      byDtype: { f32: { parameters: expected.parameters, bytes: expected.bytes } },
+      formats: ['hdf5'],
+      unread: [],
+    });
+  });
+
   test('large files no reader knows count at their size toward memory and are listed', async ({ tmp }) => {
     await referenceWeights('safetensors', join(tmp, 'model.safetensors'));
     await writeFile(join(tmp, 'extra.pt'), Buffer.alloc(2 * 1024 * 1024, 1));

@@ -41,12 +41,7 @@ function activities(model: StoredModel) {
   return createImageScanActivities({ store: model.store });
 }
 
-async function scan(
-  ref: string,
-  model: StoredModel,
-  policy: Record<string, unknown> = {},
-  waivers: Waiver[] = [],
-) {
+async function scan(ref: string, model: StoredModel, policy: Record<string, unknown> = {}, waivers: Waiver[] = []) {
   return activities(model).scanImage(gateInput(model.manifest, ref, { advisoryDir, ...policy }, waivers));
 }
 
@@ -76,7 +71,11 @@ describe('image gate against dockerd and a registry', () => {
       cleanModel.store,
       result.evidence,
     );
-    expect(evidence).toMatchObject({ gate: 'image', verdict: 'pass', manifestDigest: cleanModel.manifest.manifestDigest });
+    expect(evidence).toMatchObject({
+      gate: 'image',
+      verdict: 'pass',
+      manifestDigest: cleanModel.manifest.manifestDigest,
+    });
     expect(evidence.report.report.image.digest).toBe(digest);
     expect(evidence.report.report.os.ecosystem).toBe('Debian:12');
     // The SBOM is an attachment of the evidence, stored by digest on its own and named in both.

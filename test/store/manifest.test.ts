@@ -28,7 +28,8 @@ describe('a model of 20,000 small files', () => {
       const dir = join(root, `shard-${String(shard).padStart(3, '0')}`);
       await mkdir(dir, { recursive: true });
       const writes: Promise<void>[] = [];
-      for (let i = shard; i < FILE_COUNT; i += SHARDS) writes.push(writeFile(join(dir, `part-${i}.txt`), `part ${i}\n`));
+      for (let i = shard; i < FILE_COUNT; i += SHARDS)
+        writes.push(writeFile(join(dir, `part-${i}.txt`), `part ${i}\n`));
       await Promise.all(writes);
     }
     store = new FilesystemStore(join(tmp, 'store'));
