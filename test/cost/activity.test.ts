@@ -51,8 +51,8 @@ async function runGate(
     findings: result.findings,
   });
   if (stored.report.pricing) {
-    // The catalog the gate priced with is named by digest among the evidence's inputs.
-    expect(stored.inputs).toEqual([{ name: pricingFile, digest: `sha256:${stored.report.pricing.digest}` }]);
+    // The catalog the gate priced with is named by digest among the evidence's inputs (by file name: no host path).
+    expect(stored.inputs).toEqual([{ name: 'pricing.yaml', digest: `sha256:${stored.report.pricing.digest}` }]);
   }
   return { result, evidence: stored.report };
 }

@@ -2,7 +2,7 @@
  * The evaluation worker against the shared Temporal dev server: it serves the three gate activities on its own
  * task queue, and their GateInput and GateResult travel through Temporal intact.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,16 @@ import type { BackendInfo } from '../../activities/evaluate';
 import { createEvaluationWorker } from '../../workers/evaluation-worker';
 import type { Settings } from '../../workers/settings';
 import type { GateResult } from '../../contract/types';
-import { gateInput, storeModel, test, trainModelFixture, useBackend, type ModelFixture } from './fixtures';
+import {
+  gateInput,
+  pinDataset,
+  readGateEvidence,
+  storeModel,
+  test,
+  trainModelFixture,
+  useBackend,
+  type ModelFixture,
+} from './fixtures';
 
 let backend: BackendInfo;
 let root: string;
@@ -32,7 +41,11 @@ beforeAll(async () => {
 afterAll(() => rm(root, { recursive: true, force: true }));
 
 describe('evaluation worker', () => {
-  test('serves fairness, robustness and explain on its task queue for a workflow', async ({ tmp, storeRoot }) => {
+  test('serves fairness, robustness and explain on its task queue for a workflow', async ({
+    tmp,
+    storeRoot,
+    store,
+  }) => {
     const address = inject('temporalAddress');
     const suffix = Math.random().toString(36).slice(2, 8);
     const settings: Settings = {
@@ -55,7 +68,10 @@ describe('evaluation worker', () => {
     });
     const client = new Client({ connection: await Connection.connect({ address }) });
     try {
-      const input = gateInput(await storeModel(model.dir, storeRoot), model.data);
+      // As a release sends it: the manifest by digest and the dataset pinned in the store the worker reads.
+      const input = gateInput(await storeModel(model.dir, storeRoot), model.data, {
+        dataset: await pinDataset(storeRoot, model.data),
+      });
       const results = await Promise.all([evaluation.run(), workflows.run(), run()]).then((r) => r[2]);
       async function run(): Promise<GateResult[]> {
         try {
@@ -77,8 +93,10 @@ describe('evaluation worker', () => {
       for (const r of results) {
         expect(r.metrics.backend).toBe(backend.name);
         expect(r.metrics.throughputRowsPerSecond).toBeGreaterThan(0);
-        const evidence = JSON.parse(await readFile(r.evidence!, 'utf8')) as { releaseId: string; gate: string };
-        expect(evidence).toMatchObject({ releaseId: input.releaseId, gate: r.gate });
+        const evidence = await readGateEvidence(store, r);
+        expect(evidence).toMatchObject({ releaseId: input.releaseId, gate: r.gate, verdict: r.verdict });
+        expect(evidence.report.dataset.sha256).toBe(input.dataset!.sha256);
+        expect(r.throughput).toMatchObject({ unit: 'rows', backend: backend.name });
       }
       expect(results[0]!.annotations).toEqual({ 'bias-drift-threshold': '0.05' });
     } finally {
