@@ -24,9 +24,12 @@ function preference(gate: string): number {
   return i >= 0 ? i : gate === 'explain' ? PREFERENCE.length + 1 : PREFERENCE.length;
 }
 
-
 /** Picks the measured throughput when it is usable, else the declared compute; throws NoThroughput when neither is. */
-export function resolveThroughput(earlier: EarlierGate[], traffic: TrafficProfile, catalog: PricingCatalog): Throughput {
+export function resolveThroughput(
+  earlier: EarlierGate[],
+  traffic: TrafficProfile,
+  catalog: PricingCatalog,
+): Throughput {
   const { unit, perRequest } = workUnits(traffic);
   const metric = `${unit} per second`;
   // Plain prediction throughput first (fairness predicts the evaluation set as served); robustness predicts perturbed

@@ -76,8 +76,8 @@ describe('image gate against dockerd and a registry', () => {
       verdict: 'pass',
       manifestDigest: cleanModel.manifest.manifestDigest,
     });
-    expect(evidence.report.report.image.digest).toBe(digest);
-    expect(evidence.report.report.os.ecosystem).toBe('Debian:12');
+    expect(evidence.report.image.digest).toBe(digest);
+    expect(evidence.report.os.ecosystem).toBe('Debian:12');
     // The SBOM is an attachment of the evidence, stored by digest on its own and named in both.
     const sbomDigest = result.attachments?.find((a) => a.name === 'sbom.cdx.json')?.digest;
     expect(sbomDigest).toMatch(/^sha256:[0-9a-f]{64}$/);

@@ -81,7 +81,7 @@ export function imageGate(deps: ImageGateDeps): Gate<ImagePolicy, ImageScanRepor
         summary: decision.summary,
         findings: decision.findings,
         metrics: decision.metrics,
-        evidence: { report: rest },
+        evidence: rest,
         annotations: decision.annotations,
         // What runs is what was scanned: the Deployment pins the image by the digest resolved here.
         ...(decision.annotations['image-ref'] ? { deployment: { image: decision.annotations['image-ref'] } } : {}),
