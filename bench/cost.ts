@@ -21,6 +21,7 @@ import { forecastSeries, seasonalNaiveErrors, WEEK_SECONDS, type ForecastErrors 
 import type { RawSeries } from '../activities/cost/history';
 import { GIB, sensitivity, sizeModel } from '../activities/cost/sizing';
 import { sprawlReport } from '../activities/cost/sprawl';
+import { LAYOUT_FILES, releaseDir, RELEASES_DIR } from '../activities/gitops/layout';
 import { renderRelease } from '../activities/gitops/render';
 import { costPolicySchema } from '../activities/cost/policy';
 import { loadPricing, type PricingCatalog } from '../config/pricing';
@@ -174,10 +175,10 @@ async function child(root: string, models: number): Promise<void> {
   // Floor: only reading and parsing the evidence files the report reads.
   start = performance.now();
   let parsed = 0;
-  for (const model of await readdir(join(root, 'releases'))) {
-    for (const version of await readdir(join(root, 'releases', model))) {
-      for (const env of await readdir(join(root, 'releases', model, version))) {
-        JSON.parse(await readFile(join(root, 'releases', model, version, env, 'evidence.json'), 'utf8'));
+  for (const model of await readdir(join(root, RELEASES_DIR))) {
+    for (const version of await readdir(join(root, RELEASES_DIR, model))) {
+      for (const env of await readdir(join(root, RELEASES_DIR, model, version))) {
+        JSON.parse(await readFile(join(root, releaseDir(model, version, env), LAYOUT_FILES.evidence), 'utf8'));
         parsed += 1;
       }
     }

@@ -79,11 +79,11 @@ describe('mrel', () => {
     expect(lines[0]).toBe('mrel: the release request is invalid');
     expect(lines).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^ {2}- model\.name use lower-case letters/),
-        expect.stringMatching(/^ {2}- model\.version /),
-        expect.stringMatching(/^ {2}- model\.source must start with file:\/\//),
-        expect.stringMatching(/^ {2}- requestedBy /),
-        expect.stringMatching(/^ {2}- \(top level\) Unrecognized key: "colour"/),
+        expect.stringMatching(/^ {2}- model\.name: use lower-case letters/),
+        expect.stringMatching(/^ {2}- model\.version: /),
+        expect.stringMatching(/^ {2}- model\.source: must start with file:\/\//),
+        expect.stringMatching(/^ {2}- requestedBy: /),
+        expect.stringMatching(/^ {2}- \(top level\): Unrecognized key: "colour"/),
       ]),
     );
     expect((await mrel('list', '--model', 'bad_name')).out).toBe('no releases match');

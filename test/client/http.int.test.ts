@@ -129,8 +129,8 @@ describe('HTTP start endpoint', () => {
     const malformed = await call<ErrorBody>('POST', decisionsPath(releaseId), { approver: '', decision: 'maybe' });
     expect(malformed.status).toBe(400);
     expect(malformed.body.problems).toEqual([
-      expect.stringMatching(/^approver approver is required/),
-      expect.stringMatching(/^decision /),
+      expect.stringMatching(/^approver: approver is required/),
+      expect.stringMatching(/^decision: /),
     ]);
     await env.client.workflow.getHandle(releaseId).terminate('test cleanup');
   });

@@ -5,6 +5,7 @@ import { createEvaluationActivities } from '../../activities/evaluate';
 import { createReleaseActivities } from '../../activities';
 import { FilesystemStore } from '../../activities/store';
 import { tmpdir } from 'node:os';
+import { phasesFor } from '../../workflows/plan';
 
 describe('the gate registry', () => {
   it('names each gate, activity and section once', () => {
@@ -37,5 +38,34 @@ describe('the gate registry', () => {
         /notAField|unknown|unrecognized/i,
       );
     }
+  });
+});
+
+describe('the release plan and the registry', () => {
+  it('run the same gates, with the same activities, policy sections, queues and conditions', () => {
+    const full = {
+      model: { name: 'demo', version: '1.0.0', source: 'file:///models/demo' },
+      image: { ref: '127.0.0.1:5000/serve:1' },
+      environment: 'staging',
+      policy: 'default',
+      evaluation: { dataset: 'file:///data/eval.csv', label: 'y', protected: ['group'], favorable: 1 },
+      requestedBy: 'ci',
+    };
+    const version = { hardened: true, notifying: true, contentGates: true, planned: true };
+    const planned = phasesFor(full, version)
+      .flatMap((phase) => phase.gates)
+      .filter((step) => step.activity !== undefined);
+    expect(planned.map((s) => s.name)).toEqual(GATES.map((g) => g.name));
+    for (const step of planned) {
+      const gate = GATES.find((g) => g.name === step.name);
+      expect(step.activity, step.name).toBe(gate?.activity);
+      expect(step.section ?? step.name, step.name).toBe(gate?.section);
+      expect(step.profile === 'evaluation' ? 'evaluation' : 'release', step.name).toBe(gate?.queue);
+    }
+    // Without an image or an evaluation, the plan drops exactly the gates whose `when` says so.
+    const bare = { ...full, image: undefined, evaluation: undefined };
+    const bareNames = phasesFor(bare, version).flatMap((p) => p.gates.map((g) => g.name));
+    const expected = ['acquire', ...GATES.filter((g) => g.when?.(bare) ?? true).map((g) => g.name)];
+    expect(bareNames).toEqual(expected);
   });
 });

@@ -67,7 +67,7 @@ describe('image gate against dockerd and a registry', () => {
       'image-digest': digest,
       'image-ref': `${docker.registry}/ml/server-clean@${digest}`,
     });
-    const evidence = await readEvidence<{ report: { image: { digest: string }; os: { ecosystem: string } } }>(
+    const evidence = await readEvidence<{ image: { digest: string }; os: { ecosystem: string } }>(
       cleanModel.store,
       result.evidence,
     );

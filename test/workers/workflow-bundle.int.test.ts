@@ -116,14 +116,3 @@ describe('a prebuilt workflow bundle', () => {
     expect(failure?.stderr).toContain(`environment variable MREL_WORKFLOW_BUNDLE: ${missing} cannot be read (ENOENT)`);
   });
 });
-
-describe('the evaluation queue', () => {
-  it('a release worker told of another evaluation queue refuses to start: its releases would wait forever', async () => {
-    const error = (await createReleaseWorker({ ...env.settings, evaluationTaskQueue: 'gpu-evaluation' }).catch(
-      (err: Error) => err,
-    )) as Error;
-    expect(error.message).toMatch(
-      /^environment variable MREL_EVALUATION_TASK_QUEUE: "gpu-evaluation" is not the queue the release workflow schedules evaluations on \("evaluation"\)/,
-    );
-  });
-});
