@@ -350,7 +350,9 @@ describe('hostile inputs at the HTTP door', () => {
       }),
     );
     expect(keys.status).toBe(400);
-    expect(keys.body.problems).toEqual([expect.stringMatching(/^model\.digests: keys must be at most 1024 characters/)]);
+    expect(keys.body.problems).toEqual([
+      expect.stringMatching(/^model\.digests: keys must be at most 1024 characters/),
+    ]);
     expect(keys.body.problems[0]?.length).toBeLessThan(200);
   });
 });
