@@ -3,6 +3,7 @@
  * price → risk premium → budget verdict. Knows nothing of Temporal: the activity in ./index wires it to heartbeats,
  * cancellation and the evidence file. Reads artifacts only through the manifest (via `locate`).
  */
+import { MAX_RESULT_FINDINGS } from '../../contract/limits';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import type { PricingCatalog } from '../../config/pricing';
@@ -37,8 +38,6 @@ import { durationMs } from '../../contract/duration';
 import { parseTraffic, resolveInstant, type TrafficProfile } from './traffic';
 
 export const GATE = 'cost';
-/** Findings kept in the GateResult (it goes into workflow history); the evidence keeps all. */
-export const MAX_RESULT_FINDINGS = 200;
 
 export interface CostProgress {
   step: 'footprint' | 'history' | 'forecast' | 'sizing';

@@ -2,6 +2,7 @@
  * Turns each gate's report into findings and a verdict under the policy. Pure: the same report and policy always
  * give the same verdict, which is what lets the evidence be replayed.
  */
+import { MAX_RESULT_FINDINGS } from '../../contract/limits';
 import type { FairnessPolicy, MetricBound, ExplainabilityPolicy, RobustnessPolicy } from './policy';
 import { applyWaivers, severityCounts, verdictFor } from '../common/gate-kit';
 import type { Finding, GateResult, Severity, Waiver } from '../../contract/types';
@@ -11,9 +12,6 @@ import type { RobustnessReport } from './run-robustness';
 import type { ExplainReport } from './run-explain';
 
 export const GATES = { fairness: 'fairness', robustness: 'robustness', explain: 'explain' } as const;
-
-/** Findings kept in a GateResult (it goes into workflow history); the evidence file keeps them all. */
-export const MAX_RESULT_FINDINGS = 200;
 
 export interface Judgement {
   findings: Finding[];

@@ -2,6 +2,7 @@
  * The gate's decision from a scan report: findings (vulnerabilities and the config/inventory problems), waivers,
  * the fail-closed verdict, compact metrics and the Deployment annotations that pin the scanned digest.
  */
+import { MAX_RESULT_FINDINGS } from '../../../contract/limits';
 import type { ImagePolicy } from './policy';
 import type { Finding, GateResult, Waiver } from '../../../contract/types';
 import { applyWaivers, SEVERITY_RANK, severityCounts, verdictFor } from '../../common/gate-kit';
@@ -9,8 +10,6 @@ import type { ImageScanReport } from './scan';
 
 /** The gate's name in findings, waivers, evidence and the policy section. */
 export const IMAGE_GATE = 'image';
-/** Findings kept in the GateResult (it goes into workflow history); the evidence keeps them all. */
-export const MAX_RESULT_FINDINGS = 200;
 
 export interface ImageDecision {
   verdict: GateResult['verdict'];

@@ -11,7 +11,7 @@ import type { ArtifactStore } from '../../store/artifact-store';
 import { ImageScanError, type ImageScanErrorCode } from './errors';
 import { imageGate, type ImageGateDeps } from './image-gate';
 
-export { decideImageGate, IMAGE_GATE, MAX_RESULT_FINDINGS } from './gate';
+export { decideImageGate, IMAGE_GATE } from './gate';
 export { ImageScanError, RegistryUnavailableError } from './errors';
 export type { ImageScanErrorCode } from './errors';
 export { lockFilesOf, scanImage, SCANNER_VERSION } from './scan';
