@@ -8,6 +8,7 @@ import { defineGate, InvalidPolicy } from '../gate/gate';
 import { checkModelLicense, GATE, LicensePolicyError, type LicenseReport } from './check';
 import { manifestFiles } from './model-files';
 import { checkLicensePolicy, type LicensePolicy } from './policy';
+import { licensePolicyProblems } from './policy-check';
 
 export const licenseGate = defineGate<LicensePolicy, LicenseReport>({
   name: GATE,
@@ -15,9 +16,11 @@ export const licenseGate = defineGate<LicensePolicy, LicenseReport>({
   activity: 'checkLicense',
   queue: 'release',
   parsePolicy(section, file) {
+    // The schema and the license ids the policy names (a misspelt id would never match): one check, at load.
+    const problems = licensePolicyProblems(section);
     const checked = checkLicensePolicy(section);
-    if ('policy' in checked) return checked.policy;
-    throw new InvalidPolicy(file, 'license', checked.problems);
+    if (problems.length > 0 || !('policy' in checked)) throw new InvalidPolicy(file, 'license', problems);
+    return checked.policy;
   },
   async run(ctx) {
     try {

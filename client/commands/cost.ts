@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { parse } from 'yaml';
 import { loadPricing, DEFAULT_PRICING_FILE, type PricingCatalog } from '../../config/pricing';
-import { parseCostPolicy, type CostPolicy } from '../../activities/cost/policy';
+import { costPolicyRoles, parseCostPolicy, type CostPolicy } from '../../activities/cost/policy';
 import { usd, usdFine } from '../../activities/cost/budget';
 import { CostError, SourceUnavailableError } from '../../activities/cost/errors';
 import { estimateReleaseCost, type CostEvidence, type CostInput } from '../../activities/cost/estimate';
@@ -60,6 +60,7 @@ const COST_POLICY: GateCommandSpec<unknown, CostPolicy>['policy'] = {
     if ('problems' in parsed) throw new Error(parsed.problems.join('\n'));
     return parsed.policy;
   },
+  roles: (policy) => costPolicyRoles(policy).map((role) => ({ field: 'cost: review role', role })),
 };
 
 /** The pricing option both commands take. */

@@ -15,11 +15,13 @@ import {
   loadApprovers,
   loadPolicy,
   loadPolicyFile,
+  type LoadedApprovers,
   type LoadedPolicy,
 } from '../../config/loader';
 import { WalkError } from '../../activities/formats/walk';
-import { GATE_POLICY_SECTIONS } from '../../activities/gate-policies';
+import { zodProblems } from '../../contract/problems';
 import type { Verdict } from '../../contract/types';
+import { InvalidPolicy } from '../../activities/gate/gate';
 import { CommandError, EXIT, type ExitCode } from '../errors';
 import type { CommandContext } from './context';
 import type { RegisterCommands } from './index';
@@ -60,9 +62,11 @@ export interface GateCommandSpec<O, P> {
     /** The policy file's section this gate reads (`scan`, `license`, `image`, `evaluation`, `cost`). */
     section: string;
     /** The gate's parser of that section, the one its worker uses; `file` names the source in its errors. */
-    parse(section: unknown, file: string): P;
+    parse(section: unknown, file: string, context: { knownRoles: readonly string[] }): P;
     /** Without --policy the command only measures and judges nothing (fairness); otherwise DEFAULT_POLICY applies. */
     optional?: boolean;
+    /** Roles the section names (a review role), each with its field: checked against approvers.yaml's roles. */
+    roles?(policy: P): { field: string; role: string }[];
   };
   /** True when the gate's findings can be written as SARIF 2.1.0. */
   sarif?: boolean;
@@ -164,17 +168,19 @@ function write(ctx: CommandContext, outcome: GateOutcome, format: string): void 
 
 /**
  * Loads `--policy`: a name (config/policies/<name>.yaml) or a path to a YAML file, through the loader the worker
- * uses (the whole file validated, every gate section and every role against approvers.yaml), then parses the gate's
- * section with the gate's own parser. Every problem is a CommandError `config` (exit 5) naming the file and field.
+ * uses (the file's frame and every role against approvers.yaml), then parses the gate's own section with the gate's
+ * own parser. The other gates' sections are the worker's to check: loading every gate's validators would cost each
+ * command the start-up of all of them. Every problem is a CommandError `config` (exit 5) naming the file and field.
  */
 export async function loadGatePolicy<P>(
   spec: GateCommandSpec<unknown, P>['policy'],
   ref: string | undefined,
   { configDir }: { configDir: string },
 ): Promise<GatePolicy<P>> {
-  if (ref === undefined) return { policy: spec.parse(undefined, 'built-in defaults'), configDir };
+  if (ref === undefined) return { policy: spec.parse(undefined, 'built-in defaults', { knownRoles: [] }), configDir };
   const isFile = /[\\/]/.test(ref) || /\.ya?ml$/i.test(ref);
   let loaded: LoadedPolicy;
+  let approvers: LoadedApprovers;
   try {
     if (isFile) {
       const info = await stat(ref).catch(() => undefined);
@@ -182,10 +188,10 @@ export async function loadGatePolicy<P>(
         throw new CommandError('config', `--policy ${ref}: no such policy file; give a YAML file or a policy name`);
       }
     }
-    const approvers = await loadApprovers(configDir);
+    approvers = await loadApprovers(configDir);
     loaded = isFile
-      ? await loadPolicyFile(ref, approvers, GATE_POLICY_SECTIONS, configDir)
-      : await loadPolicy(ref, approvers, GATE_POLICY_SECTIONS, configDir);
+      ? await loadPolicyFile(ref, approvers, {}, configDir)
+      : await loadPolicy(ref, approvers, {}, configDir);
   } catch (err) {
     if (err instanceof ConfigError) {
       throw new CommandError('config', `--policy ${ref}: ${err.file} does not load`, err.problems, { cause: err });
@@ -195,16 +201,41 @@ export async function loadGatePolicy<P>(
   const section = (loaded as Record<string, unknown>)[spec.section];
   let policy: P;
   try {
-    policy = spec.parse(section, loaded.file);
+    policy = spec.parse(section, loaded.file, { knownRoles: Object.keys(approvers.roles) });
   } catch (err) {
     throw new CommandError(
       'config',
-      `--policy ${ref}: ${loaded.file}: invalid ${spec.section} section`,
-      (err as Error).message.split('\n'),
-      { cause: err },
+      `--policy ${ref}: ${loaded.file} does not load`,
+      sectionProblems(err, spec.section).map((line) => line.replace(`${loaded.file}: `, '')),
+      {
+        cause: err,
+      },
+    );
+  }
+  // A review role approvers.yaml does not define could never approve: the worker refuses it at load, and so does this.
+  const known = Object.keys(approvers.roles);
+  const unknown = (spec.roles?.(policy) ?? []).filter(({ role }) => !known.includes(role));
+  if (unknown.length > 0) {
+    throw new CommandError(
+      'config',
+      `--policy ${ref}: ${loaded.file} does not load`,
+      unknown.map(
+        ({ field, role }) =>
+          `${field} "${role}" is not a known role (known: ${known.join(', ')}); add it under roles: in approvers.yaml or fix the name`,
+      ),
     );
   }
   return { policy, source: { name: loaded.name, file: loaded.file, digest: loaded.digest }, configDir };
+}
+
+/** One line per bad field of a gate section, whichever way the gate's parser reports it. */
+function sectionProblems(err: unknown, section: string): string[] {
+  if (err instanceof InvalidPolicy) return err.problems;
+  // zod and zod/mini errors alike (the scan section uses the mini build, which `instanceof ZodError` would not see).
+  if (err instanceof Error && Array.isArray((err as { issues?: unknown }).issues)) {
+    return zodProblems(err as unknown as Parameters<typeof zodProblems>[0], section);
+  }
+  return (err as Error).message.split('\n');
 }
 
 /** Config files the gate reads itself (pricing.yaml) fail as the policy does. */

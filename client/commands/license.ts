@@ -7,7 +7,10 @@
 import { stat } from 'node:fs/promises';
 import { checkModelLicense, type LicenseReport } from '../../activities/license/check';
 import { directoryFiles } from '../../activities/license/model-files';
-import { parseLicensePolicy, type LicensePolicy } from '../../activities/license/policy';
+import { InvalidPolicy } from '../../activities/gate/gate';
+import { licenseGate } from '../../activities/license/gate';
+import { licensePolicyProblems } from '../../activities/license/policy-check';
+import type { LicensePolicy } from '../../activities/license/policy';
 import { CommandError } from '../errors';
 import { gateCommand } from './gate-command';
 import type { RegisterCommands } from './index';
@@ -22,7 +25,15 @@ export function createLicenseCommand(options: { configDir?: string } = {}): Regi
         command
           .argument('<model-dir>', 'the model directory (model card README.md, LICENSE files, package metadata)')
           .option('--fail-on-review', 'exit 1 when the license needs review (default: exit 0 with a note)'),
-      policy: { section: 'license', parse: (section) => parseLicensePolicy(section) },
+      policy: {
+        section: 'license',
+        // The loader's own check of the section: schema, license ids, and the review role against approvers.yaml.
+        parse: (section, file, { knownRoles }) => {
+          const problems = licensePolicyProblems(section, knownRoles.length > 0 ? knownRoles : undefined);
+          if (problems.length > 0) throw new InvalidPolicy(file, 'license', problems);
+          return licenseGate.parsePolicy(section, file);
+        },
+      },
       run: async ({ args, options: opts, policy }) => {
         const [dir] = args as [string];
         const isDir = await stat(dir).then(
