@@ -134,8 +134,8 @@ export default tseslint.config(
   },
   {
     // The shapes every layer shares, workflows included: nothing here may do I/O or pull in a client library.
-    // @temporalio/common and @temporalio/workflow only for the signal, query and update definitions and the
-    // duration grammar, which must be Temporal's own.
+    // @temporalio/common and @temporalio/workflow only for the signal, query and update definitions and search
+    // attribute keys; `ms` for the duration grammar, which must be Temporal's own (the package Temporal parses with).
     files: ['contract/**/*.ts'],
     rules: {
       'no-restricted-imports': [
@@ -143,9 +143,9 @@ export default tseslint.config(
         {
           patterns: [
             {
-              regex: '^(?![.])(?!zod(/.*)?$)(?!@temporalio/(common|workflow)$)',
+              regex: '^(?![.])(?!zod(/.*)?$)(?!ms$)(?!@temporalio/(common|workflow)$)',
               message:
-                'contract/ may import only zod, @temporalio/common and @temporalio/workflow (DESIGN.md, Layout).',
+                'contract/ may import only zod, ms, @temporalio/common and @temporalio/workflow (DESIGN.md, Layout).',
             },
           ],
         },

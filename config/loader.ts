@@ -5,13 +5,18 @@
  * pricing), never a gate's own section: whoever loads a policy passes the gates' section validators in, so config/
  * depends on nothing but the contract.
  */
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { basename, isAbsolute, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseDocument } from 'yaml';
-import { ProductError } from '../contract/errors';
+import { isAbsolute, join, resolve } from 'node:path';
 import { zodProblems } from '../contract/problems';
+import {
+  ConfigError,
+  DEFAULT_CONFIG_DIR,
+  displayPath,
+  readPolicyYaml,
+  readYamlFile,
+  type LoadedYaml,
+} from './yaml-file';
+
+export { ConfigError, DEFAULT_CONFIG_DIR, readPolicyYaml, readYamlFile, type LoadedYaml } from './yaml-file';
 import type { ApprovalRule, ReleaseConfig, ReleaseRequest, Waiver } from '../contract/types';
 import {
   approversFileSchema,
@@ -24,22 +29,6 @@ import {
   type PolicyFile,
   type SourcePolicy,
 } from './schema';
-
-/** The repository's config/ directory; MREL_CONFIG_DIR overrides it. */
-export const DEFAULT_CONFIG_DIR = process.env.MREL_CONFIG_DIR ?? fileURLToPath(new URL('.', import.meta.url));
-
-/** Invalid configuration: permanent until someone fixes the file, so never retried. */
-export class ConfigError extends ProductError {
-  readonly code = 'INVALID_CONFIG';
-  readonly permanent = true;
-  constructor(
-    readonly file: string,
-    readonly problems: string[],
-    options?: { cause?: unknown },
-  ) {
-    super(problems.map((p) => `${file}: ${p}`).join('\n'), { ...options, details: { file, problems } });
-  }
-}
 
 /**
  * Checks one gate's section of a policy file (`scan:`, `cost:` …) and returns one line per problem, each naming the
@@ -54,50 +43,8 @@ export type GateSectionValidator = (
 /** The validators of every gate section a policy may hold, by section name. */
 export type GateSectionValidators = Readonly<Record<string, GateSectionValidator>>;
 
-export interface LoadedYaml {
-  file: string;
-  data: unknown;
-  digest: string;
-}
-
 async function readYaml(configDir: string, path: string, whatToDo: string): Promise<LoadedYaml> {
   return readYamlFile(path, displayPath(configDir, path), whatToDo);
-}
-
-/**
- * Reads and parses one YAML file, naming it `file` in every error. `whatToDo` follows "not found" (empty: the
- * caller treats a missing file as absent).
- */
-export async function readYamlFile(path: string, file: string, whatToDo: string): Promise<LoadedYaml> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new ConfigError(file, [`not found; ${whatToDo}`], { cause: err });
-    }
-    throw new ConfigError(file, [`cannot be read: ${(err as Error).message}`], { cause: err });
-  }
-  const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      file,
-      doc.errors.map((e) => `is not valid YAML: ${e.message.split('\n')[0]}`),
-    );
-  }
-  let data: unknown;
-  try {
-    data = doc.toJS();
-  } catch (err) {
-    // toJS refuses to expand aliases past a bound (a "billion laughs" document): that is invalid YAML for us too.
-    throw new ConfigError(file, [`is not valid YAML: ${(err as Error).message.split('\n')[0]}`], { cause: err });
-  }
-  return { file, data, digest: createHash('sha256').update(text).digest('hex') };
-}
-
-function displayPath(configDir: string, path: string): string {
-  const rel = relative(join(configDir, '..'), path);
-  return rel.startsWith('..') ? path : rel;
 }
 
 export interface LoadedApprovers extends ApproversFile {
@@ -143,14 +90,7 @@ export async function loadPolicy(
   sections: GateSectionValidators,
   configDir = DEFAULT_CONFIG_DIR,
 ): Promise<LoadedPolicy> {
-  if (!/^[a-z0-9][a-z0-9_-]*$/.test(name)) {
-    throw new ConfigError(`policies/${name}.yaml`, [`"${name}" is not a policy name (lower-case, digits, "-", "_")`]);
-  }
-  const loaded = await readYaml(
-    configDir,
-    join(configDir, 'policies', `${name}.yaml`),
-    `the request names policy "${name}"; create config/policies/${name}.yaml or name an existing policy`,
-  );
+  const { loaded } = await readPolicyYaml(name, configDir, false);
   return checkPolicy(name, loaded, approvers, sections);
 }
 
@@ -164,8 +104,8 @@ export async function loadPolicyFile(
   sections: GateSectionValidators,
   configDir = DEFAULT_CONFIG_DIR,
 ): Promise<LoadedPolicy> {
-  const loaded = await readYaml(configDir, resolve(path), 'give the path of a policy YAML file');
-  return checkPolicy(basename(path).replace(/\.ya?ml$/, ''), loaded, approvers, sections);
+  const { name, loaded } = await readPolicyYaml(path, configDir, true);
+  return checkPolicy(name, loaded, approvers, sections);
 }
 
 function checkPolicy(

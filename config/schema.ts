@@ -2,7 +2,7 @@
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { durationSchema } from '../contract/duration';
-import { NOTIFICATION_EVENTS } from '../contract/types';
+import { NOTIFICATION_EVENTS } from '../contract/notification-events';
 
 export { NOTIFICATION_EVENTS };
 

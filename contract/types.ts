@@ -5,6 +5,7 @@
  * This file is imported by workflow code: it must stay free of I/O and Node builtins.
  */
 import { z } from 'zod';
+import type { NotificationEvent } from './notification-events';
 import { MAX_APPROVER_CHARS, MAX_COMMENT_CHARS } from './limits';
 
 /** Lower-case DNS-label-like names: they end up in workflow ids, Git paths and Kubernetes object names. */
@@ -379,16 +380,7 @@ export interface ApprovalRule {
   timeout: string;
 }
 
-/** What a notification can be about; a webhook names the ones it wants (default: all). */
-export const NOTIFICATION_EVENTS = [
-  'awaiting-approval',
-  'gate-failed',
-  'released',
-  'rejected',
-  'expired',
-  'failed',
-] as const;
-export type NotificationEvent = (typeof NOTIFICATION_EVENTS)[number];
+export { NOTIFICATION_EVENTS, type NotificationEvent } from './notification-events';
 
 /** A webhook of the release's environment, from the policy's `notifications:` section. */
 export interface NotificationTarget {

@@ -55,6 +55,7 @@ interface EstimateOptions extends CommonOptions {
 
 const COST_POLICY: GateCommandSpec<unknown, CostPolicy>['policy'] = {
   section: 'cost',
+  approvers: true,
   parse: (section) => {
     const parsed = parseCostPolicy(section);
     if ('problems' in parsed) throw new Error(parsed.problems.join('\n'));

@@ -9,15 +9,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import {
-  ConfigError,
-  DEFAULT_CONFIG_DIR,
-  loadApprovers,
-  loadPolicy,
-  loadPolicyFile,
-  type LoadedApprovers,
-  type LoadedPolicy,
-} from '../../config/loader';
+import { ConfigError, DEFAULT_CONFIG_DIR, readPolicyYaml } from '../../config/yaml-file';
 import { WalkError } from '../../activities/formats/walk';
 import { zodProblems } from '../../contract/problems';
 import type { Verdict } from '../../contract/types';
@@ -67,6 +59,11 @@ export interface GateCommandSpec<O, P> {
     optional?: boolean;
     /** Roles the section names (a review role), each with its field: checked against approvers.yaml's roles. */
     roles?(policy: P): { field: string; role: string }[];
+    /**
+     * Load the whole policy as the worker does (its approval frame, every role against approvers.yaml) because the
+     * section names reviewers; otherwise only the file and this section are read, keeping the command's start fast.
+     */
+    approvers?: boolean;
   };
   /** True when the gate's findings can be written as SARIF 2.1.0. */
   sarif?: boolean;
@@ -179,8 +176,8 @@ export async function loadGatePolicy<P>(
 ): Promise<GatePolicy<P>> {
   if (ref === undefined) return { policy: spec.parse(undefined, 'built-in defaults', { knownRoles: [] }), configDir };
   const isFile = /[\\/]/.test(ref) || /\.ya?ml$/i.test(ref);
-  let loaded: LoadedPolicy;
-  let approvers: LoadedApprovers;
+  let loaded: { name: string; file: string; digest: string; data: Record<string, unknown> };
+  let knownRoles: string[] = [];
   try {
     if (isFile) {
       const info = await stat(ref).catch(() => undefined);
@@ -188,20 +185,37 @@ export async function loadGatePolicy<P>(
         throw new CommandError('config', `--policy ${ref}: no such policy file; give a YAML file or a policy name`);
       }
     }
-    approvers = await loadApprovers(configDir);
-    loaded = isFile
-      ? await loadPolicyFile(ref, approvers, {}, configDir)
-      : await loadPolicy(ref, approvers, {}, configDir);
+    if (spec.approvers) {
+      const loader = await import('../../config/loader');
+      const approvers = await loader.loadApprovers(configDir);
+      const policy = isFile
+        ? await loader.loadPolicyFile(ref, approvers, {}, configDir)
+        : await loader.loadPolicy(ref, approvers, {}, configDir);
+      loaded = { ...policy, data: policy as unknown as Record<string, unknown> };
+      knownRoles = Object.keys(approvers.roles);
+    } else {
+      const read = await readPolicyYaml(ref, configDir, isFile);
+      const data = read.loaded.data;
+      if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+        throw new ConfigError(read.loaded.file, ["must be a mapping with approval: and the gates' sections"]);
+      }
+      loaded = {
+        name: read.name,
+        file: read.loaded.file,
+        digest: read.loaded.digest,
+        data: data as Record<string, unknown>,
+      };
+    }
   } catch (err) {
     if (err instanceof ConfigError) {
       throw new CommandError('config', `--policy ${ref}: ${err.file} does not load`, err.problems, { cause: err });
     }
     throw err;
   }
-  const section = (loaded as Record<string, unknown>)[spec.section];
+  const section = loaded.data[spec.section];
   let policy: P;
   try {
-    policy = spec.parse(section, loaded.file, { knownRoles: Object.keys(approvers.roles) });
+    policy = spec.parse(section, loaded.file, { knownRoles });
   } catch (err) {
     throw new CommandError(
       'config',
@@ -213,7 +227,7 @@ export async function loadGatePolicy<P>(
     );
   }
   // A review role approvers.yaml does not define could never approve: the worker refuses it at load, and so does this.
-  const known = Object.keys(approvers.roles);
+  const known = knownRoles;
   const unknown = (spec.roles?.(policy) ?? []).filter(({ role }) => !known.includes(role));
   if (unknown.length > 0) {
     throw new CommandError(

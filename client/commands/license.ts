@@ -27,6 +27,7 @@ export function createLicenseCommand(options: { configDir?: string } = {}): Regi
           .option('--fail-on-review', 'exit 1 when the license needs review (default: exit 0 with a note)'),
       policy: {
         section: 'license',
+        approvers: true,
         // The loader's own check of the section: schema, license ids, and the review role against approvers.yaml.
         parse: (section, file, { knownRoles }) => {
           const problems = licensePolicyProblems(section, knownRoles.length > 0 ? knownRoles : undefined);
