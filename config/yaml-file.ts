@@ -67,7 +67,6 @@ export function displayPath(configDir: string, path: string): string {
   return rel.startsWith('..') ? path : rel;
 }
 
-
 /**
  * Reads a policy named by `ref`: a name (config/policies/<name>.yaml, checked as a name) or the path of a YAML file
  * anywhere (`mrel scan --policy ./strict.yaml`, to try a policy before it is committed; named by its base name).
