@@ -9,6 +9,7 @@ import {
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
   type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
@@ -390,6 +391,8 @@ export async function retryRelease(client: Client, releaseId: string, requestedB
 /** A gRPC deadline we set ran out (the server or the worker did not answer in time). */
 function deadlineExceeded(err: unknown): boolean {
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    // The SDK's own word for an update call whose deadline passed (under load it arrives without the gRPC status).
+    if (e instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return true;
     if (isGrpcServiceError(e) && e.code === 4) return true;
     if (e instanceof Error && /deadline exceeded/i.test(e.message)) return true;
   }
