@@ -99,22 +99,7 @@ export async function acquireArtifacts(model: ModelRef, options: AcquireOptions)
   const declared = new Map(Object.entries(model.digests ?? {}));
   checkListing(model, source, declared);
 
-  const files: ArtifactFile[] = [];
-  for (const file of source.files) {
-    options.signal?.throwIfAborted();
-    try {
-      const stream = await file.open(options.signal);
-      const blob = await store.put(stream, {
-        path: file.path,
-        expectedSha256: declared.get(file.path),
-        signal: options.signal,
-        onProgress: options.onProgress && ((bytes) => options.onProgress?.({ file: file.path, bytes })),
-      });
-      files.push({ path: file.path, ...blob });
-    } catch (err) {
-      throw describeTransferError(err, file.path, model.source, options.signal);
-    }
-  }
+  const files = await storeAll(source.files, store, declared, model.source, options);
 
   const totalSize = files.reduce((sum, file) => sum + file.size, 0);
   if (totalSize === 0) {
@@ -183,6 +168,56 @@ function checkListing(model: ModelRef, source: ResolvedSource, declared: Readonl
 }
 
 /** Name the file in transient errors; a bare "terminated" from a dropped connection helps nobody. */
+/**
+ * Files stored at once. A model of many small files (a tokenizer's vocabulary shards, a sharded checkpoint, 20,000
+ * files) is bound by round trips and file creation, not bandwidth; a few at a time keep memory at a few chunks each.
+ */
+export const ACQUIRE_CONCURRENCY = 4;
+
+/**
+ * Streams every file into the store, ACQUIRE_CONCURRENCY at a time. The first failure stops the others and is what
+ * the caller sees, once every transfer has ended and removed its temp file.
+ */
+async function storeAll(
+  sourceFiles: ResolvedSource['files'],
+  store: ArtifactStore,
+  declared: Map<string, string>,
+  sourceUri: string,
+  options: AcquireOptions,
+): Promise<ArtifactFile[]> {
+  const stop = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+  const files: ArtifactFile[] = new Array(sourceFiles.length);
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < sourceFiles.length) {
+      const index = next++;
+      const file = sourceFiles[index] as ResolvedSource['files'][number];
+      try {
+        options.signal?.throwIfAborted();
+        const stream = await file.open(signal);
+        const blob = await store.put(stream, {
+          path: file.path,
+          expectedSha256: declared.get(file.path),
+          signal,
+          onProgress: options.onProgress && ((bytes) => options.onProgress?.({ file: file.path, bytes })),
+        });
+        files[index] = { path: file.path, ...blob };
+      } catch (err) {
+        // Only the first failure counts: the others are the transfers it stopped.
+        if (failure === undefined) {
+          failure = { err: describeTransferError(err, file.path, sourceUri, options.signal) };
+          stop.abort();
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(ACQUIRE_CONCURRENCY, sourceFiles.length) }, worker));
+  if (failure !== undefined) throw failure.err;
+  return files;
+}
+
 function describeTransferError(err: unknown, path: string, source: string, signal?: AbortSignal): unknown {
   if (
     err instanceof AcquireError ||
