@@ -7,12 +7,6 @@ import type { EvidenceBundleRef, EvidenceIndex } from '../activities/gitops/evid
 import type { GateResult, ReleaseConfig } from '../contract/types';
 import type { ReleaseState } from './release-state';
 
-/** A config file a gate read besides the policy (the price catalog), as the gate contract reports it. */
-interface GateInputFile {
-  name: string;
-  digest: string;
-}
-
 export function evidenceBundle(state: ReleaseState, config: ReleaseConfig): EvidenceBundleRef {
   const { gates, approvals, refused } = state.status;
   const index: EvidenceIndex = {
@@ -28,7 +22,7 @@ export function evidenceBundle(state: ReleaseState, config: ReleaseConfig): Evid
     }),
   };
   if (config.waiversFile) index.waivers = { file: config.waiversFile.file, digest: config.waiversFile.digest };
-  const pricing = gates.flatMap((g) => inputsOf(g)).find((f) => f.name.includes('pricing'));
+  const pricing = gates.flatMap((g) => g.inputs ?? []).find((f) => f.name.includes('pricing'));
   if (pricing) index.pricing = { file: pricing.name, digest: pricing.digest };
   const entries = gates.flatMap((g) => {
     const sha256 = evidenceDigest(g);
@@ -48,9 +42,4 @@ function evidenceDigest(gate: GateResult): string | undefined {
 
 function isDigest(text: string): boolean {
   return /^sha256:[0-9a-f]{64}$/.test(text);
-}
-
-/** The config files a gate reports having read (the cost gate: the price catalog), when it reports any. */
-function inputsOf(gate: GateResult): GateInputFile[] {
-  return gate.inputs ?? [];
 }

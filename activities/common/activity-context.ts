@@ -13,19 +13,20 @@ export function activityContext(): Context | undefined {
 
 /**
  * A progress callback that heartbeats at most once per `intervalMs` for the same step, and at once whenever the step
- * changes (`stepOf` names the step: the file, phase or layer the progress is about).
+ * changes (`stepOf` names the step: the file, phase or layer the progress is about) or `force` is set (a resumable
+ * checkpoint, which must never be dropped).
  */
 export function throttledHeartbeat<P>(
   context: Context,
   stepOf: (progress: P) => unknown,
   intervalMs = 1_000,
-): (progress: P) => void {
+): (progress: P, force?: boolean) => void {
   let lastStep: unknown;
   let lastAt = 0;
-  return (progress) => {
+  return (progress, force = false) => {
     const now = Date.now();
     const step = stepOf(progress);
-    if (step === lastStep && now - lastAt < intervalMs) return;
+    if (!force && step === lastStep && now - lastAt < intervalMs) return;
     lastStep = step;
     lastAt = now;
     context.heartbeat(progress);

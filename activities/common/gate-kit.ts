@@ -1,12 +1,7 @@
 /**
- * What every gate shares: severity order, waivers, the verdict rule, and evidence files in the artifact store.
- * Pure apart from writeEvidence; knows nothing of Temporal.
+ * What every gate shares: severity order, waivers and the verdict rule. Pure; knows nothing of Temporal.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import type { Finding, Severity, Verdict, Waiver } from '../../contract/types';
-import { PRIVATE_DIR, PRIVATE_FILE } from './private-files';
 
 export const SEVERITY_RANK: Record<Severity, number> = { info: 0, low: 1, medium: 2, high: 3, critical: 4 };
 
@@ -76,24 +71,4 @@ export function severityCounts(findings: Finding[]): Record<string, number> {
     else counts[f.severity] = (counts[f.severity] ?? 0) + 1;
   }
   return counts;
-}
-
-/**
- * Writes a gate's full evidence (JSON) into the artifact store under `evidence/<release id>/<gate>.json`, atomically,
- * and returns its path. The GateResult keeps only the summary; this file keeps everything.
- */
-export async function writeEvidence(
-  storeRoot: string,
-  releaseId: string,
-  gate: string,
-  data: unknown,
-): Promise<string> {
-  const safeId = releaseId.replace(/[^A-Za-z0-9._-]+/g, '_');
-  const path = join(storeRoot, 'evidence', safeId, `${gate}.json`);
-  await mkdir(dirname(path), { recursive: true, mode: PRIVATE_DIR });
-  const body = `${JSON.stringify(data, null, 2)}\n`;
-  const tmp = `${path}.${createHash('sha256').update(body).digest('hex').slice(0, 12)}.tmp`;
-  await writeFile(tmp, body, { mode: PRIVATE_FILE });
-  await rename(tmp, path);
-  return path;
 }

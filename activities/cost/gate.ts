@@ -4,11 +4,10 @@
  * checked against the team's and cost center's budgets. Its typed output is the Deployment's sizing.
  */
 import { basename } from 'node:path';
-import { ConfigError } from '../../config/loader';
+import { ConfigError, loadSourcePolicy } from '../../config/loader';
 import { DEFAULT_PRICING_FILE, loadPricing, type PricingCatalog } from '../../config/pricing';
 import type { ArtifactFile } from '../../contract/types';
 import type { SourcePolicy } from '../common/source-policy';
-import { loadSourcePolicy } from '../../config/loader';
 import { CannotDecide, defineGate, InvalidPolicy, type Gate } from '../gate/gate';
 import { estimateReleaseCost, GATE, type CostEstimate } from './estimate';
 import { parseCostPolicy, type CostPolicy } from './policy';

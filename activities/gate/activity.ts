@@ -5,11 +5,10 @@
  * and judges.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import type { Context } from '@temporalio/activity';
 import { FailureType } from '../../contract/definitions';
 import { MAX_RESULT_FINDINGS } from '../../contract/limits';
 import type { Finding, GateInput, GateResult } from '../../contract/types';
-import { activityContext } from '../common/activity-context';
+import { activityContext, throttledHeartbeat } from '../common/activity-context';
 import type { ArtifactStore } from '../store/artifact-store';
 import { loadManifest } from '../store/manifest';
 import { putEvidence } from './evidence';
@@ -53,6 +52,7 @@ export async function runGateActivity<P, R>(
   const policy = policyOrFailure(gate, input.policy, file);
   try {
     const manifest = await loadManifest(deps.store, input.manifest);
+    const heartbeat = context && throttledHeartbeat<{ step: string }>(context, (p) => p.step, HEARTBEAT_INTERVAL_MS);
     const ctx: GateRunContext<P> = {
       releaseId: input.releaseId,
       request: input.request,
@@ -65,7 +65,7 @@ export async function runGateActivity<P, R>(
       store: deps.store,
       localFile: (sha256) => deps.store.localFile(sha256),
       signal: context?.cancellationSignal,
-      progress: context ? heartbeater(context) : () => undefined,
+      progress: (details, options) => heartbeat?.(details, options?.checkpoint),
       resumeFrom: context?.info.heartbeatDetails,
       now: startedAt,
     };
@@ -121,22 +121,25 @@ export async function toResult(
   const findings = judgement.findings;
   const attachments: { name: string; digest: string }[] = [];
   for (const attachment of judgement.attachments ?? []) {
-    const data = attachment.data as Record<string, unknown>;
-    attachments.push({ name: attachment.name, digest: await putEvidence(store, { gate: gate.name, ...data }, false) });
+    attachments.push({ name: attachment.name, digest: await putEvidence(store, attachment.data, gate.name) });
   }
-  const evidence = await putEvidence(store, {
-    gate: gate.name,
-    releaseId: input.releaseId,
-    model: `${input.request.model.name}@${input.request.model.version}`,
-    manifestDigest: input.manifest.manifestDigest,
-    policy: { file: policyFileOf(input), section: gate.section, value: policy ?? null },
-    verdict: judgement.verdict,
-    summary: judgement.summary,
-    ...(judgement.inputs ? { inputs: judgement.inputs } : {}),
-    report: judgement.evidence,
-    findings,
-    ...(attachments.length > 0 ? { attachments } : {}),
-  });
+  const evidence = await putEvidence(
+    store,
+    {
+      gate: gate.name,
+      releaseId: input.releaseId,
+      model: `${input.request.model.name}@${input.request.model.version}`,
+      manifestDigest: input.manifest.manifestDigest,
+      policy: { file: policyFileOf(input), section: gate.section, value: policy ?? null },
+      verdict: judgement.verdict,
+      summary: judgement.summary,
+      ...(judgement.inputs ? { inputs: judgement.inputs } : {}),
+      report: judgement.evidence,
+      findings,
+      ...(attachments.length > 0 ? { attachments } : {}),
+    },
+    gate.name,
+  );
   const kept: Finding[] = findings.slice(0, MAX_RESULT_FINDINGS);
   return {
     gate: gate.name,
@@ -158,19 +161,6 @@ export async function toResult(
     ...(attachments.length > 0 ? { attachments } : {}),
     startedAt,
     finishedAt: new Date().toISOString(),
-  };
-}
-
-/** Heartbeats progress, throttled per step; a new step heartbeats at once. */
-function heartbeater(context: Context): GateRunContext<unknown>['progress'] {
-  let lastStep: string | undefined;
-  let lastAt = 0;
-  return (details, options) => {
-    const now = Date.now();
-    if (!options?.checkpoint && details.step === lastStep && now - lastAt < HEARTBEAT_INTERVAL_MS) return;
-    lastStep = details.step;
-    lastAt = now;
-    context.heartbeat(details);
   };
 }
 

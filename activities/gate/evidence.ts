@@ -3,14 +3,10 @@ import { canonicalJson } from '../common/canonical-json';
 import type { ArtifactStore } from '../store/artifact-store';
 
 export const EVIDENCE_PREFIX = 'sha256:';
-/** Evidence blobs above this are refused when read back for the bundle. */
-export const MAX_EVIDENCE_BYTES = 32 * 1024 * 1024;
 
-/** Stores `data` as canonical JSON; `tagged` false stores a document (an SBOM) exactly as given. */
-export async function putEvidence(store: ArtifactStore, data: Record<string, unknown>, tagged = true): Promise<string> {
-  const { gate, ...rest } = data;
-  const body = tagged ? data : rest;
-  const blob = await store.putBytes(`${canonicalJson(body)}\n`, { path: `evidence of ${String(gate)}` });
+/** Stores `document` (a gate's evidence, or an attachment such as its SBOM) as canonical JSON; `gate` names it in messages. */
+export async function putEvidence(store: ArtifactStore, document: unknown, gate: string): Promise<string> {
+  const blob = await store.putBytes(`${canonicalJson(document)}\n`, { path: `evidence of ${gate}` });
   return `${EVIDENCE_PREFIX}${blob.sha256}`;
 }
 

@@ -3,4 +3,4 @@
  */
 export * from './artifact-store';
 export { CHUNK_BYTES, FilesystemStore, storePath, storeStream } from './filesystem';
-export { isFullManifest, loadManifest, manifestDigest, manifestSummary, sortFiles, storeManifest } from './manifest';
+export { isFullManifest, loadManifest, manifestDigest, sortFiles, storeManifest } from './manifest';

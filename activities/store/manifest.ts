@@ -65,17 +65,3 @@ export async function loadManifest(
   }
   return manifest;
 }
-
-/** The reference for a manifest already loaded (legacy releases carry the whole manifest). */
-export function manifestSummary(value: ManifestRef | ArtifactManifest): Omit<ManifestRef, 'blob'> & { blob?: string } {
-  if (!isFullManifest(value)) return value;
-  return {
-    model: value.model,
-    version: value.version,
-    source: value.source,
-    resolvedRevision: value.resolvedRevision,
-    manifestDigest: value.manifestDigest,
-    fileCount: value.files.length,
-    totalSize: value.totalSize,
-  };
-}

@@ -1,7 +1,8 @@
 /**
  * Reads a gate's evidence back from the artifact store by the digest its result names, as the evidence bundle does.
  */
-import { evidenceDigest, MAX_EVIDENCE_BYTES } from '../../activities/gate/evidence';
+import { evidenceDigest } from '../../activities/gate/evidence';
+import { MAX_EVIDENCE_BLOB_BYTES } from '../../activities/gitops';
 import type { ArtifactStore } from '../../activities/store';
 import type { Finding, Verdict } from '../../contract/types';
 
@@ -24,7 +25,7 @@ export interface GateEvidence<R = Record<string, unknown>> {
 export async function readEvidenceBytes(store: ArtifactStore, reference: string | undefined): Promise<Buffer> {
   const hex = evidenceDigest(reference);
   if (hex === undefined) throw new Error(`not an evidence digest: ${String(reference)}`);
-  return store.read(hex, MAX_EVIDENCE_BYTES);
+  return store.read(hex, MAX_EVIDENCE_BLOB_BYTES);
 }
 
 export async function readEvidence<R = Record<string, unknown>>(

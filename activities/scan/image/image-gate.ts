@@ -85,7 +85,7 @@ export function imageGate(deps: ImageGateDeps): Gate<ImagePolicy, ImageScanRepor
         annotations: decision.annotations,
         // What runs is what was scanned: the Deployment pins the image by the digest resolved here.
         ...(decision.annotations['image-ref'] ? { deployment: { image: decision.annotations['image-ref'] } } : {}),
-        attachments: [{ name: 'sbom.cdx.json', data: sbom as unknown as Record<string, unknown> }],
+        attachments: [{ name: 'sbom.cdx.json', data: sbom }],
       };
     },
   });
