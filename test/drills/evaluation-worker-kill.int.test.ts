@@ -6,11 +6,9 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startRelease } from '../../client/release-client';
-import type { ReleaseRequest } from '../../contract/types';
-import { trainModelFixture, useBackend, type ModelFixture } from '../evaluate/fixtures';
+import { evaluatedRequest, trainModelFixture, useBackend, type ModelFixture } from '../evaluate/fixtures';
 import { approve, finalStatus, isolatedDrill, serverView, silentWaits, waitFor, type DrillEnv } from './harness';
 
 const ROUNDS = 2;
@@ -30,23 +28,6 @@ afterAll(async () => {
   await closeDrill?.();
 });
 
-function requestFor(name: string): ReleaseRequest {
-  return {
-    model: { name, version: '1.0.0', source: pathToFileURL(model.dir).href },
-    environment: 'staging',
-    policy: 'default',
-    requestedBy: 'drill',
-    team: 'risk',
-    evaluation: {
-      dataset: pathToFileURL(model.data).href,
-      label: 'approved',
-      protected: ['group', 'sex'],
-      favorable: 1,
-    },
-    traffic: { averageRequestsPerSecond: 5, peakRequestsPerSecond: 20 },
-  };
-}
-
 it('kill -9 of the evaluation worker mid-batch: the gates resume and complete', async () => {
   const releaseWorker = env.releaseWorker();
   const evaluationWorker = env.evaluationWorker();
@@ -54,7 +35,7 @@ it('kill -9 of the evaluation worker mid-batch: the gates resume and complete', 
   const ids: string[] = [];
   const lines: string[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    const { releaseId } = await startRelease(env.client, requestFor(`evaluated-${round}`), {
+    const { releaseId } = await startRelease(env.client, evaluatedRequest(model, `evaluated-${round}`, 'drill'), {
       taskQueue: env.taskQueue,
     });
     ids.push(releaseId);

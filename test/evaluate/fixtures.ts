@@ -182,6 +182,24 @@ export function pinDataset(storeRoot: string, data: string): Promise<PinnedArtif
  * A GateInput for a stored model and a dataset file. With `dataset` (pinDataset) the gates read the pinned copy from
  * the store; without, the file itself, as releases from before datasets were pinned do.
  */
+/** A release of a trained credit model with an evaluation block, as the release-level evaluation tests start it. */
+export function evaluatedRequest(model: ModelFixture, name: string, requestedBy = 'ci'): ReleaseRequest {
+  return {
+    model: { name, version: '1.0.0', source: pathToFileURL(model.dir).href },
+    environment: 'staging',
+    policy: 'default',
+    requestedBy,
+    team: 'risk',
+    evaluation: {
+      dataset: pathToFileURL(model.data).href,
+      label: 'approved',
+      protected: ['group', 'sex'],
+      favorable: 1,
+    },
+    traffic: { averageRequestsPerSecond: 5, peakRequestsPerSecond: 20 },
+  };
+}
+
 export function gateInput(
   manifest: ManifestRef | ArtifactManifest,
   data: string,

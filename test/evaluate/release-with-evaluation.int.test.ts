@@ -5,15 +5,14 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getRelease, startRelease } from '../../client/release-client';
 import { createEvaluationWorker } from '../../workers/evaluation-worker';
-import type { ReleaseRequest, ReleaseStatus } from '../../contract/types';
+import type { ReleaseStatus } from '../../contract/types';
 import { recordHistory } from '../helpers/histories';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
-import { trainModelFixture, useBackend, type ModelFixture } from './fixtures';
+import { evaluatedRequest, trainModelFixture, useBackend, type ModelFixture } from './fixtures';
 
 let env: ReleaseEnv;
 let evaluation: Worker;
@@ -37,26 +36,9 @@ afterAll(async () => {
   await env?.close();
 });
 
-function requestFor(model: ModelFixture, name: string): ReleaseRequest {
-  return {
-    model: { name, version: '1.0.0', source: pathToFileURL(model.dir).href },
-    environment: 'staging',
-    policy: 'default',
-    requestedBy: 'ci',
-    team: 'risk',
-    evaluation: {
-      dataset: pathToFileURL(model.data).href,
-      label: 'approved',
-      protected: ['group', 'sex'],
-      favorable: 1,
-    },
-    traffic: { averageRequestsPerSecond: 5, peakRequestsPerSecond: 20 },
-  };
-}
-
 describe('a release with an evaluation', () => {
   it('a fair model passes the three gates, and cost prices it from the measured throughput', async () => {
-    const { releaseId } = await startRelease(env.client, requestFor(fair, 'fair-credit'), {
+    const { releaseId } = await startRelease(env.client, evaluatedRequest(fair, 'fair-credit'), {
       taskQueue: env.settings.taskQueue,
     });
     const waiting = await eventually(
@@ -83,7 +65,7 @@ describe('a release with an evaluation', () => {
   });
 
   it('a model that learned a group bias fails fairness and never reaches approval', async () => {
-    const { releaseId } = await startRelease(env.client, requestFor(biased, 'biased-credit'), {
+    const { releaseId } = await startRelease(env.client, evaluatedRequest(biased, 'biased-credit'), {
       taskQueue: env.settings.taskQueue,
     });
     await env.client.workflow
