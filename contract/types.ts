@@ -4,6 +4,7 @@
  *
  * This file is imported by workflow code: it must stay free of I/O and Node builtins.
  */
+import type { ModelArtifact } from './delivery';
 import { z } from 'zod';
 import type { NotificationEvent } from './notification-events';
 import { MAX_APPROVER_CHARS, MAX_COMMENT_CHARS } from './limits';
@@ -275,6 +276,8 @@ export interface ManifestRef {
   totalSize: number;
   /** Files of 0 bytes (at most 20 named), worth a note. */
   emptyFiles?: string[];
+  /** The model pushed as an OCI (ModelPack) artifact, when the worker's store is a registry. */
+  artifact?: ModelArtifact;
 }
 
 /** A single acquired file, such as the evaluation dataset: pinned by digest like the model. */
