@@ -19,7 +19,7 @@ import { renderStatus } from './format';
 export { EXIT } from './errors';
 
 /** The release commands defined here; they need the Temporal client, which loads only when one of them runs. */
-const RELEASE_COMMANDS = ['start', 'status', 'approve', 'reject', 'retry', 'watch', 'list'];
+const RELEASE_COMMANDS = ['start', 'status', 'approve', 'reject', 'retry', 'rollback', 'keep', 'watch', 'list'];
 /** Global options that take a value (so their value is not taken for the command name). */
 const GLOBAL_VALUE_OPTIONS = ['--address', '--namespace'];
 
@@ -234,6 +234,31 @@ export function buildProgram(
       );
     });
 
+  for (const decision of ['rollback', 'keep'] as const) {
+    program
+      .command(decision)
+      .description(
+        decision === 'rollback'
+          ? 'roll back a stalled rollout the release paused on (a revert commit; the rollback is watched)'
+          : 'keep a stalled rollout the release paused on and watch it once more',
+      )
+      .argument('<release-id>', 'e.g. release/credit-risk/1.0.0/production')
+      .requiredOption('--as <approver>', 'your approver id, with a role the delivery policy names for rollout decisions')
+      .option('--comment <text>', 'why (shown in the status and the evidence)')
+      .action(async (id: string, opts: { as: string; comment?: string }) => {
+        const { decideRollout } = await releaseClient();
+        const answer = await decideRollout(await client(), id, decision, {
+          approver: opts.as,
+          ...(opts.comment === undefined ? {} : { comment: opts.comment }),
+        });
+        const text = answer.accepted
+          ? `${decision === 'rollback' ? 'rolling back' : 'keeping'} ${id} as ${opts.as}\n\n${renderStatus(answer.status)}`
+          : `refused: ${answer.reason ?? 'no reason given'}`;
+        print(answer, text);
+        if (!answer.accepted) setExit(EXIT.fail);
+      });
+  }
+
   program
     .command('list')
     .description('list releases (visibility query on the search attributes)')
@@ -293,12 +318,17 @@ async function follow(
     if (status.awaiting)
       say(`  awaiting ${status.awaiting.approvalsMissing} approval(s) from ${status.awaiting.from.join(', ')}`);
     if (status.served) say(`  (${status.served.reason})`);
-    if (TERMINAL.includes(status.stage) || status.stage === 'approval' || status.retrying?.waitingFor) return status;
+    if (status.rollout && status.stage === 'monitor')
+      say(`  rollout ${status.rollout.state}${status.rollout.reason ? `: ${status.rollout.reason}` : ''}`);
+    const paused = status.rollout?.state === 'paused';
+    if (TERMINAL.includes(status.stage) || status.stage === 'approval' || status.retrying?.waitingFor || paused)
+      return status;
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
-const TERMINAL = ['released', 'rejected', 'expired', 'failed'];
+// Spelled out rather than imported: contract/types would load zod on every start of the CLI.
+const TERMINAL: readonly string[] = ['released', 'rejected', 'expired', 'failed', 'rolled-back'];
 
 function clipLine(text: string, max = 160): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;

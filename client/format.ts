@@ -48,5 +48,35 @@ export function renderStatus(s: ReleaseStatus): string {
   if (s.commit) {
     lines.push(`gitops commit: ${s.commit.sha} on ${s.commit.branch} of ${s.commit.repository}`);
   }
+  if (s.rollout) lines.push(...renderRollout(s));
   return lines.join('\n');
+}
+
+/** The monitor's view: what is watched, its progress (the watch's heartbeat while it runs), pauses and rollbacks. */
+function renderRollout(s: ReleaseStatus): string[] {
+  const r = s.rollout;
+  if (!r) return [];
+  const lines = [`rollout: ${r.state}${r.workload ? ` (${r.workload})` : ''}${r.watches > 1 ? `, watch ${r.watches}` : ''}`];
+  const watching = (s.pending ?? []).find((p) => p.activity === 'watchRollout');
+  const progress = watching?.progress as
+    | { phase?: string; message?: string; replicas?: { desired: number; updated: number; ready: number; available: number } }
+    | undefined;
+  const replicas = progress?.replicas ?? r.replicas;
+  if (replicas)
+    lines.push(
+      `  replicas: ${replicas.ready}/${replicas.desired} ready, ${replicas.updated} updated, ${replicas.available} available`,
+    );
+  if (progress?.message) lines.push(`  now: ${progress.phase ?? ''} ${progress.message}`.trimEnd());
+  if (r.appliedRevision) lines.push(`  applied: ${r.appliedRevision}`);
+  if (r.reason) lines.push(`  ${r.reason}`);
+  if (r.awaiting) {
+    lines.push(
+      `  awaiting: rollback or keep from ${r.awaiting.from.join(', ') || `(nobody with ${r.awaiting.roles.join('/')})`}`,
+      `  deadline: ${r.awaiting.deadline}, then ${r.awaiting.onTimeout}`,
+    );
+  }
+  for (const d of r.decisions) lines.push(`  ${d.decision} by ${d.approver} (${d.role}) at ${d.at}${d.comment ? `: ${d.comment}` : ''}`);
+  if (r.revert) lines.push(`  reverted in ${r.revert.sha} (decided by ${r.revert.decidedBy})`);
+  if (r.rollbackOutcome) lines.push(`  rollback's rollout: ${r.rollbackOutcome}`);
+  return lines;
 }

@@ -28,8 +28,10 @@ import {
   RELEASE_TASK_QUEUE,
   releaseWorkflowId,
   ReleaseStageKey,
+  keepSignal,
   retrySignal,
   RiskLevelKey,
+  rollbackSignal,
   statusQuery,
   TargetEnvironmentKey,
 } from '../contract/definitions';
@@ -38,6 +40,7 @@ import { ReleaseClientError } from './errors';
 import {
   releaseRequestSchema,
   retryInputSchema,
+  rolloutDecisionInputSchema,
   type DecideInput,
   type DecideOutcome,
   type PendingStep,
@@ -386,6 +389,48 @@ export async function retryRelease(client: Client, releaseId: string, requestedB
   }
   await handleFor(client, releaseId).signal(retrySignal, input.data);
   return status;
+}
+
+/**
+ * Sends `rollback` or `keep` to a release whose stalled rollout waits for people, then reads the status until the
+ * release shows the decision counted or refused (signals have no answer of their own). Refused at once, without a
+ * signal, when the release is not paused.
+ */
+export async function decideRollout(
+  client: Client,
+  releaseId: string,
+  decision: 'rollback' | 'keep',
+  input: { approver: string; comment?: string },
+  waitMs = DECISION_TIMEOUT_MS,
+): Promise<{ accepted: boolean; reason?: string; status: ReleaseStatus }> {
+  const parsed = rolloutDecisionInputSchema.safeParse(input);
+  if (!parsed.success) throw new ReleaseClientError('INVALID_REQUEST', `the ${decision} is invalid`, zodProblems(parsed.error));
+  const before = await getRelease(client, releaseId);
+  if (before.rollout?.state !== 'paused') {
+    const where = before.rollout ? `its rollout is ${before.rollout.state}` : `it is in stage ${before.stage}`;
+    throw new ReleaseClientError(
+      'INVALID_REQUEST',
+      `release ${releaseId} does not wait for a rollout decision (${where}); rollback and keep count only while a stalled rollout is paused`,
+    );
+  }
+  const decisions = before.rollout.decisions.length;
+  const refused = before.refused.length + (before.refusedOmitted ?? 0);
+  await handleFor(client, releaseId).signal(decision === 'rollback' ? rollbackSignal : keepSignal, parsed.data);
+  const until = Date.now() + waitMs;
+  for (;;) {
+    const status = await getRelease(client, releaseId);
+    if ((status.rollout?.decisions.length ?? 0) > decisions) return { accepted: true, status };
+    if (status.refused.length + (status.refusedOmitted ?? 0) > refused) {
+      const last = status.refused[status.refused.length - 1];
+      return { accepted: false, reason: last?.reason ?? 'refused', status };
+    }
+    if (Date.now() > until)
+      throw new ReleaseClientError(
+        'WORKER_UNAVAILABLE',
+        `the ${decision} was sent, but the release did not show it within ${waitMs / 1000} s; see mrel status ${releaseId}`,
+      );
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /** A gRPC deadline we set ran out (the server or the worker did not answer in time). */

@@ -4,7 +4,14 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { DecideInput, DecideOutcome, DecisionInput, ReleaseStatus, RetryInput } from './types';
+import type {
+  DecideInput,
+  DecideOutcome,
+  DecisionInput,
+  ReleaseStatus,
+  RetryInput,
+  RolloutDecisionInput,
+} from './types';
 
 /** Task queue of the release worker (CPU work: acquire, gitops, config). */
 export const RELEASE_TASK_QUEUE = 'model-release';
@@ -27,6 +34,12 @@ export const rejectSignal = defineSignal<[DecisionInput]>('reject');
  * is fixed. Counts only while the release waits for it (its status shows `retrying.waitingFor`).
  */
 export const retrySignal = defineSignal<[RetryInput]>('retry');
+/**
+ * A stalled rollout that the policy pauses for people: roll it back (a revert commit, then the rollback's rollout
+ * watched) or keep it (the rollout is watched once more). Role-checked like approvals; counts only while paused.
+ */
+export const rollbackSignal = defineSignal<[RolloutDecisionInput]>('rollback');
+export const keepSignal = defineSignal<[RolloutDecisionInput]>('keep');
 /** Approve or reject with an immediate answer; the validator rejects malformed input before it reaches history. */
 export const decideUpdate = defineUpdate<DecideOutcome, [DecideInput]>('decide');
 

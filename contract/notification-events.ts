@@ -9,5 +9,7 @@ export const NOTIFICATION_EVENTS = [
   'rejected',
   'expired',
   'failed',
+  'rollout-stalled',
+  'rolled-back',
 ] as const;
 export type NotificationEvent = (typeof NOTIFICATION_EVENTS)[number];

@@ -4,7 +4,7 @@
  *
  * This file is imported by workflow code: it must stay free of I/O and Node builtins.
  */
-import type { ModelArtifact } from './delivery';
+import type { EnvironmentDelivery, ModelArtifact, ReplicaCounts } from './delivery';
 import { z } from 'zod';
 import type { NotificationEvent } from './notification-events';
 import { MAX_APPROVER_CHARS, MAX_COMMENT_CHARS } from './limits';
@@ -88,7 +88,15 @@ const classLabelSchema = z.union([boundedString(REQUEST_LIMITS.label), z.number(
 export const releaseRequestSchema = z
   .object({
     model: modelRefSchema,
-    image: z.object({ ref: boundedString(REQUEST_LIMITS.imageRef) }).optional(),
+    image: z
+      .object({
+        /** The inference image: a registry reference, or `docker-daemon:<name>[:tag]` for one only the local engine holds. */
+        ref: boundedString(REQUEST_LIMITS.imageRef),
+        /** Push the scanned image to this repository (`host/repo`) by digest before the commit; the release runs that. */
+        push: boundedString(REQUEST_LIMITS.imageRef).optional(),
+      })
+      .strict()
+      .optional(),
     environment: modelNameSchema,
     policy: z
       .string()
@@ -343,7 +351,7 @@ export interface Decision {
 
 export interface RefusedDecision {
   approver: string;
-  decision: 'approve' | 'reject';
+  decision: 'approve' | 'reject' | 'rollback' | 'keep';
   comment?: string;
   at: string;
   reason: string;
@@ -358,11 +366,12 @@ export interface Waiver {
 }
 
 /** Stages a release ends in. */
-export const TERMINAL_STAGES = ['released', 'rejected', 'expired', 'failed'] as const;
+export const TERMINAL_STAGES = ['released', 'rejected', 'expired', 'failed', 'rolled-back'] as const;
 export type TerminalStage = (typeof TERMINAL_STAGES)[number];
 /**
  * Where a release is: `config`, then each gate phase by its gates' names (`acquire`; later `scan+license`,
- * `evaluate`, `cost`), then `approval`, `gitops`, and one of the terminal stages.
+ * `evaluate`, `cost`), then `approval`, `gitops`, `monitor` (the rollout is watched; releases with a delivery), and one
+ * of the terminal stages.
  */
 export type ReleaseStage = string;
 
@@ -441,6 +450,8 @@ export interface ReleaseConfig {
    * default 2 minutes).
    */
   scheduleToStartTimeout?: string;
+  /** How the environment is served and synced (the policy's `delivery:` section); absent in older snapshots. */
+  delivery?: EnvironmentDelivery;
 }
 
 export interface GitOpsCommit {
@@ -485,6 +496,8 @@ export interface ReleaseStatus {
   /** Set while a step is being retried or waits for a `retry` signal: what failed, how often, what comes next. */
   retrying?: RetryState;
   commit?: GitOpsCommit;
+  /** The rollout after the commit (releases with a delivery): what was watched, how it ended, what was done. */
+  rollout?: RolloutStatus;
   startedAt: string;
   updatedAt: string;
   /**
@@ -495,6 +508,43 @@ export interface ReleaseStatus {
   /** Activities the server is running or retrying for this release (attempt, last failure, next retry), from the client. */
   pending?: PendingStep[];
 }
+
+/** A person's `rollback` or `keep` while a stalled rollout waits for people. */
+export interface RolloutDecision {
+  approver: string;
+  role: string;
+  decision: 'rollback' | 'keep';
+  comment?: string;
+  at: string;
+}
+
+export interface RolloutStatus {
+  /** watching: the commit's application and the rollout; paused: a stalled rollout waits for people; then the end. */
+  state: 'watching' | 'paused' | 'rolling-back' | 'healthy' | 'stalled' | 'rolled-back' | 'no-cluster';
+  /** What the monitor watches (Deployment or InferenceService), `<namespace>/<name>`. */
+  workload?: string;
+  /** How many times the rollout was watched (a `keep` watches it once more). */
+  watches: number;
+  reason?: string;
+  appliedRevision?: string;
+  replicas?: ReplicaCounts;
+  /** While paused: who may decide, until when, and what happens then. */
+  awaiting?: { roles: string[]; from: string[]; deadline: string; onTimeout: 'rollback' | 'keep' };
+  decisions: RolloutDecision[];
+  /** The revert commit of a rollback. */
+  revert?: { sha: string; decidedBy: string; reason: string };
+  /** How the rollback's own rollout ended. */
+  rollbackOutcome?: string;
+}
+
+export const rolloutDecisionInputSchema = z.object({
+  approver: z
+    .string()
+    .min(1, 'approver is required (an id from config/approvers.yaml)')
+    .max(MAX_APPROVER_CHARS, `approver must be at most ${MAX_APPROVER_CHARS} characters`),
+  comment: z.string().max(MAX_COMMENT_CHARS, `comment must be at most ${MAX_COMMENT_CHARS} characters`).optional(),
+});
+export type RolloutDecisionInput = z.infer<typeof rolloutDecisionInputSchema>;
 
 export interface RetryState {
   /** The step being retried: `acquire`, a gate name, `gitops`. */
@@ -547,6 +597,11 @@ export interface GitOpsReleaseInput {
   gates: GateResult[];
   approvals: Decision[];
   policy: { name: string; digest: string };
+  /**
+   * How the environment serves the model (ReleaseConfig.delivery). Absent for releases started before delivery
+   * policies: those render exactly as they did, so a retried commit writes the same bytes.
+   */
+  delivery?: EnvironmentDelivery;
 }
 
 export { location } from './location';

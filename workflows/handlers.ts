@@ -4,9 +4,23 @@
  * and a malformed one is recorded as refused; the update's validator rejects bad input before it reaches history.
  */
 import { setHandler } from '@temporalio/workflow';
-import { approveSignal, decideUpdate, rejectSignal, retrySignal, statusQuery } from '../contract/definitions';
+import {
+  approveSignal,
+  decideUpdate,
+  keepSignal,
+  rejectSignal,
+  retrySignal,
+  rollbackSignal,
+  statusQuery,
+} from '../contract/definitions';
 import { clip, MAX_APPROVER_CHARS } from '../contract/limits';
-import { decideInputSchema, decisionInputSchema, retryInputSchema, type DecideInput } from '../contract/types';
+import {
+  decideInputSchema,
+  decisionInputSchema,
+  retryInputSchema,
+  rolloutDecisionInputSchema,
+  type DecideInput,
+} from '../contract/types';
 import type { DecisionOutcome, ReleaseState } from './release-state';
 
 /** Registers every handler of one release; `publish` shows a change (details, search attributes, memo). */
@@ -45,6 +59,28 @@ export function installHandlers(state: ReleaseState, publish: () => void): void 
       const late = lateDecision(check.data);
       if (late) throw new Error(late);
     },
+  });
+  const applyRollout = (raw: unknown, decision: 'rollback' | 'keep'): void => {
+    const parsed = rolloutDecisionInputSchema.safeParse(raw);
+    if (parsed.success) state.decideRollout(parsed.data, decision, nowIso());
+    else {
+      const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ');
+      state.decideRollout(
+        { approver: approverOf(raw) },
+        decision,
+        nowIso(),
+        `malformed ${decision} signal (${problems})`,
+      );
+    }
+    publish();
+  };
+  setHandler(rollbackSignal, (raw) => applyRollout(raw, 'rollback'), {
+    description:
+      'Roll back a stalled rollout the release paused on: {"approver": "<id with a role the delivery policy names>", "comment": "…"}. A revert commit, then the rollback is watched.',
+  });
+  setHandler(keepSignal, (raw) => applyRollout(raw, 'keep'), {
+    description:
+      'Keep a stalled rollout the release paused on and watch it once more: {"approver": "<id>", "comment": "…"}.',
   });
   setHandler(
     retrySignal,

@@ -1,7 +1,7 @@
 /**
  * modelReleaseWorkflow: one durable workflow per model version and environment.
  *
- *   config → gate phases (acquire; scan+license; evaluation; cost) → approval (signals/update) → gitops
+ *   config → gate phases (acquire; scan+license; evaluation; cost) → approval (signals/update) → gitops → monitor
  *
  * Workflow id `release/<model>/<version>/<environment>` (see releaseWorkflowId); the client starts it with the
  * USE_EXISTING conflict policy so a second start returns the running release. The result is the final ReleaseStatus,
@@ -24,6 +24,7 @@ import { evidenceBundle } from './evidence';
 import { installHandlers, nowIso } from './handlers';
 import {
   CONTENT_GATES_PATCH,
+  DELIVERY_PATCH,
   GITOPS_ROUNDS,
   HARDENING_PATCH,
   NOTIFICATIONS_PATCH,
@@ -31,12 +32,13 @@ import {
   RELEASE_PLAN_PATCH,
   type PlanVersion,
 } from './plan';
+import { monitorRollout } from './monitor';
 import { publishIdentity, publisher } from './publish';
 import { ReleaseState } from './release-state';
 import { checkRequest } from './request-check';
 import { failureMessage, Steps } from './steps';
 
-export { CONTENT_GATES_PATCH, HARDENING_PATCH, NOTIFICATIONS_PATCH, RELEASE_PLAN_PATCH } from './plan';
+export { CONTENT_GATES_PATCH, DELIVERY_PATCH, HARDENING_PATCH, NOTIFICATIONS_PATCH, RELEASE_PLAN_PATCH } from './plan';
 
 export async function modelReleaseWorkflow(input: ReleaseRequest): Promise<ReleaseStatus> {
   const status = await release(input);
@@ -59,7 +61,8 @@ function planVersion(): PlanVersion {
   const notifying = hardened && patched(NOTIFICATIONS_PATCH);
   const contentGates = patched(CONTENT_GATES_PATCH);
   const planned = hardened && notifying && contentGates && patched(RELEASE_PLAN_PATCH);
-  return { hardened, notifying, contentGates, planned };
+  const delivering = planned && patched(DELIVERY_PATCH);
+  return { hardened, notifying, contentGates, planned, delivering };
 }
 
 async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
@@ -103,7 +106,10 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
   state.startCommit(nowIso());
   publish();
   const failure = await commit(state, steps, publish);
-  return steps.finish(failure === undefined ? 'released' : 'failed', failure);
+  if (failure !== undefined) return steps.finish('failed', failure);
+  if (!version.delivering) return steps.finish('released');
+  const outcome = await monitorRollout(state, steps, publish);
+  return steps.finish(outcome.stage, outcome.reason);
 }
 
 /**

@@ -31,6 +31,12 @@ export const NOTIFICATIONS_PATCH = 'notifications-v1';
  */
 export const RELEASE_PLAN_PATCH = 'release-plan-v1';
 
+/**
+ * Releases started with DELIVERY_PATCH watch their rollout after the commit (the `monitor` stage): they end released
+ * only once the commit is applied and the rollout healthy, and a stalled rollout is rolled back or paused per policy.
+ */
+export const DELIVERY_PATCH = 'delivery-v1';
+
 /** Which plan a release runs: the patches its history carries (all of them for a new release). */
 export interface PlanVersion {
   hardened: boolean;
@@ -38,10 +44,12 @@ export interface PlanVersion {
   contentGates: boolean;
   /** RELEASE_PLAN_PATCH: manifest by digest, pinned dataset, configured queues, evidence bundle. */
   planned: boolean;
+  /** DELIVERY_PATCH: the rollout is watched after the commit. */
+  delivering: boolean;
 }
 
 /** How a step's activity is retried. Each has a hardened counterpart (rounds of a few quick attempts). */
-export type Profile = 'short' | 'long' | 'evaluation';
+export type Profile = 'short' | 'long' | 'evaluation' | 'watch';
 
 /** Short, retried activities: config loading and the GitOps commit. */
 const SHORT: ActivityOptions = {
@@ -81,8 +89,16 @@ const H_EVALUATION: ActivityOptions = {
   retry: RETRY_IN_ROUND,
 };
 
+/**
+ * The rollout watch: it waits on Kubernetes watches and ends itself at the policy's rollout timeout, so its own
+ * timeout is only a backstop; a worker lost mid-watch is noticed by the heartbeat timeout, and the next attempt resumes
+ * from the heartbeat (the first start's deadline, the last resourceVersion).
+ */
+const H_WATCH: ActivityOptions = { ...H_SHORT, startToCloseTimeout: '12 hours' };
+
 const PROFILES: Record<Profile, { base: ActivityOptions; hardened: ActivityOptions }> = {
   short: { base: SHORT, hardened: H_SHORT },
+  watch: { base: H_WATCH, hardened: H_WATCH },
   long: { base: LONG, hardened: H_LONG },
   evaluation: { base: EVALUATION, hardened: H_EVALUATION },
 };
@@ -97,6 +113,8 @@ export const NOTIFY: ActivityOptions = {
 /** Rounds before a step gives up (gates: error verdict; gitops: waits for a `retry` signal). */
 export const GATE_ROUNDS = 8;
 export const GITOPS_ROUNDS = 5;
+/** Rounds of the rollout watch and the revert before the release gives up on watching (it is committed by then). */
+export const MONITOR_ROUNDS = 5;
 export const ROUND_BACKOFF_MS = { first: 10_000, max: 5 * 60_000 };
 /** How long a step waits for a worker to take it (rounds of schedule-to-start timeouts) before it fails. */
 export const STARVED_LIMIT_MS = 24 * 3_600_000;

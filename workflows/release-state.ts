@@ -16,6 +16,10 @@ import type {
   ManifestRef,
   NotificationFailure,
   PinnedArtifact,
+  RefusedDecision,
+  RolloutDecision,
+  RolloutDecisionInput,
+  RolloutStatus,
   ReleaseConfig,
   ReleaseRequest,
   ReleaseStatus,
@@ -47,7 +51,7 @@ export interface DecisionOutcome {
  * Where a release is: loading its config, a gate phase (GATE_STAGES of the plan), awaiting approval, committing, or
  * ended. Only ReleaseState's transitions change it.
  */
-export type Stage = 'config' | GateStage | 'approval' | 'gitops' | TerminalStage;
+export type Stage = 'config' | GateStage | 'approval' | 'gitops' | 'monitor' | TerminalStage;
 
 /** A phase as the state shows it: its stage and its gates' names. */
 export interface PhaseView {
@@ -64,6 +68,7 @@ export class ReleaseState {
   private approvalDeadline?: string;
   private current: Stage = 'config';
   private retryAsked = false;
+  private rolloutChoice?: RolloutDecision;
   rejection?: Decision;
   /** The evaluation dataset as acquired with the model (RELEASE_PLAN_PATCH releases with an evaluation). */
   dataset?: PinnedArtifact;
@@ -99,7 +104,7 @@ export class ReleaseState {
 
   /** Decisions count until the release is being committed. */
   get open(): boolean {
-    return !this.ended && this.current !== 'gitops' && this.rejection === undefined;
+    return !this.ended && this.current !== 'gitops' && this.current !== 'monitor' && this.rejection === undefined;
   }
 
   /** The acquired model as the release carries it: by digest, or the whole manifest for releases from before. */
@@ -128,6 +133,72 @@ export class ReleaseState {
   startCommit(now: string): void {
     if (this.current !== 'approval') throw new Error(`internal: commit started from stage ${this.current}`);
     this.moveTo('gitops', now);
+  }
+
+  /** Committed: the release watches its rollout (DELIVERY_PATCH releases). */
+  startMonitor(workload: string | undefined, now: string): void {
+    if (this.current !== 'gitops') throw new Error(`internal: monitor started from stage ${this.current}`);
+    this.status.rollout = { state: 'watching', watches: 0, decisions: [], ...(workload ? { workload } : {}) };
+    this.moveTo('monitor', now);
+  }
+
+  /** Changes what the rollout status says (its state, the last observation, a revert). */
+  updateRollout(change: Partial<RolloutStatus>, now: string): void {
+    const rollout = this.status.rollout;
+    if (rollout === undefined) throw new Error('internal: rollout updated before the monitor started');
+    Object.assign(rollout, change);
+    if (change.reason !== undefined) rollout.reason = clip(change.reason);
+    this.status.updatedAt = now;
+  }
+
+  /** A stalled rollout waits for a `rollback` or `keep` from one of `roles` until `deadline`. */
+  pauseRollout(roles: string[], deadline: string, onTimeout: 'rollback' | 'keep', now: string): void {
+    const config = this.config as ReleaseConfig;
+    const from = Object.entries(config.approvers)
+      .filter(([, r]) => r.some((role) => roles.includes(role)))
+      .map(([id]) => id)
+      .sort();
+    this.rolloutChoice = undefined;
+    this.updateRollout({ state: 'paused', awaiting: { roles, from, deadline, onTimeout } }, now);
+  }
+
+  /** The decision that ended the current pause, if any. */
+  get rolloutDecision(): RolloutDecision | undefined {
+    return this.rolloutChoice;
+  }
+
+  /**
+   * A `rollback` or `keep` signal: it counts only while the rollout is paused and only from a person holding one of
+   * the roles the policy names; anything else is recorded as refused with why.
+   */
+  decideRollout(
+    input: RolloutDecisionInput,
+    decision: 'rollback' | 'keep',
+    now: string,
+    malformed?: string,
+  ): DecisionOutcome {
+    const rollout = this.status.rollout;
+    const awaiting = rollout?.awaiting;
+    const refuse = (reason: string) =>
+      this.recordRefused({ ...withComment({ ...input, decision }), at: now, reason }, now);
+    if (malformed !== undefined) return refuse(malformed);
+    if (rollout === undefined || rollout.state !== 'paused' || awaiting === undefined)
+      return refuse(`a ${decision} counts only while a stalled rollout waits for people; the release is in stage ${this.current}`);
+    const roles = (this.config?.approvers[input.approver] ?? []).filter((r) => awaiting.roles.includes(r));
+    if (roles.length === 0)
+      return refuse(`${clip(input.approver, MAX_APPROVER_CHARS)} holds none of the roles that decide a stalled rollout (${awaiting.roles.join(', ')})`);
+    const made: RolloutDecision = {
+      approver: clip(input.approver, MAX_APPROVER_CHARS),
+      role: roles[0] as string,
+      decision,
+      at: now,
+      ...(input.comment === undefined ? {} : { comment: clip(input.comment, MAX_COMMENT_CHARS) }),
+    };
+    this.rolloutChoice = made;
+    rollout.decisions.push(made);
+    delete rollout.awaiting;
+    this.status.updatedAt = now;
+    return { accepted: true };
   }
 
   end(stage: TerminalStage, reason: string | undefined, now: string): void {
@@ -236,8 +307,13 @@ export class ReleaseState {
 
   /** Records a decision that changes nothing, with why. */
   refuse(input: DecideInput, reason: string, now: string): DecisionOutcome {
+    return this.recordRefused({ ...withComment(input), at: now, reason }, now);
+  }
+
+  private recordRefused(decision: RefusedDecision, now: string): DecisionOutcome {
+    const { reason } = decision;
     const refused = this.status.refused;
-    refused.push({ ...withComment(input), at: now, reason: clip(reason) });
+    refused.push({ ...decision, reason: clip(reason) });
     if (refused.length > MAX_REFUSED) {
       // Keep the first ones (how it started) and the latest ones (what is happening now); count the rest.
       refused.splice(MAX_REFUSED / 2, 1);
@@ -308,6 +384,7 @@ export class ReleaseState {
       s.commit ? '✅ committed' : s.stage === 'gitops' ? '⏳ committing' : this.ended ? '· not run' : '· pending',
       s.commit ? `${s.commit.sha.slice(0, 12)} on ${s.commit.branch}` : '',
     ]);
+    if (s.rollout) rows.push(['monitor', ROLLOUT_ICON[s.rollout.state], rolloutDetail(s.rollout)]);
     const lines = [
       `**${escapeCell(`${s.model}@${s.version}`)} → ${escapeCell(s.environment)}** · stage **${s.stage}** · policy ${escapeCell(s.policy)}`,
       '',
@@ -363,8 +440,39 @@ export class ReleaseState {
   }
 }
 
+const ROLLOUT_ICON: Record<RolloutStatus['state'], string> = {
+  watching: '⏳ watching',
+  paused: '⏸️ paused',
+  'rolling-back': '↩️ rolling back',
+  healthy: '✅ healthy',
+  stalled: '❌ stalled',
+  'rolled-back': '↩️ rolled back',
+  'no-cluster': '· no cluster',
+};
+
+/** The monitor row's detail: the workload, replicas, the reason, the pause and the revert. */
+function rolloutDetail(r: RolloutStatus): string {
+  const parts: string[] = [];
+  if (r.workload) parts.push(r.workload);
+  if (r.replicas) parts.push(`${r.replicas.ready}/${r.replicas.desired} ready, ${r.replicas.updated} updated`);
+  if (r.appliedRevision) parts.push(`applied ${r.appliedRevision}`);
+  if (r.reason) parts.push(r.reason);
+  if (r.awaiting)
+    parts.push(
+      `awaiting rollback or keep from: ${r.awaiting.from.join(', ') || `nobody with ${r.awaiting.roles.join('/')}`}; until ${r.awaiting.deadline}, then ${r.awaiting.onTimeout}`,
+    );
+  for (const d of r.decisions) parts.push(`${d.decision} by ${d.approver} (${d.role})${d.comment ? `: ${d.comment}` : ''}`);
+  if (r.revert) parts.push(`reverted in ${r.revert.sha.slice(0, 12)} (${r.revert.decidedBy})`);
+  if (r.rollbackOutcome) parts.push(`rollback: ${r.rollbackOutcome}`);
+  return parts.join('; ');
+}
+
 /** The recorded part of a decision, bounded: refused signals arrive unvalidated and may carry anything. */
-function withComment(input: DecideInput): Pick<Decision, 'approver' | 'decision' | 'comment'> {
+function withComment<D extends RefusedDecision['decision']>(input: {
+  approver: string;
+  decision: D;
+  comment?: string;
+}): { approver: string; decision: D; comment?: string } {
   const approver = clip(input.approver, MAX_APPROVER_CHARS);
   return input.comment === undefined
     ? { approver, decision: input.decision }

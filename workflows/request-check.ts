@@ -56,7 +56,7 @@ const classLabelSchema = z.union([boundedString(LIMITS.label), z.number()]);
  * The request as the door checked it when the hardening-v1 patch bounded every field (its shape until release-plan-v1
  * added the dataset's digest). `datasetDigest` adds `evaluation.sha256`.
  */
-function boundedRequestSchema(datasetDigest: boolean) {
+function boundedRequestSchema(datasetDigest: boolean, imagePush = false) {
   const evaluation = z.object({
     dataset: boundedString(LIMITS.uri),
     label: boundedString(LIMITS.label),
@@ -96,7 +96,10 @@ function boundedRequestSchema(datasetDigest: boolean) {
         ).optional(),
         files: z.array(boundedString(LIMITS.path)).max(LIMITS.files, atMost(LIMITS.files, 'files')).optional(),
       }),
-      image: z.object({ ref: boundedString(LIMITS.imageRef) }).optional(),
+      image: (imagePush
+        ? z.object({ ref: boundedString(LIMITS.imageRef), push: boundedString(LIMITS.imageRef).optional() }).strict()
+        : z.object({ ref: boundedString(LIMITS.imageRef) })
+      ).optional(),
       environment: nameSchema,
       policy: z
         .string()
@@ -120,16 +123,23 @@ const REQUEST_SCHEMAS = {
   legacy: legacyReleaseRequestSchema,
   'hardening-v1': boundedRequestSchema(false),
   'release-plan-v1': boundedRequestSchema(true),
+  'delivery-v1': boundedRequestSchema(true, true),
 };
 
 /** The schema a release of `version` was checked with. */
-export function requestSchemaFor(version: Pick<PlanVersion, 'hardened' | 'planned'>): z.ZodType<ReleaseRequest> {
+export function requestSchemaFor(
+  version: Pick<PlanVersion, 'hardened' | 'planned'> & Partial<Pick<PlanVersion, 'delivering'>>,
+): z.ZodType<ReleaseRequest> {
+  if (version.delivering) return REQUEST_SCHEMAS['delivery-v1'] as z.ZodType<ReleaseRequest>;
   if (version.planned) return REQUEST_SCHEMAS['release-plan-v1'] as z.ZodType<ReleaseRequest>;
   return (version.hardened ? REQUEST_SCHEMAS['hardening-v1'] : REQUEST_SCHEMAS.legacy) as z.ZodType<ReleaseRequest>;
 }
 
 /** The request, checked as the release's plan version checks it; an invalid one fails the release (InvalidRequest). */
-export function checkRequest(input: unknown, version: Pick<PlanVersion, 'hardened' | 'planned'>): ReleaseRequest {
+export function checkRequest(
+  input: unknown,
+  version: Pick<PlanVersion, 'hardened' | 'planned'> & Partial<Pick<PlanVersion, 'delivering'>>,
+): ReleaseRequest {
   const parsed = requestSchemaFor(version).safeParse(input);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((i) => clip(`${i.path.join('.') || '(request)'}: ${i.message}`));

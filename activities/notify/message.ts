@@ -11,6 +11,8 @@ const TITLES: Record<NotifyInput['event'], string> = {
   rejected: '🚫 rejected',
   expired: '⌛ expired',
   failed: '⛔ failed',
+  'rollout-stalled': '⏸️ rollout stalled',
+  'rolled-back': '↩️ rolled back',
 };
 
 /** The Temporal UI page of a release. */
