@@ -7,6 +7,7 @@ import { createConfigActivities } from './config';
 import { createCostActivities } from './cost';
 import { createGitOpsActivities } from './gitops';
 import { createLicenseActivities } from './license';
+import { createMonitorActivities, type MonitorDeps } from './monitor';
 import { createNotifyActivities, type NotifyDeps } from './notify';
 import { createScanActivities } from './scan';
 import { createImageScanActivities } from './scan/image';
@@ -34,6 +35,8 @@ export interface ReleaseActivityDeps {
   /** The task queues the release schedules its steps on, and how long a step waits for a worker (config activity). */
   taskQueues?: { release?: string; evaluation?: string };
   scheduleToStartTimeout?: string;
+  /** The cluster the rollout watch follows; from MREL_KUBECONFIG, KUBECONFIG or in-cluster when not given. */
+  monitor?: MonitorDeps;
 }
 
 export function createReleaseActivities(deps: ReleaseActivityDeps) {
@@ -63,6 +66,10 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
       store,
       pricingFile: deps.pricingFile,
       sourcePolicy: deps.sourcePolicy,
+    }),
+    ...createMonitorActivities({
+      repository: { repoUrl: deps.gitops.repoUrl, branch: deps.gitops.branch, workRoot: deps.gitops.workRoot },
+      ...deps.monitor,
     }),
     ...createNotifyActivities(deps.notify ?? { uiUrl: 'http://localhost:8233', namespace: 'default' }),
   };

@@ -1,43 +1,72 @@
 /**
- * How fast acquire stores a large file (file:// source: read, sha256, write to the store) against `sha256sum`
- * reading and hashing the same file in the same run; `openssl dgst -sha256` is shown too when present, as the
- * fastest hash this machine has.
+ * How fast acquire stores a large file (file:// source: read, sha256, write to the store) against the fastest hash
+ * this machine has, `openssl dgst -sha256` reading and hashing the same file in the same run (target: acquire into
+ * the filesystem store at 0.7x its throughput or better). `sha256sum` (read + hash) and `cp` to a new file (read +
+ * write, no hash: what any store that keeps a copy pays) are shown too, and the registry store when its module and
+ * `docker-registry` are there (a fresh registry on 127.0.0.1 per run, anonymous).
  *
- *   npx tsx bench/acquire.ts [--size-mb 1024] [--runs 3]
+ *   npx tsx bench/acquire.ts [--size-mb 1024] [--runs 3] [--memory warm|cold] [--skip-registry]
  *
- * Each acquire run is a child process, so its peak RSS (getrusage maxrss) belongs to that run alone.
+ * Writers need a fresh GiB of page cache. --memory warm (the default) frees a GiB of cache just before each writer,
+ * as on a busy worker whose memory is full of cache; --memory cold waits first, so that a VM that hands free memory
+ * back to its host (free page reporting) must fault it in again, which can cost more than everything else acquire
+ * does. Contenders run back to back in each run and ratios are medians of the per-run ratios, so that load from
+ * other processes hits both sides of a ratio alike. Each acquire runs in a child process, so its peak RSS (getrusage
+ * maxrss) and CPU time belong to that run alone.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { openSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { acquireArtifacts } from '../activities/acquire';
+import type { ArtifactStore } from '../activities/store/artifact-store';
 
 const execFileAsync = promisify(execFile);
 
 interface ChildResult {
   ms: number;
   sha256: string;
+  /** CPU time of the acquire itself, in ms. */
+  userMs: number;
+  systemMs: number;
   /** Peak RSS of the child in bytes, and its RSS just before acquiring (the tsx + module baseline). */
   maxRss: number;
   rssBefore: number;
 }
 
-async function child(file: string, storeRoot: string): Promise<void> {
+/** `file` for the filesystem store under `dataDir`, or an `oci://` store URL. */
+async function child(file: string, storeSpec: string, dataDir: string): Promise<void> {
+  let store: ArtifactStore | undefined;
+  if (storeSpec !== 'file') {
+    const { artifactStoreFromEnv } = await import('../activities/store/select');
+    // An empty Docker config: the bench's registry is anonymous, and no user's credentials are read.
+    const dockerConfig = join(dataDir, 'docker-config');
+    await mkdir(dockerConfig, { recursive: true });
+    store = artifactStoreFromEnv({ MREL_ARTIFACT_STORE: storeSpec, DOCKER_CONFIG: dockerConfig }, dataDir);
+  }
   const rssBefore = process.memoryUsage().rss;
+  const cpuBefore = process.cpuUsage();
   const start = performance.now();
   const manifest = await acquireArtifacts(
     { name: 'bench-model', version: '1.0.0', source: pathToFileURL(file).href },
     // The bench's file lies in its own temp directory: that one root is allowed, nothing else.
-    { storeRoot, sourcePolicy: { roots: [dirname(file)], hosts: [], networks: [] } },
+    {
+      ...(store ? { store } : { storeRoot: join(dataDir, 'store') }),
+      sourcePolicy: { roots: [dirname(file)], hosts: [], networks: [] },
+    },
   );
   const ms = performance.now() - start;
+  const cpu = process.cpuUsage(cpuBefore);
   const result: ChildResult = {
     ms,
     sha256: manifest.files[0]?.sha256 ?? '',
+    userMs: cpu.user / 1000,
+    systemMs: cpu.system / 1000,
     // maxRSS is in KiB on Linux.
     maxRss: process.resourceUsage().maxRSS * 1024,
     rssBefore,
@@ -45,19 +74,17 @@ async function child(file: string, storeRoot: string): Promise<void> {
   process.stdout.write(JSON.stringify(result));
 }
 
-async function runAcquire(file: string, storeRoot: string): Promise<ChildResult> {
+async function runAcquire(file: string, storeSpec: string, dataDir: string): Promise<ChildResult> {
   // Re-run this script under the same loader (tsx) in child mode.
   const proc = spawn(
     process.execPath,
-    [...process.execArgv, fileURLToPath(import.meta.url), '--child', file, storeRoot],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
+    [...process.execArgv, fileURLToPath(import.meta.url), '--child', file, storeSpec, dataDir],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let out = '';
   proc.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
   const code = await new Promise<number | null>((resolve) => proc.on('close', resolve));
-  if (code !== 0) throw new Error(`acquire child exited with ${code}`);
+  if (code !== 0) throw new Error(`acquire child (${storeSpec}) exited with ${code}`);
   return JSON.parse(out) as ChildResult;
 }
 
@@ -74,13 +101,98 @@ async function settle(): Promise<void> {
   await execFileAsync('sync').catch(() => undefined);
 }
 
-async function hasCommand(command: string): Promise<boolean> {
+/** Puts memory in the state --memory names before a writer runs (see the header). */
+async function prepareMemory(mode: 'warm' | 'cold', file: string, scratch: string): Promise<void> {
+  await settle();
+  if (mode === 'warm') {
+    // Page cache as large as the writer's, dropped unwritten: the writer reuses memory the system already holds.
+    await copyFile(file, scratch);
+    await rm(scratch);
+  } else {
+    // Longer than the 2 s after which Linux reports free memory to the host.
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+  }
+}
+
+async function hasCommand(command: string, args: string[]): Promise<boolean> {
   try {
-    await execFileAsync(command, ['version']);
+    await execFileAsync(command, args);
     return true;
   } catch {
     return false;
   }
+}
+
+/** Why the registry store cannot be measured here, or undefined when it can. */
+async function registryUnavailable(): Promise<string | undefined> {
+  try {
+    await import('../activities/store/select');
+  } catch (err) {
+    return `the registry store does not load (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`;
+  }
+  if (!(await hasCommand('docker-registry', ['--version']))) return 'docker-registry is not installed';
+  return undefined;
+}
+
+interface Registry {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** An anonymous registry on a free 127.0.0.1 port, storing under `dir`; stopped by its PID. */
+async function startRegistry(dir: string): Promise<Registry> {
+  const port = await freePort();
+  await mkdir(dir, { recursive: true });
+  const config = join(dir, 'registry.yml');
+  await writeFile(
+    config,
+    [
+      'version: 0.1',
+      'log: { level: warn }',
+      `storage: { filesystem: { rootdirectory: ${join(dir, 'storage')} } }`,
+      `http: { addr: 127.0.0.1:${port} }`,
+      '',
+    ].join('\n'),
+  );
+  const log = join(dir, 'registry.log');
+  const proc = spawn('docker-registry', ['serve', config], {
+    stdio: ['ignore', openSync(log, 'a'), openSync(log, 'a')],
+  });
+  const stop = () => stopChild(proc);
+  for (let i = 0; i < 100 && proc.exitCode === null; i++) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/v2/`);
+      await res.body?.cancel();
+      if (res.ok) return { url: `oci://127.0.0.1:${port}/bench/model`, stop };
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await stop();
+  const tail = (await readFile(log, 'utf8').catch(() => '')).split('\n').slice(-5).join('\n');
+  throw new Error(`docker-registry did not come up on 127.0.0.1:${port}:\n${tail}`);
+}
+
+async function stopChild(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  proc.kill('SIGTERM');
+  const timeout = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timeout);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** Random 16 MiB repeated, with each repeat stamped by its index: fast to make, and no two blocks alike. */
@@ -107,77 +219,127 @@ function median(values: number[]): number {
 
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
 const mb = (bytes: number) => (bytes / 1e6).toFixed(0);
+const cpu = (r: ChildResult) => `cpu ${r.userMs.toFixed(0)} user + ${r.systemMs.toFixed(0)} sys ms`;
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     options: {
       'size-mb': { type: 'string', default: '1024' },
       runs: { type: 'string', default: '3' },
+      memory: { type: 'string', default: 'warm' },
+      'skip-registry': { type: 'boolean', default: false },
       child: { type: 'boolean', default: false },
     },
     allowPositionals: true,
   });
   if (values.child) {
-    const [file, storeRoot] = positionals;
-    if (!file || !storeRoot) throw new Error('--child needs <file> <storeRoot>');
-    return child(file, storeRoot);
+    const [file, storeSpec, dataDir] = positionals;
+    if (!file || !storeSpec || !dataDir) throw new Error('--child needs <file> <file|oci://…> <dataDir>');
+    return child(file, storeSpec, dataDir);
   }
 
   const sizeMb = Number(values['size-mb']);
   const runs = Number(values.runs);
+  const memory = values.memory;
   if (!Number.isInteger(sizeMb) || sizeMb <= 0) throw new Error('--size-mb must be a positive integer (MiB)');
   if (!Number.isInteger(runs) || runs <= 0) throw new Error('--runs must be a positive integer');
+  if (memory !== 'warm' && memory !== 'cold') throw new Error('--memory must be warm or cold');
   const bytes = sizeMb << 20;
 
   const dir = await mkdtemp(join(tmpdir(), 'acquire-bench-'));
   try {
     const file = join(dir, 'model.bin');
+    const scratch = join(dir, 'scratch.bin');
     const start = performance.now();
     await makeFile(file, sizeMb);
-    console.log(`file: ${sizeMb} MiB in ${(performance.now() - start).toFixed(0)} ms (${file})`);
-    const withOpenssl = await hasCommand('openssl');
+    console.log(`file: ${sizeMb} MiB in ${(performance.now() - start).toFixed(0)} ms (${file}); memory: ${memory}`);
+    if (!(await hasCommand('openssl', ['version']))) throw new Error('openssl is not installed: it is the reference');
+    const noRegistry = values['skip-registry'] ? 'skipped (--skip-registry)' : await registryUnavailable();
 
     // Warm the page cache so every contender reads from memory, not from whatever the disk does.
     await runTool('sha256sum', [file]);
 
-    const ours: ChildResult[] = [];
-    const sha256sum: number[] = [];
     const openssl: number[] = [];
+    const sha256sum: number[] = [];
+    const cp: number[] = [];
+    const ours: ChildResult[] = [];
+    const registry: ChildResult[] = [];
     for (let run = 0; run < runs; run++) {
-      const storeRoot = join(dir, `store-${run}`);
       await settle();
-      const result = await runAcquire(file, storeRoot);
-      await rm(storeRoot, { recursive: true, force: true });
-      await settle();
-      const reference = await runTool('sha256sum', [file]);
-      if (reference.sha256 !== result.sha256) {
-        throw new Error(`digests differ: sha256sum ${reference.sha256}, acquire ${result.sha256}`);
+      const reference = await runTool('openssl', ['dgst', '-sha256', file]);
+      const sum = await runTool('sha256sum', [file]);
+      if (sum.sha256 !== reference.sha256)
+        throw new Error(`digests differ: openssl ${reference.sha256}, sha256sum ${sum.sha256}`);
+
+      const copy = join(dir, 'copy.bin');
+      await prepareMemory(memory, file, scratch);
+      const copied = await runTool('cp', ['--reflink=never', file, copy]);
+      await rm(copy);
+
+      const dataDir = join(dir, `data-${run}`);
+      await prepareMemory(memory, file, scratch);
+      const result = await runAcquire(file, 'file', dataDir);
+      await rm(dataDir, { recursive: true, force: true });
+      if (result.sha256 !== reference.sha256) {
+        throw new Error(`digests differ: openssl ${reference.sha256}, acquire ${result.sha256}`);
       }
+      openssl.push(reference.ms);
+      sha256sum.push(sum.ms);
+      cp.push(copied.ms);
       ours.push(result);
-      sha256sum.push(reference.ms);
-      if (withOpenssl) openssl.push((await runTool('openssl', ['dgst', '-sha256', file])).ms);
-      console.log(
-        `run ${run + 1}: acquire ${result.ms.toFixed(0)} ms, sha256sum ${reference.ms.toFixed(0)} ms` +
-          (withOpenssl ? `, openssl ${openssl[run]?.toFixed(0)} ms` : ''),
-      );
+      let line =
+        `run ${run + 1}: openssl ${reference.ms.toFixed(0)} ms, sha256sum ${sum.ms.toFixed(0)} ms, ` +
+        `cp ${copied.ms.toFixed(0)} ms, acquire filesystem ${result.ms.toFixed(0)} ms (${cpu(result)})`;
+
+      if (noRegistry === undefined) {
+        const registryDir = join(dir, `registry-${run}`);
+        const started = await startRegistry(registryDir);
+        try {
+          await prepareMemory(memory, file, scratch);
+          const pushed = await runAcquire(file, started.url, join(registryDir, 'worker'));
+          if (pushed.sha256 !== reference.sha256) {
+            throw new Error(`digests differ: openssl ${reference.sha256}, registry acquire ${pushed.sha256}`);
+          }
+          registry.push(pushed);
+          line += `, acquire registry ${pushed.ms.toFixed(0)} ms (${cpu(pushed)})`;
+        } finally {
+          await started.stop();
+          await rm(registryDir, { recursive: true, force: true });
+        }
+      }
+      console.log(line);
     }
 
-    const oursMs = median(ours.map((r) => r.ms));
-    const sumMs = median(sha256sum);
-    const ratio = mbps(bytes, oursMs) / mbps(bytes, sumMs);
+    const row = (name: string, ms: number, note = '') =>
+      console.log(`${name.padEnd(50)} ${mbps(bytes, ms).toFixed(0).padStart(5)} MB/s  (${ms.toFixed(0)} ms)${note}`);
+    /** Median over runs of (their MB/s) / (our MB/s), i.e. of reference ms / our ms. */
+    const ratio = (theirs: number[], mine: ChildResult[]) => median(mine.map((r, i) => (theirs[i] ?? NaN) / r.ms));
+    console.log(`runs: ${runs}, memory: ${memory} (medians below; MB = 10^6 bytes)`);
+    row('openssl dgst -sha256 (read + hash)', median(openssl), '  reference');
+    row('sha256sum (read + hash)', median(sha256sum));
+    row('cp to a new file (read + write, no hash)', median(cp));
+    row('acquire, filesystem store (read + hash + write)', median(ours.map((r) => r.ms)));
+    if (registry.length > 0) row('acquire, registry store (read + hash + push)', median(registry.map((r) => r.ms)));
+    const vsOpenssl = ratio(openssl, ours);
+    console.log(
+      `ratio acquire filesystem / openssl: ${vsOpenssl.toFixed(2)} (target >= 0.7) ` +
+        `${vsOpenssl >= 0.7 ? 'OK' : 'BELOW TARGET'}; / sha256sum: ${ratio(sha256sum, ours).toFixed(2)}; ` +
+        `/ cp: ${ratio(cp, ours).toFixed(2)}`,
+    );
+    if (registry.length > 0) {
+      console.log(
+        `ratio acquire registry / openssl: ${ratio(openssl, registry).toFixed(2)}; ` +
+          `/ acquire filesystem: ${median(registry.map((r, i) => (ours[i]?.ms ?? NaN) / r.ms)).toFixed(2)}`,
+      );
+    } else {
+      console.log(`registry store: not measured, ${noRegistry ?? 'no runs'}`);
+    }
     const peak = Math.max(...ours.map((r) => r.maxRss));
     const before = Math.max(...ours.map((r) => r.rssBefore));
-    console.log(`runs: ${runs} (medians below; MB = 10^6 bytes)`);
-    console.log(`sha256sum (read + hash):          ${mbps(bytes, sumMs).toFixed(0)} MB/s  (${sumMs.toFixed(0)} ms)`);
-    if (withOpenssl) {
-      const sslMs = median(openssl);
-      console.log(
-        `openssl dgst -sha256 (read + hash): ${mbps(bytes, sslMs).toFixed(0)} MB/s  (${sslMs.toFixed(0)} ms)`,
-      );
+    console.log(`peak RSS of the filesystem acquire runs: ${mb(peak)} MB (RSS before acquiring: ${mb(before)} MB)`);
+    if (registry.length > 0) {
+      console.log(`peak RSS of the registry acquire runs: ${mb(Math.max(...registry.map((r) => r.maxRss)))} MB`);
     }
-    console.log(`acquire (read + hash + store):    ${mbps(bytes, oursMs).toFixed(0)} MB/s  (${oursMs.toFixed(0)} ms)`);
-    console.log(`ratio acquire/sha256sum: ${ratio.toFixed(2)} (target >= 0.9) ${ratio >= 0.9 ? 'OK' : 'BELOW TARGET'}`);
-    console.log(`peak RSS of the acquire run: ${mb(peak)} MB (RSS before acquiring: ${mb(before)} MB)`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -6,6 +6,7 @@
  *   GET  /releases?model=&stage=&environment=&limit=   → 200 ReleaseSummary[]
  *   GET  /releases/<id>                                → 200 ReleaseStatus
  *   POST /releases/<id>/decisions     body: {approver, decision: approve|reject, comment?} → 200 DecideOutcome
+ *   POST /releases/<id>/rollout-decisions  body: {approver, decision: rollback|keep, comment?} → 200 (counted or refused)
  *   GET  /healthz                                      → 200 (never needs the token)
  *
  * A release id contains slashes (`release/<model>/<version>/<environment>`); it may be sent raw or URL-encoded.
@@ -19,8 +20,21 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import type { Duplex } from 'node:stream';
 import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/client';
 import { zodProblems } from '../contract/problems';
-import { decideInputSchema, modelNameSchema, modelRefSchema } from '../contract/types';
-import { decide, getRelease, listReleases, ReleaseClientError, startRelease } from './release-client';
+import { z } from 'zod';
+import {
+  decideInputSchema,
+  modelNameSchema,
+  modelRefSchema,
+  rolloutDecisionInputSchema,
+} from '../contract/types';
+import {
+  decide,
+  decideRollout,
+  getRelease,
+  listReleases,
+  ReleaseClientError,
+  startRelease,
+} from './release-client';
 
 /** Request bodies larger than this are refused with 413 before they are parsed. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -95,6 +109,9 @@ const STATUS_BY_CODE: Record<ReleaseClientError['code'], number> = {
 const GRPC_RETRYABLE = new Set([14, 4]);
 
 const decisionBodySchema = decideInputSchema.strict();
+const rolloutBodySchema = rolloutDecisionInputSchema
+  .extend({ decision: z.enum(['rollback', 'keep'], { message: 'decision must be rollback or keep' }) })
+  .strict();
 
 /**
  * Builds the HTTP server of the start API (not yet listening: call `listen`). Starting the same release twice
@@ -174,6 +191,15 @@ export function createHttpServer(deps: HttpServerDeps): Server {
 
     if (path.startsWith('/releases/')) {
       const rest = path.slice('/releases/'.length);
+      if (req.method === 'POST' && rest.endsWith('/rollout-decisions')) {
+        const releaseId = decodeId(rest.slice(0, -'/rollout-decisions'.length));
+        const body = rolloutBodySchema.safeParse(await readJson(req));
+        if (!body.success) {
+          throw new HttpError(400, 'INVALID_REQUEST', 'the rollout decision is invalid', zodProblems(body.error));
+        }
+        const { decision, ...input } = body.data;
+        return send(res, 200, await decideRollout(deps.client, releaseId, decision, input));
+      }
       if (req.method === 'POST') {
         if (!rest.endsWith('/decisions')) throw notFound(path);
         const releaseId = decodeId(rest.slice(0, -'/decisions'.length));

@@ -72,7 +72,7 @@ function unknownRole(field: string, role: string, known: string[]): string {
 }
 
 /** The policy file's own keys; every other top-level key is a gate's section. */
-const FRAME_KEYS = ['approval', 'description', 'notifications'];
+const FRAME_KEYS = ['approval', 'delivery', 'description', 'notifications'];
 
 export interface LoadedPolicy extends PolicyFile {
   name: string;
@@ -137,6 +137,7 @@ function checkPolicy(
       );
     }
   }
+  problems.push(...deliveryProblems(parsed.data, known));
   for (const [section, value] of Object.entries(parsed.data)) {
     if (FRAME_KEYS.includes(section) || value === undefined) continue;
     const validate = sections[section];
@@ -144,6 +145,28 @@ function checkPolicy(
   }
   if (problems.length > 0) throw new ConfigError(loaded.file, problems);
   return { ...parsed.data, name, file: loaded.file, digest: loaded.digest };
+}
+
+/** The `delivery:` section's references to the rest of the policy: its environments and the roles of its pause path. */
+function deliveryProblems(policy: PolicyFile, known: string[]): string[] {
+  const delivery = policy.delivery;
+  if (delivery === undefined) return [];
+  const problems: string[] = [];
+  const checkRoles = (at: string, roles: string[] | undefined) =>
+    roles?.forEach((role, i) => {
+      if (!known.includes(role)) problems.push(unknownRole(`${at}.rollout.pause.roles[${i}]`, role, known));
+    });
+  checkRoles('delivery', delivery.rollout?.pause?.roles);
+  const environments = Object.keys(policy.approval.environments);
+  for (const [env, settings] of Object.entries(delivery.environments ?? {})) {
+    if (!environments.includes(env)) {
+      problems.push(
+        `delivery.environments.${env} is not an environment of approval.environments (known: ${environments.join(', ')}); fix the name or add its approval rule`,
+      );
+    }
+    checkRoles(`delivery.environments.${env}`, settings.rollout?.pause?.roles);
+  }
+  return problems;
 }
 
 /**

@@ -59,9 +59,107 @@ export const webhookSchema = z
     message: 'give exactly one of url and urlFromEnv (prefer urlFromEnv: webhook URLs are secrets)',
   });
 
+/**
+ * An image pinned by digest (`repository@sha256:<64 hex>`, a tag before the digest allowed and ignored): what runs is
+ * exactly what was scanned and approved, and no one moving a tag such as `:latest` can change it.
+ */
+export const PINNED_IMAGE = /^[A-Za-z0-9][A-Za-z0-9._\-/:]*@sha256:[0-9a-f]{64}$/;
+
+const pinnedImageSchema = z
+  .string({
+    error: (issue) =>
+      issue.input === undefined ? 'is required: an image pinned by digest (repository@sha256:<64 hex>)' : undefined,
+  })
+  .max(1024)
+  .regex(
+    PINNED_IMAGE,
+    'must be pinned by digest (repository@sha256:<64 hex>), not by a tag such as :latest; look the digest up with `docker buildx imagetools inspect <image>` or `crane digest <image>`',
+  );
+
+/** A Kubernetes object name (DNS-1123 label): namespaces, Flux Kustomizations, Argo CD Applications. */
+const OBJECT_NAME = z
+  .string()
+  .regex(
+    /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/,
+    'must be a Kubernetes name: lower-case letters, digits and "-", at most 63',
+  );
+
+const gitopsControllerSchema = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('flux'),
+      namespace: OBJECT_NAME.optional(),
+      kustomization: OBJECT_NAME.optional(),
+      gitRepository: OBJECT_NAME.optional(),
+    })
+    .strict(),
+  z
+    .object({ kind: z.literal('argocd'), namespace: OBJECT_NAME.optional(), application: OBJECT_NAME.optional() })
+    .strict(),
+  z.object({ kind: z.literal('none') }).strict(),
+]);
+
+/**
+ * The settings of the `delivery:` section that an environment may override. Defaults are filled in when the section is
+ * resolved for one environment (activities/gitops/delivery-policy.ts), so that an override is told apart from a default.
+ */
+const deliverySettings = {
+  serving: z.enum(['deployment', 'kserve']).optional(),
+  modelMount: z.enum(['image-volume', 'init-container']).optional(),
+  servingImage: pinnedImageSchema.optional(),
+  pullerImage: pinnedImageSchema.optional(),
+  gitops: gitopsControllerSchema.optional(),
+  requestReconcile: z.boolean().optional(),
+  rollout: z
+    .object({
+      timeout: durationSchema.optional(),
+      onStall: z.enum(['rollback', 'pause', 'record']).optional(),
+      pause: z
+        .object({
+          roles: z.array(ROLE).min(1, 'name at least one role that may decide a paused rollout').optional(),
+          timeout: durationSchema.optional(),
+          onTimeout: z.enum(['rollback', 'keep']).optional(),
+        })
+        .strict()
+        .optional(),
+    })
+    .strict()
+    .optional(),
+};
+
+/** A policy's `delivery:` section: how the release is served, mounted, synced and watched, with per-environment overrides. */
+export const deliveryPolicySchema = z
+  .object({
+    ...deliverySettings,
+    servingImage: pinnedImageSchema,
+    environments: z.record(z.string().min(1), z.object(deliverySettings).strict()).optional(),
+  })
+  .strict()
+  .superRefine((delivery, ctx) => {
+    const needsPuller = (mount: string | undefined, puller: string | undefined, path: PropertyKey[]) => {
+      if (mount === 'init-container' && puller === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [...path, 'pullerImage'],
+          message: 'is required when modelMount is init-container: the image (pinned by digest) that pulls the model',
+        });
+      }
+    };
+    needsPuller(delivery.modelMount, delivery.pullerImage, []);
+    for (const [env, settings] of Object.entries(delivery.environments ?? {})) {
+      needsPuller(settings.modelMount ?? delivery.modelMount, settings.pullerImage ?? delivery.pullerImage, [
+        'environments',
+        env,
+      ]);
+    }
+  });
+export type DeliveryPolicy = z.infer<typeof deliveryPolicySchema>;
+
 export const policyFileSchema = z
   .object({
     description: z.string().optional(),
+    /** How releases are delivered to each environment's cluster; without it, releases render as before delivery. */
+    delivery: deliveryPolicySchema.optional(),
     /** Webhooks told when a release awaits approval, a gate fails, or the release ends. */
     notifications: z
       .object({ webhooks: z.array(webhookSchema).max(20) })

@@ -140,6 +140,21 @@ export const releaseRequestSchema = z
   })
   .strict()
   .superRefine((request, ctx) => {
+    const image = request.image;
+    const local = image?.ref.startsWith('docker-daemon:') ?? false;
+    if (image && local && image.push === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['image', 'push'],
+        message:
+          'a docker-daemon: image exists only in the local engine: name the repository to push it to (image.push: registry/repo)',
+      });
+    if (image?.push !== undefined && !local)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['image', 'push'],
+        message: 'only a docker-daemon: image is pushed by the release; a registry image is deployed by digest as it is',
+      });
     const problem = jsonBoundsProblem(request, REQUEST_LIMITS.bytes, REQUEST_LIMITS.depth);
     if (problem) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
   });
@@ -496,6 +511,8 @@ export interface ReleaseStatus {
   /** Set while a step is being retried or waits for a `retry` signal: what failed, how often, what comes next. */
   retrying?: RetryState;
   commit?: GitOpsCommit;
+  /** The scanned image as the release pushed it (`registry/repo@sha256:…`), when the request asked for a push. */
+  pushedImage?: string;
   /** The rollout after the commit (releases with a delivery): what was watched, how it ended, what was done. */
   rollout?: RolloutStatus;
   startedAt: string;
@@ -602,6 +619,11 @@ export interface GitOpsReleaseInput {
    * policies: those render exactly as they did, so a retried commit writes the same bytes.
    */
   delivery?: EnvironmentDelivery;
+  /**
+   * The image the release pushed by digest (`registry/repo@sha256:…`, from a `docker-daemon:` image it scanned): the
+   * workload runs it. Absent when nothing was pushed.
+   */
+  deployImage?: string;
 }
 
 export { location } from './location';

@@ -5,7 +5,9 @@
 //   - the JSON schemas kubeconform validates against, in its `-schema-location` folder layout
 //     (`v<k8s version>-standalone-strict/<kind>-<group>-<version>.json`), generated here from the OpenAPI v2 spec
 //     (`api/openapi-spec/swagger.json`) of the pinned k8s.io/kubernetes module; kubeconform would otherwise download
-//     them.
+//     them;
+//   - the same for KServe's InferenceService (`inferenceservice-serving-v1beta1.json`), converted from the CRD's
+//     openAPIV3Schema that the pinned github.com/kserve/kserve module ships (`config/crd/full/…`).
 // Everything lands in .tools/ (ignored by git). Built binaries and schemas are also kept in a per-user cache outside
 // the clone (~/.cache/modelrelease/kube-tools, or $MODELRELEASE_TOOLS_CACHE), keyed by version, so a fresh clone of
 // the same machine copies them in a fraction of a second instead of building for two minutes. A no-op when .tools/
@@ -28,6 +30,7 @@ import {
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseAllDocuments } from 'yaml';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -38,8 +41,14 @@ export const KUBE_TOOLS = {
 };
 /** The Kubernetes release whose API the rendered objects are validated against (the one the cluster notes build). */
 export const KUBERNETES_VERSION = 'v1.37.2';
+/** KServe, whose InferenceService the renderer writes for environments that serve with KServe; its module ships the CRDs. */
+export const KSERVE = {
+  module: 'github.com/kserve/kserve',
+  version: 'v0.17.0',
+  crds: ['config/crd/full/serving.kserve.io_inferenceservices.yaml'],
+};
 /** Bumped whenever the schema conversion below changes, so that cached schemas are regenerated. */
-const SCHEMA_GENERATOR = 2;
+const SCHEMA_GENERATOR = 3;
 
 /** Where the tools and schemas are, and what the test passes to kubeconform. */
 export function kubeToolPaths(projectRoot = root) {
@@ -60,6 +69,7 @@ function expectedStamp() {
     kustomize: KUBE_TOOLS.kustomize.version,
     kubeconform: KUBE_TOOLS.kubeconform.version,
     schemas: `${KUBERNETES_VERSION}+${SCHEMA_GENERATOR}`,
+    kserve: KSERVE.version,
   };
 }
 
@@ -72,7 +82,8 @@ export function kubeToolsCurrent(projectRoot = root) {
       JSON.stringify(stamp) === JSON.stringify(expectedStamp()) &&
       existsSync(paths.kustomize) &&
       existsSync(paths.kubeconform) &&
-      existsSync(join(paths.schemas, schemaFolder(), 'deployment-apps-v1.json'))
+      existsSync(join(paths.schemas, schemaFolder(), 'deployment-apps-v1.json')) &&
+      existsSync(join(paths.schemas, schemaFolder(), 'inferenceservice-serving-v1beta1.json'))
     );
   } catch {
     return false;
@@ -137,6 +148,48 @@ export function kubeconformSchemas(openapi) {
     });
   }
   return schemas;
+}
+
+/**
+ * The standalone, strict JSON schemas of a CustomResourceDefinition's served versions, by kubeconform file name, as
+ * kubeconform's openapi2jsonschema converts CRDs: `x-kubernetes-int-or-string` becomes string-or-integer, `nullable`
+ * admits null, every object with properties refuses unknown ones unless the CRD preserves unknown fields there, and
+ * `apiVersion` and `kind` must be the kind's own.
+ */
+export function crdSchemas(crd) {
+  const { group, names, versions } = crd.spec ?? {};
+  if (typeof group !== 'string' || typeof names?.kind !== 'string' || !Array.isArray(versions)) {
+    throw new Error('not a CustomResourceDefinition: spec.group, spec.names.kind or spec.versions is missing');
+  }
+  const schemas = new Map();
+  for (const version of versions) {
+    const schema = version.schema?.openAPIV3Schema;
+    if (!version.served || schema === undefined) continue;
+    const apiVersion = `${group}/${version.name}`;
+    const top = crdNode(schema);
+    top.properties = {
+      ...top.properties,
+      apiVersion: { type: 'string', enum: [apiVersion] },
+      kind: { type: 'string', enum: [names.kind] },
+    };
+    schemas.set(schemaFileName(names.kind, apiVersion), { $schema: 'http://json-schema.org/draft-07/schema#', ...top });
+  }
+  return schemas;
+}
+
+function crdNode(schema) {
+  if (Array.isArray(schema)) return schema.map(crdNode);
+  if (schema === null || typeof schema !== 'object') return schema;
+  if (schema['x-kubernetes-int-or-string'] === true) return { oneOf: [{ type: 'string' }, { type: 'integer' }] };
+  const out = {};
+  for (const [key, value] of Object.entries(schema)) {
+    if (key.startsWith('x-kubernetes-') || key === 'description' || key === 'nullable') continue;
+    out[key] = key === 'properties' ? mapValues(value, crdNode) : crdNode(value);
+  }
+  if (schema.nullable === true && typeof out.type === 'string') out.type = [out.type, 'null'];
+  const open = schema['x-kubernetes-preserve-unknown-fields'] === true;
+  if (out.properties !== undefined && out.additionalProperties === undefined && !open) out.additionalProperties = false;
+  return out;
 }
 
 function stripExtensions(schema) {
@@ -238,8 +291,8 @@ function cachedTool(name) {
 
 /** Generates the schemas into the cache unless they are there; returns the cached schema location. */
 function cachedSchemas() {
-  const location = join(cacheRoot(), `schemas-${KUBERNETES_VERSION}+${SCHEMA_GENERATOR}`);
-  if (existsSync(join(location, schemaFolder(), 'deployment-apps-v1.json'))) return location;
+  const location = join(cacheRoot(), `schemas-${KUBERNETES_VERSION}+${SCHEMA_GENERATOR}+kserve-${KSERVE.version}`);
+  if (existsSync(join(location, schemaFolder(), 'inferenceservice-serving-v1beta1.json'))) return location;
   log(`generating the Kubernetes ${KUBERNETES_VERSION} JSON schemas from k8s.io/kubernetes's OpenAPI spec …`);
   const info = JSON.parse(go(['mod', 'download', '-json', `k8s.io/kubernetes@${KUBERNETES_VERSION}`], goEnv(), true));
   const spec = JSON.parse(readFileSync(join(info.Dir, 'api', 'openapi-spec', 'swagger.json'), 'utf8'));
@@ -250,6 +303,18 @@ function cachedSchemas() {
   for (const [file, schema] of kubeconformSchemas(spec)) {
     writeFileSync(join(staging, schemaFolder(), file), JSON.stringify(schema));
     count += 1;
+  }
+  log(`converting KServe ${KSERVE.version}'s CRDs from ${KSERVE.module} …`);
+  const kserve = JSON.parse(go(['mod', 'download', '-json', `${KSERVE.module}@${KSERVE.version}`], goEnv(), true));
+  for (const path of KSERVE.crds) {
+    for (const document of parseAllDocuments(readFileSync(join(kserve.Dir, path), 'utf8'))) {
+      const crd = document.toJSON();
+      if (crd?.kind !== 'CustomResourceDefinition') continue;
+      for (const [file, schema] of crdSchemas(crd)) {
+        writeFileSync(join(staging, schemaFolder(), file), JSON.stringify(schema));
+        count += 1;
+      }
+    }
   }
   rmSync(location, { recursive: true, force: true });
   renameSync(staging, location);

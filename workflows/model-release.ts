@@ -134,6 +134,31 @@ async function untilRejected(state: ReleaseState, pipeline: () => Promise<string
 }
 
 /**
+ * Pushes the image the gate scanned from the local Docker engine to the request's `image.push` repository by digest,
+ * before the commit that deploys it: what runs is exactly what was scanned. Undefined when nothing is to be pushed.
+ */
+async function pushImage(state: ReleaseState, steps: Steps): Promise<{ ref: string } | { failure: string } | undefined> {
+  const image = state.request.image;
+  if (image?.push === undefined) return undefined;
+  const scanned = state.status.gates.find((g) => g.gate === 'image')?.metrics.imageDigest;
+  try {
+    const pushed = await steps.call(
+      'push',
+      'long',
+      'pushImage',
+      [{ source: image.ref, target: image.push, ...(typeof scanned === 'string' ? { imageId: scanned } : {}) }],
+      `push ${image.ref} to ${image.push} by digest`,
+      GITOPS_ROUNDS,
+    );
+    state.status.pushedImage = pushed.ref;
+    return { ref: pushed.ref };
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    return { failure: `image push: ${failureMessage(err)}` };
+  }
+}
+
+/**
  * Commits the approved release to the GitOps repository. Approved and judged: a remote that refuses or fails must
  * not cost the approvals, so a hardened release waits, with the failure in view, for a `retry` signal once the remote
  * is fixed, until the approval timeout runs out. Returns the failure reason, or undefined once committed.
@@ -152,6 +177,12 @@ async function commit(state: ReleaseState, steps: Steps, publish: () => void): P
   };
   // Releases from before the evidence bundle commit as they began.
   if (steps.version.planned) input.evidence = evidenceBundle(state, config);
+  if (steps.version.delivering) {
+    if (config.delivery !== undefined) input.delivery = config.delivery;
+    const pushed = await pushImage(state, steps);
+    if (pushed !== undefined && 'failure' in pushed) return pushed.failure;
+    if (pushed !== undefined) input.deployImage = pushed.ref;
+  }
   const summary = `commit ${request.model.name}@${request.model.version} to ${request.environment}`;
   const timeout = config.approval.timeout;
   for (let attempt = 1; ; attempt++) {

@@ -23,9 +23,9 @@ import { checkAllowedUrl } from './http-get';
 import { resolveHttpSource } from './http-source';
 import { manifestDigest, sortFiles } from '../store/manifest';
 import { assertSafeRelativePath } from './paths';
-import type { ResolvedSource, SourceOptions } from './source';
+import type { ResolvedSource, SourceFile, SourceOptions } from './source';
 import { FilesystemStore } from '../store/filesystem';
-import type { ArtifactStore } from '../store/artifact-store';
+import type { ArtifactStore, PutOptions, StoredBlob } from '../store/artifact-store';
 
 export const DEFAULT_HF_ENDPOINT = 'https://huggingface.co';
 
@@ -196,13 +196,13 @@ async function storeAll(
       const file = sourceFiles[index] as ResolvedSource['files'][number];
       try {
         options.signal?.throwIfAborted();
-        const stream = await file.open(signal);
-        const blob = await store.put(stream, {
+        const putOptions: PutOptions = {
           path: file.path,
           expectedSha256: declared.get(file.path),
           signal,
           onProgress: options.onProgress && ((bytes) => options.onProgress?.({ file: file.path, bytes })),
-        });
+        };
+        const blob = await storeFile(file, store, putOptions, signal);
         files[index] = { path: file.path, ...blob };
       } catch (err) {
         // Only the first failure counts: the others are the transfers it stopped.
@@ -216,6 +216,22 @@ async function storeAll(
   await Promise.all(Array.from({ length: Math.min(ACQUIRE_CONCURRENCY, sourceFiles.length) }, worker));
   if (failure !== undefined) throw failure.err;
   return files;
+}
+
+/** A local file goes to the store as a file when the store takes one (several times faster), else as a stream. */
+async function storeFile(
+  file: SourceFile,
+  store: ArtifactStore,
+  options: PutOptions,
+  signal: AbortSignal,
+): Promise<StoredBlob> {
+  if (!file.openFile || !store.putFile) return store.put(await file.open(signal), options);
+  const handle = await file.openFile(signal);
+  try {
+    return await store.putFile(handle, options);
+  } finally {
+    await handle.close();
+  }
 }
 
 function describeTransferError(err: unknown, path: string, source: string, signal?: AbortSignal): unknown {

@@ -5,7 +5,7 @@
  * directory does not end up in an artifact store that other teams read, and `mrel scan <dir>` sees the same files.
  */
 import { constants } from 'node:fs';
-import { open, realpath, stat } from 'node:fs/promises';
+import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkFilePath, type SourcePolicy } from '../common/source-policy';
@@ -61,19 +61,24 @@ function regularFile(path: string, realPath: string): SourceFile {
   return {
     path,
     async open() {
-      // O_NOFOLLOW: had the checked file been swapped for a symlink since the walk, refuse rather than follow it.
-      const handle = await open(realPath, constants.O_RDONLY | constants.O_NOFOLLOW);
-      try {
-        if (!(await handle.stat()).isFile()) {
-          throw new UnsafePathError(`${path} is no longer a regular file`, { path });
-        }
-      } catch (err) {
-        await handle.close();
-        throw err;
-      }
-      return handle.createReadStream({ highWaterMark: CHUNK_BYTES });
+      return (await openRegularFile(path, realPath)).createReadStream({ highWaterMark: CHUNK_BYTES });
     },
+    openFile: () => openRegularFile(path, realPath),
   };
+}
+
+async function openRegularFile(path: string, realPath: string): Promise<FileHandle> {
+  // O_NOFOLLOW: had the checked file been swapped for a symlink since the walk, refuse rather than follow it.
+  const handle = await open(realPath, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    if (!(await handle.stat()).isFile()) {
+      throw new UnsafePathError(`${path} is no longer a regular file`, { path });
+    }
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+  return handle;
 }
 
 async function realpathOrFail(path: string, source: string): Promise<string> {

@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Lookup, SourcePolicy } from '../common/source-policy';
 
@@ -6,6 +7,8 @@ export interface SourceFile {
   /** Manifest path: relative to the model root, forward slashes, already checked by assertSafeRelativePath. */
   path: string;
   open(signal?: AbortSignal): Promise<Readable>;
+  /** The same bytes as a local file opened for reading (file sources only), for stores that copy files faster. */
+  openFile?(signal?: AbortSignal): Promise<FileHandle>;
 }
 
 /** A source listed and pinned: every file comes from `resolvedRevision`, whatever the branch does meanwhile. */

@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { ConfigError, DEFAULT_CONFIG_DIR, resolveReleaseConfig } from '../../config/loader';
 import { EVALUATION_TASK_QUEUE, FailureType } from '../../contract/definitions';
 import { GATE_POLICY_SECTIONS } from '../gate-policies';
+import { resolveDelivery } from '../gitops/delivery-policy';
 import type { ReleaseConfig, ReleaseRequest } from '../../contract/types';
 
 export interface ConfigActivityDeps {
@@ -33,7 +34,24 @@ export function createConfigActivities(deps: ConfigActivityDeps = {}) {
           evaluation: deps.taskQueues?.evaluation ?? (process.env.MREL_EVALUATION_TASK_QUEUE || EVALUATION_TASK_QUEUE),
         };
         const { scheduleToStartTimeout } = deps;
-        return { ...config, taskQueues, ...(scheduleToStartTimeout ? { scheduleToStartTimeout } : {}) };
+        // The environment's delivery, resolved for this model: the release renders, syncs and watches by it.
+        const delivery = request.model
+          ? resolveDelivery(
+              {
+                delivery: config.gatePolicies.delivery,
+                approval: { environments: { [request.environment]: { allowedRoles: config.approval.allowedRoles } } },
+              },
+              request.environment,
+              request.model.name,
+              config.policy.file,
+            )
+          : undefined;
+        return {
+          ...config,
+          taskQueues,
+          ...(scheduleToStartTimeout ? { scheduleToStartTimeout } : {}),
+          ...(delivery ? { delivery } : {}),
+        };
       } catch (err) {
         if (err instanceof ConfigError) {
           throw ApplicationFailure.nonRetryable(err.message, FailureType.InvalidConfig, { problems: err.problems });

@@ -11,14 +11,19 @@ import { releaseRequestSchema } from '../../contract/types';
 import type { ArtifactStore } from '../store/artifact-store';
 import { BlobNotFoundError, BlobTooLargeError } from '../store/artifact-store';
 import { commitMessage } from './commit-message';
+import { isPinnedByDigest } from './delivery-policy';
 import { GitOpsRejectedError, UnsafePathError } from './errors';
 import type { EvidenceBundleRef, EvidenceEntry, RenderedBundle } from './evidence-bundle';
 import { EvidenceBundleError, renderEvidenceBundle } from './evidence-bundle';
 import type { GateAnnotationHooks, GitIdentity } from './render';
 import { DEFAULT_AUTHOR, renderRelease } from './render';
 import { DEFAULT_BRANCH, publishRelease } from './repo';
+import type { RevertResult } from './revert';
+import { ReleaseCommitNotFoundError, RevertConflictError, revertRelease } from './revert';
+import type { RevertInput } from '../../contract/delivery';
 
 export { findReleaseCommit } from './repo';
+export type { RevertResult } from './revert';
 export type { GateAnnotationHook, GateAnnotationHooks, GitIdentity } from './render';
 export type { EvidenceBundleRef, EvidenceEntryRef, EvidenceIndex } from './evidence-bundle';
 export { verifyBundle } from './evidence-bundle';
@@ -43,7 +48,10 @@ export interface GitOpsDeps {
   workRoot: string;
   /** Author and committer of release commits; default `modelrelease-bot <bot@modelrelease.local>`. */
   author?: GitIdentity;
-  /** Image for requests that name none; default `modelrelease/model-server:latest`. */
+  /**
+   * Releases started before delivery policies only: the image for requests that name none (default
+   * `modelrelease/model-server:latest`, as then). Releases with a delivery run their policy's serving image.
+   */
   servingImage?: string;
   /** Extra `policy.modelrelease.io/…` annotations per gate, beside the `<gate>-verdict` every gate gets. */
   gateAnnotations?: GateAnnotationHooks;
@@ -55,6 +63,7 @@ export interface GitOpsDeps {
 
 export interface GitOpsActivities {
   commitRelease(input: GitOpsPublishInput): Promise<GitOpsCommit>;
+  revertRelease(input: RevertInput): Promise<RevertResult>;
 }
 
 export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
@@ -115,6 +124,59 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
           throw ApplicationFailure.nonRetryable(message, FailureType.GitOpsRejected);
         if (err instanceof UnsafePathError) throw ApplicationFailure.nonRetryable(message, FailureType.UnsafePath);
         // Unreachable remote, lost push races, local git trouble: retried by Temporal.
+        throw ApplicationFailure.retryable(message, err instanceof Error ? err.name : 'GitOpsError');
+      }
+    },
+
+    /**
+     * Rolls the release back: a `git revert` of `input.commit` on the GitOps branch with the trailers
+     * `Rollback-Of: <releaseId>`, `Rollback-Reason`, `Rollback-Decided-By` and `Release-Id: <releaseId>#rollback`.
+     *
+     * Idempotency key: the `Rollback-Of` trailer; a commit carrying it already on the branch is returned with
+     * `alreadyDone: true`. Heartbeats each step. Non-retryable: InvalidRequest (malformed input, or a commit that is not
+     * on the branch), GitOpsConflict (the revert conflicts with later changes: a person resolves it), GitOpsRejected.
+     * Retryable: an unreachable remote, lost push races.
+     */
+    async revertRelease(input: RevertInput): Promise<RevertResult> {
+      const ctx = Context.current();
+      const problems = [
+        /^[^\r\n]{1,512}$/.test(input.releaseId ?? '') ? '' : 'releaseId: must be a non-empty single line',
+        /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(input.commit ?? '')
+          ? ''
+          : 'commit: must be a full lower-case commit sha',
+        typeof input.reason === 'string' ? '' : 'reason: must be a string',
+        typeof input.decidedBy === 'string' && input.decidedBy.trim() !== '' ? '' : 'decidedBy: must name who decided',
+      ].filter((p) => p !== '');
+      if (problems.length > 0) {
+        throw ApplicationFailure.nonRetryable(
+          `invalid revert input: ${problems.join('; ')}`,
+          FailureType.InvalidRequest,
+        );
+      }
+      try {
+        return await serial.run(() =>
+          revertRelease({
+            repoUrl: deps.repoUrl,
+            branch,
+            workRoot: deps.workRoot,
+            identity: author,
+            input,
+            maxAttempts: deps.maxPushAttempts,
+            signal: ctx.cancellationSignal,
+            onProgress: (progress) => ctx.heartbeat(progress),
+          }),
+        );
+      } catch (err) {
+        if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+        const message = withoutRemote(err instanceof Error ? err.message : String(err), deps.repoUrl);
+        if (err instanceof RevertConflictError) {
+          throw ApplicationFailure.nonRetryable(message, FailureType.GitOpsConflict, err.details);
+        }
+        if (err instanceof ReleaseCommitNotFoundError) {
+          throw ApplicationFailure.nonRetryable(message, FailureType.InvalidRequest);
+        }
+        if (err instanceof GitOpsRejectedError)
+          throw ApplicationFailure.nonRetryable(message, FailureType.GitOpsRejected);
         throw ApplicationFailure.retryable(message, err instanceof Error ? err.name : 'GitOpsError');
       }
     },
@@ -198,6 +260,18 @@ function validate(input: GitOpsPublishInput): void {
         if (!Array.isArray(index[list])) problems.push(`evidence.index.${list}: must be a list`);
       }
     }
+  }
+  // What the cluster runs and mounts must not move after the approval: only references pinned by digest are committed.
+  if (input.delivery !== undefined) {
+    const { servingImage, pullerImage, modelMount } = input.delivery;
+    if (!isPinnedByDigest(servingImage ?? '')) problems.push('delivery.servingImage: must be pinned by digest');
+    if (modelMount === 'init-container' && !isPinnedByDigest(pullerImage ?? '')) {
+      problems.push('delivery.pullerImage: must be pinned by digest when modelMount is init-container');
+    }
+  }
+  const artifact = 'artifact' in input.manifest ? input.manifest.artifact : undefined;
+  if (artifact !== undefined && !isPinnedByDigest(artifact.reference ?? '')) {
+    problems.push('manifest.artifact.reference: must be pinned by digest (host/repository@sha256:<hex>)');
   }
   if (problems.length > 0) {
     throw ApplicationFailure.nonRetryable(`invalid gitops input: ${problems.join('; ')}`, FailureType.InvalidRequest);

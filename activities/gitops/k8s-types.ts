@@ -1,6 +1,6 @@
 /**
- * The part of the Kubernetes API (apps/v1 Deployment, v1 Service) and of kustomize's Kustomization that the renderer
- * writes, typed after the upstream API so that a misspelt or misplaced field fails the type check instead of the
+ * The part of the Kubernetes API (apps/v1 Deployment, v1 Service), of KServe's serving.kserve.io/v1beta1
+ * InferenceService and of kustomize's Kustomization that the renderer writes, typed after the upstream API so that a misspelt or misplaced field fails the type check instead of the
  * rollout. Field names and nesting follow k8s.io/api; only what the GitOps layout uses is declared. The rendered
  * objects are validated against the real Kubernetes schemas in the tests (kubeconform, strict).
  */
@@ -47,18 +47,37 @@ export interface ResourceRequirements {
   limits?: Record<string, string>;
 }
 
+export interface VolumeMount {
+  name: string;
+  mountPath: string;
+  readOnly?: boolean;
+}
+
 export interface Container {
   name: string;
   image: string;
+  args?: string[];
   env?: EnvVar[];
   ports?: ContainerPort[];
   readinessProbe?: Probe;
   resources?: ResourceRequirements;
+  volumeMounts?: VolumeMount[];
 }
 
+/** An OCI image or artifact mounted read-only as a volume (Kubernetes' ImageVolumeSource, KServe modelcars' way). */
+export interface ImageVolumeSource {
+  reference: string;
+  pullPolicy?: 'Always' | 'Never' | 'IfNotPresent';
+}
+
+/** The two kinds of volume the renderer writes: the model as an image volume, or scratch space an init container fills. */
+export type Volume = { name: string; image: ImageVolumeSource } | { name: string; emptyDir: Record<string, never> };
+
 export interface PodSpec {
+  initContainers?: Container[];
   containers: Container[];
   nodeSelector?: Record<string, string>;
+  volumes?: Volume[];
 }
 
 export interface PodTemplateSpec {
@@ -68,6 +87,7 @@ export interface PodTemplateSpec {
 
 export interface DeploymentSpec {
   replicas?: number;
+  progressDeadlineSeconds?: number;
   selector: LabelSelector;
   template: PodTemplateSpec;
 }
@@ -108,11 +128,39 @@ export interface DeploymentPatch {
   metadata: ObjectMeta;
   spec: {
     replicas?: number;
+    progressDeadlineSeconds?: number;
     template: {
       metadata: Omit<ObjectMeta, 'name'>;
-      spec: { containers: (Partial<Container> & Pick<Container, 'name'>)[]; nodeSelector?: Record<string, string> };
+      spec: {
+        initContainers?: Container[];
+        containers: (Partial<Container> & Pick<Container, 'name'>)[];
+        nodeSelector?: Record<string, string>;
+        volumes?: Volume[];
+      };
     };
   };
+}
+
+/**
+ * KServe's predictor with a custom container: the pod spec fields (containers, init containers, volumes, node
+ * selector) inline, plus the replicas and the labels its pods carry.
+ */
+export interface PredictorSpec {
+  minReplicas?: number;
+  maxReplicas?: number;
+  labels?: Record<string, string>;
+  initContainers?: Container[];
+  containers: Container[];
+  nodeSelector?: Record<string, string>;
+  volumes?: Volume[];
+}
+
+/** serving.kserve.io/v1beta1 InferenceService (KServe). */
+export interface InferenceService {
+  apiVersion: 'serving.kserve.io/v1beta1';
+  kind: 'InferenceService';
+  metadata: ObjectMeta;
+  spec: { predictor: PredictorSpec };
 }
 
 /** kustomize's kustomization file (kustomize.config.k8s.io/v1beta1). */

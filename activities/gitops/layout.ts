@@ -5,6 +5,8 @@
  *
  *   apps/<model>/base/                      kustomize base: Deployment and Service, nothing release-specific
  *   apps/<model>/overlays/<environment>/    the live release of that environment: namespace, image, labels, policy
+ *                                           (a Deployment patch on the base, or, where the environment serves with
+ *                                           KServe, an InferenceService of its own)
  *   releases/<model>/<version>/<environment>/
  *     evidence.json                         the release summary (gates, approvals, decision time)
  *     bundle.json                           the evidence bundle's index; its sha256 is the bundle digest
@@ -25,6 +27,7 @@ export const LAYOUT_FILES = {
   deployment: 'deployment.yaml',
   service: 'service.yaml',
   deploymentPatch: 'deployment-patch.yaml',
+  inferenceService: 'inference-service.yaml',
   evidence: 'evidence.json',
   bundle: 'bundle.json',
 } as const;
@@ -153,6 +156,10 @@ export const POLICY_ANNOTATIONS = {
   policy: 'policy',
   approvedBy: 'approved-by',
   evidenceBundle: 'evidence-bundle',
+  /** The model's OCI artifact the pod mounts (`host/repository@sha256:…`). */
+  modelArtifact: 'model-artifact',
+  /** How the pod gets the model: `image-volume`, `init-container`, or `unavailable` (no registry artifact). */
+  modelMount: 'model-mount',
 } as const;
 
 /** `policy.modelrelease.io/<name>`; the name must already be a valid annotation name part. */

@@ -3,14 +3,31 @@
  * per environment, the release summary and, when given, the evidence bundle. The Kubernetes objects are typed
  * (k8s-types.ts) and serialised with free-form maps (labels, annotations, selectors, resources) sorted by key. Pure and
  * deterministic: the same input gives the same bytes, so a retried activity writes exactly what the first attempt
- * wrote. No host path enters a rendered object: the model is addressed by its manifest digest, and the pod fetches it
- * by digest.
+ * wrote. No host path enters a rendered object: the model is addressed by digest.
+ *
+ * A release that carries its environment's delivery (the policy's `delivery:` section) runs the serving image pinned
+ * by digest and mounts the model's OCI artifact by digest at /mnt/models, as an image volume or through an init
+ * container that pulls it; where the environment serves with KServe the overlay holds an InferenceService instead
+ * (kserve.ts). Releases started before delivery policies carry none and render exactly as they did then.
  */
 import { stringify } from 'yaml';
+import type { EnvironmentDelivery, ModelArtifact, WorkloadRef } from '../../contract/delivery';
+import { durationMs } from '../../contract/duration';
 import type { DeploymentSizing, GateResult, GitOpsReleaseInput } from '../../contract/types';
 import type { RenderedBundle } from './evidence-bundle';
 import { readableJson as canonicalJson } from '../common/canonical-json';
-import type { Container, Deployment, DeploymentPatch, Kustomization, Service } from './k8s-types';
+import { isPinnedByDigest } from './delivery-policy';
+import type {
+  Container,
+  Deployment,
+  DeploymentPatch,
+  EnvVar,
+  InferenceService,
+  Kustomization,
+  Service,
+  VolumeMount,
+} from './k8s-types';
+import { inferenceService, type ServingPod } from './kserve';
 import {
   APP_LABELS,
   LAYOUT_FILES,
@@ -22,9 +39,20 @@ import {
   verdictAnnotationName,
 } from './layout';
 
-export const DEFAULT_SERVING_IMAGE = 'modelrelease/model-server:latest';
+/**
+ * The image of releases started before delivery policies, when neither the request nor the worker names one. Only
+ * those releases use it, so that a retried commit of one renders the bytes it rendered then; every release with a
+ * delivery runs an image pinned by digest.
+ */
+export const LEGACY_SERVING_IMAGE = 'modelrelease/model-server:latest';
 export const SERVING_PORT = 8080;
 export const CONTAINER_NAME = 'model-server';
+/** Where the serving container finds the model (KServe's own model path, so one serving image fits both). */
+export const MODEL_MOUNT_PATH = '/mnt/models';
+export const MODEL_VOLUME = 'model';
+export const MODEL_PULL_CONTAINER = 'model-pull';
+/** The Deployment's progress deadline is an int32 of seconds. */
+const MAX_PROGRESS_DEADLINE_SECONDS = 2 ** 31 - 1;
 
 export interface GitIdentity {
   name: string;
@@ -42,7 +70,10 @@ export type GateAnnotationHook = (gate: GateResult, input: GitOpsReleaseInput) =
 export type GateAnnotationHooks = Readonly<Record<string, GateAnnotationHook>>;
 
 export interface RenderOptions {
-  /** Image used when the request names none; also the base's image, so the base deploys on its own. */
+  /**
+   * Releases without a delivery only: the image when the request names none, also the base's image so that the base
+   * deploys on its own. A release with a delivery runs its policy's serving image instead.
+   */
   servingImage?: string;
   author?: GitIdentity;
   gateAnnotations?: GateAnnotationHooks;
@@ -54,7 +85,57 @@ export interface RenderOptions {
 export type RenderedFiles = Map<string, string | Buffer>;
 
 export function renderRelease(input: GitOpsReleaseInput, options: RenderOptions = {}): RenderedFiles {
-  const servingImage = options.servingImage ?? DEFAULT_SERVING_IMAGE;
+  const { name: model, version } = input.request.model;
+  const paths = releasePaths(model, version, input.request.environment);
+  const files: RenderedFiles = new Map();
+  if (input.delivery?.serving === 'kserve') renderInferenceService(input, input.delivery, options, files);
+  else renderDeployment(input, options, files);
+  files.set(paths.evidence, renderEvidence(input, options.author ?? DEFAULT_AUTHOR, options.evidenceBundle?.digest));
+  for (const file of options.evidenceBundle?.files ?? []) files.set(file.path, file.content);
+  return files;
+}
+
+/** Where the rendered workload of a release lives: what the rollout watch follows after the commit. */
+export function workloadOf(input: Pick<GitOpsReleaseInput, 'request' | 'delivery'>): WorkloadRef {
+  return {
+    kind: input.delivery?.serving === 'kserve' ? 'InferenceService' : 'Deployment',
+    namespace: input.request.environment,
+    name: input.request.model.name,
+  };
+}
+
+/** The environment's overlay holding the release as a KServe InferenceService. */
+function renderInferenceService(
+  input: GitOpsReleaseInput,
+  delivery: EnvironmentDelivery,
+  options: RenderOptions,
+  files: RenderedFiles,
+): void {
+  const { name: model, version } = input.request.model;
+  const paths = releasePaths(model, version, input.request.environment);
+  const overlay: Kustomization = {
+    apiVersion: 'kustomize.config.k8s.io/v1beta1',
+    kind: 'Kustomization',
+    namespace: input.request.environment,
+    // Its own resource rather than a patch of the base: the base is shared with environments that run a Deployment.
+    resources: [LAYOUT_FILES.inferenceService],
+  };
+  const isvc = inferenceService({
+    name: model,
+    labels: sortedRecord({ ...baseLabels(model), ...releaseLabels(input) }),
+    podLabels: releaseLabels(input),
+    annotations: policyAnnotations(input, options.gateAnnotations ?? {}, options.evidenceBundle?.digest),
+    sizing: deploymentSizing(input.gates),
+    pod: servingPod(input, delivery),
+    port: SERVING_PORT,
+  });
+  files.set(`${paths.overlay}/${LAYOUT_FILES.kustomization}`, toYaml(overlay));
+  files.set(`${paths.overlay}/${LAYOUT_FILES.inferenceService}`, toYaml(isvc));
+}
+
+/** The kustomize base (Deployment and Service) and the environment's overlay patching it. */
+function renderDeployment(input: GitOpsReleaseInput, options: RenderOptions, files: RenderedFiles): void {
+  const servingImage = input.delivery?.servingImage ?? options.servingImage ?? LEGACY_SERVING_IMAGE;
   const { name: model, version } = input.request.model;
   const paths = releasePaths(model, version, input.request.environment);
   const base: Kustomization = {
@@ -70,15 +151,11 @@ export function renderRelease(input: GitOpsReleaseInput, options: RenderOptions 
     patches: [{ path: LAYOUT_FILES.deploymentPatch }],
   };
   const patch = deploymentPatch(input, servingImage, options.gateAnnotations ?? {}, options.evidenceBundle?.digest);
-  const files: RenderedFiles = new Map();
   files.set(`${paths.base}/${LAYOUT_FILES.deployment}`, toYaml(baseDeployment(model, servingImage)));
   files.set(`${paths.base}/${LAYOUT_FILES.service}`, toYaml(baseService(model)));
   files.set(`${paths.base}/${LAYOUT_FILES.kustomization}`, toYaml(base));
   files.set(`${paths.overlay}/${LAYOUT_FILES.kustomization}`, toYaml(overlay));
   files.set(`${paths.overlay}/${LAYOUT_FILES.deploymentPatch}`, toYaml(patch));
-  files.set(paths.evidence, renderEvidence(input, options.author ?? DEFAULT_AUTHOR, options.evidenceBundle?.digest));
-  for (const file of options.evidenceBundle?.files ?? []) files.set(file.path, file.content);
-  return files;
 }
 
 /**
@@ -113,6 +190,11 @@ export function policyAnnotations(
       .join(',');
   }
   if (evidenceBundle !== undefined) annotations[POLICY_ANNOTATIONS.evidenceBundle] = sha256Ref(evidenceBundle);
+  if (input.delivery !== undefined) {
+    const artifact = modelArtifact(input);
+    if (artifact !== undefined) annotations[POLICY_ANNOTATIONS.modelArtifact] = artifact.reference;
+    annotations[POLICY_ANNOTATIONS.modelMount] = artifact === undefined ? 'unavailable' : input.delivery.modelMount;
+  }
   const approvers = approvedBy(input);
   // Omitted rather than empty: an empty value would read as "approved by nobody" to a policy engine checking presence.
   if (approvers.length > 0) annotations[POLICY_ANNOTATIONS.approvedBy] = approvers.map((a) => a.approver).join(',');
@@ -167,6 +249,7 @@ export function renderEvidence(
     commit: { author: { name: author.name, email: author.email } },
     decidedAt: decidedAt(input),
     ...(evidenceBundle === undefined ? {} : { evidenceBundle: sha256Ref(evidenceBundle) }),
+    ...(input.delivery === undefined ? {} : { delivery: input.delivery }),
   };
   return canonicalJson(evidence);
 }
@@ -242,44 +325,124 @@ function deploymentPatch(
   hooks: GateAnnotationHooks,
   evidenceBundle: string | undefined,
 ): DeploymentPatch {
-  const { request, manifest } = input;
+  const { request } = input;
   const sizing = deploymentSizing(input.gates);
-  const labels = sortedRecord({
-    ...sizing.labels,
-    [RELEASE_LABELS.model]: labelValue(request.model.name),
-    [RELEASE_LABELS.version]: labelValue(request.model.version),
-    [RELEASE_LABELS.team]: labelValue(request.team ?? 'unassigned'),
-    [RELEASE_LABELS.costCenter]: labelValue(request.costCenter ?? 'unassigned'),
-  });
+  const labels = releaseLabels(input);
+  const pod = input.delivery === undefined ? undefined : servingPod(input, input.delivery);
   const container: DeploymentPatch['spec']['template']['spec']['containers'][number] = {
     name: CONTAINER_NAME,
-    image: sizing.image ?? request.image?.ref ?? servingImage,
-    // The model by digest, never by a worker's path: the pod fetches the manifest and its files from the store.
-    env: [
-      { name: 'MODEL_NAME', value: request.model.name },
-      { name: 'MODEL_VERSION', value: request.model.version },
-      { name: 'MODEL_MANIFEST_DIGEST', value: sha256Ref(manifest.manifestDigest) },
-      // Where the manifest itself is stored, by digest (only manifests passed by reference name it).
-      ...('blob' in manifest ? [{ name: 'MODEL_MANIFEST_BLOB', value: sha256Ref(manifest.blob) }] : []),
-    ],
+    image: pod?.image ?? sizing.image ?? request.image?.ref ?? servingImage,
+    env: pod?.env ?? modelEnv(input),
   };
   if (sizing.resources) container.resources = sortedResources(sizing.resources);
+  if (pod?.volumeMounts) container.volumeMounts = pod.volumeMounts;
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name: request.model.name, labels, annotations: policyAnnotations(input, hooks, evidenceBundle) },
     spec: {
       replicas: sizing.replicas ?? 1,
+      // Kubernetes then reports ProgressDeadlineExceeded when the policy's rollout timeout runs out, not at its own 10m.
+      ...(input.delivery === undefined ? {} : { progressDeadlineSeconds: progressDeadlineSeconds(input.delivery) }),
       template: {
         // Cost tools (OpenCost, Kubecost) allocate by pod labels, not by the Deployment's.
         metadata: { labels },
         spec: {
+          ...(pod?.initContainers ? { initContainers: pod.initContainers } : {}),
           containers: [container],
           ...(sizing.nodeSelector ? { nodeSelector: sortedRecord(sizing.nodeSelector) } : {}),
+          ...(pod?.volumes ? { volumes: pod.volumes } : {}),
         },
       },
     },
   };
+}
+
+/** The release's labels, on the workload and its pods: model, version, cost allocation, and what the gates sized. */
+function releaseLabels(input: GitOpsReleaseInput): Record<string, string> {
+  const { request } = input;
+  return sortedRecord({
+    ...deploymentSizing(input.gates).labels,
+    [RELEASE_LABELS.model]: labelValue(request.model.name),
+    [RELEASE_LABELS.version]: labelValue(request.model.version),
+    [RELEASE_LABELS.team]: labelValue(request.team ?? 'unassigned'),
+    [RELEASE_LABELS.costCenter]: labelValue(request.costCenter ?? 'unassigned'),
+  });
+}
+
+/** The model by digest, never by a worker's path. */
+function modelEnv(input: GitOpsReleaseInput): EnvVar[] {
+  const { request, manifest } = input;
+  return [
+    { name: 'MODEL_NAME', value: request.model.name },
+    { name: 'MODEL_VERSION', value: request.model.version },
+    { name: 'MODEL_MANIFEST_DIGEST', value: sha256Ref(manifest.manifestDigest) },
+    // Where the manifest itself is stored, by digest (only manifests passed by reference name it).
+    ...('blob' in manifest ? [{ name: 'MODEL_MANIFEST_BLOB', value: sha256Ref(manifest.blob) }] : []),
+  ];
+}
+
+/**
+ * The serving image, the model's environment and its mount. Without a registry artifact (a worker with the filesystem
+ * store) there is nothing a pod can mount: the pod gets the model's identity only, and the workload says so in its
+ * `model-mount: unavailable` annotation.
+ */
+export function servingPod(input: GitOpsReleaseInput, delivery: EnvironmentDelivery): ServingPod {
+  const image = servingImageOf(input, delivery);
+  const env = modelEnv(input);
+  const artifact = modelArtifact(input);
+  if (artifact === undefined) return { image, env };
+  env.push({ name: 'MODEL_DIR', value: MODEL_MOUNT_PATH });
+  const volumeMounts: VolumeMount[] = [{ name: MODEL_VOLUME, mountPath: MODEL_MOUNT_PATH, readOnly: true }];
+  if (delivery.modelMount === 'image-volume') {
+    // By digest, so a node that already holds it never needs to ask the registry again.
+    return {
+      image,
+      env,
+      volumes: [{ name: MODEL_VOLUME, image: { reference: artifact.reference, pullPolicy: 'IfNotPresent' } }],
+      volumeMounts,
+    };
+  }
+  if (delivery.pullerImage === undefined) {
+    throw new Error(
+      `delivery.pullerImage: required for environment "${input.request.environment}" (modelMount is init-container); name the puller image, pinned by digest, in the policy's delivery section`,
+    );
+  }
+  return {
+    image,
+    env,
+    // The puller is the ORAS CLI (its image's entrypoint is `oras`): it writes each layer of the artifact under its
+    // file name, into the volume the serving container then reads.
+    initContainers: [
+      {
+        name: MODEL_PULL_CONTAINER,
+        image: delivery.pullerImage,
+        args: ['pull', artifact.reference, '--output', MODEL_MOUNT_PATH],
+        volumeMounts: [{ name: MODEL_VOLUME, mountPath: MODEL_MOUNT_PATH }],
+      },
+    ],
+    volumes: [{ name: MODEL_VOLUME, emptyDir: {} }],
+    volumeMounts,
+  };
+}
+
+/**
+ * The image the release runs: the scanned image the release pushed; what the image gate scanned, pinned by digest; else the request's image when it is
+ * pinned by digest; else the environment's serving image. A tag never runs: it can move after the approval.
+ */
+function servingImageOf(input: GitOpsReleaseInput, delivery: EnvironmentDelivery): string {
+  // An image the release pushed by digest comes first: the scanned local image, now in the target registry.
+  const candidates = [input.deployImage, deploymentSizing(input.gates).image, input.request.image?.ref];
+  return candidates.find((ref) => ref !== undefined && isPinnedByDigest(ref)) ?? delivery.servingImage;
+}
+
+/** The model's OCI artifact, when the worker's store is a registry (only manifests passed by reference carry one). */
+function modelArtifact(input: GitOpsReleaseInput): ModelArtifact | undefined {
+  return 'artifact' in input.manifest ? input.manifest.artifact : undefined;
+}
+
+function progressDeadlineSeconds(delivery: EnvironmentDelivery): number {
+  return Math.min(Math.ceil(durationMs(delivery.rollout.timeout) / 1000), MAX_PROGRESS_DEADLINE_SECONDS);
 }
 
 function sortedResources(resources: NonNullable<Container['resources']>): NonNullable<Container['resources']> {
@@ -321,7 +484,7 @@ export function deploymentSizing(gates: GitOpsReleaseInput['gates']): Deployment
   return merged;
 }
 
-function toYaml(value: Deployment | DeploymentPatch | Service | Kustomization): string {
+function toYaml(value: Deployment | DeploymentPatch | Service | Kustomization | InferenceService): string {
   // Kubernetes reads YAML 1.1, where `on`, `yes` or `1:20` are not strings: emitting as 1.1 quotes them. Shared
   // objects (the labels on Deployment and pod template) are written out twice rather than as anchors and aliases,
   // which reviewers and some tools read poorly.

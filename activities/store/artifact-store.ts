@@ -4,6 +4,7 @@
  * a result, the workflow history or a rendered object. The filesystem store is the embedded default; a
  * registry-backed store implements the same interface.
  */
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 export interface StoredBlob {
@@ -37,6 +38,11 @@ export interface ArtifactStore {
   localFile(sha256: string): Promise<string>;
   /** Streams `source` in, hashing on the way; idempotent (a blob already held is kept). */
   put(source: Readable, options: PutOptions): Promise<StoredBlob>;
+  /**
+   * Stores an open local file from its start to its end, hashing the bytes stored; the caller closes it. Optional:
+   * a store without it is given the file as a stream (put).
+   */
+  putFile?(file: FileHandle, options: PutOptions): Promise<StoredBlob>;
   /** Stores bytes already in memory (manifests, evidence). */
   putBytes(bytes: Uint8Array | string, options?: Partial<PutOptions>): Promise<StoredBlob>;
 }

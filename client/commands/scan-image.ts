@@ -2,13 +2,15 @@
  * `mrel scan-image <ref>`: the image and dependency vulnerability gate without Temporal, for CI and laptops. Exit
  * codes as every gate command (client/errors.ts): 0 pass or warn, 1 an unwaived vulnerability or finding at or above
  * the threshold, 2 bad usage (an invalid reference, --format or --fail-on, an unreadable lock file), 3 could not
- * decide (part of the image went unexamined, access was refused, the image is unsupported), 4 the registry or the
- * OSV API cannot be reached, 5 a policy that does not load, 6 the image or tag does not exist.
+ * decide (part of the image went unexamined, access was refused, the image is unsupported), 4 the registry, the Docker
+ * engine or the OSV API cannot be reached, 5 a policy that does not load or a DOCKER_HOST that is not on this machine,
+ * 6 the image or tag does not exist (in the registry, or in the local engine for `docker-daemon:` references).
  */
 import { readFile } from 'node:fs/promises';
 import { Option } from 'commander';
 import {
   decideImageGate,
+  DockerEngineUnavailableError,
   ImageScanError,
   RegistryUnavailableError,
   scanImage,
@@ -39,7 +41,11 @@ export function createScanImageCommand(options: { configDir?: string; fetch?: ty
       description: 'scan a container image and lock files for known vulnerabilities (no Temporal needed)',
       configure: (command) =>
         command
-          .argument('<ref>', 'image reference: registry/repo:tag or registry/repo@sha256:…')
+          .argument(
+            '<ref>',
+            "image reference: registry/repo:tag, registry/repo@sha256:…, or a local Docker engine's image: " +
+              'docker-daemon:name:tag or docker-daemon:sha256:<image id> (the engine DOCKER_HOST names)',
+          )
           .option('--advisories <dir>', "OSV advisory directory (overrides the policy's advisoryDir)")
           .addOption(new Option('--fail-on <severity>', 'fail at or above this severity').choices([...SEVERITIES]))
           .option('--ignore-unfixed', 'do not count vulnerabilities without a published fix')
@@ -109,10 +115,21 @@ export const register: RegisterCommands = createScanImageCommand();
 /** The scanner's errors as the exit-code table has them. */
 function imageScanError(err: unknown): CommandError | undefined {
   if (err instanceof ImageScanError) {
-    const code = err.code === 'InvalidImageRef' ? 'usage' : err.code === 'ImageNotFound' ? 'notFound' : 'undecided';
+    const code =
+      err.code === 'InvalidImageRef'
+        ? 'usage'
+        : err.code === 'ImageNotFound'
+          ? 'notFound'
+          : err.code === 'InvalidConfig'
+            ? 'config'
+            : 'undecided';
     return new CommandError(code, err.message, [], { cause: err });
   }
-  if (err instanceof RegistryUnavailableError || (err instanceof Error && err.message.startsWith('OSV API'))) {
+  if (
+    err instanceof RegistryUnavailableError ||
+    err instanceof DockerEngineUnavailableError ||
+    (err instanceof Error && err.message.startsWith('OSV API'))
+  ) {
     return new CommandError('unavailable', err.message, [], { cause: err });
   }
   return undefined;

@@ -11,8 +11,11 @@ import {
   cloneOf,
   commitRelease,
   declineAllPushes,
+  deliveredRelease,
+  delivery,
   gitIn,
   releaseInput,
+  SERVING_IMAGE,
   test,
 } from './fixtures';
 
@@ -192,6 +195,25 @@ describe('commitRelease', () => {
 
     expect(err).toMatchObject({ type: FailureType.InvalidRequest, nonRetryable: true });
     expect((err as Error).message).toContain('request.environment');
+  });
+
+  test('commits a delivered release with the model mounted, and refuses one whose images are not pinned', async ({
+    tmp,
+  }) => {
+    const bare = await bareRepo(tmp);
+    const activities = createGitOpsActivities({ repoUrl: bare, workRoot: join(tmp, 'work') });
+    await commitRelease(activities, deliveredRelease());
+    const patch = await gitIn(bare).raw(['show', 'main:apps/sentiment/overlays/production/deployment-patch.yaml']);
+    expect(patch).toContain(`image: ${SERVING_IMAGE}`);
+    expect(patch).toContain('mountPath: /mnt/models');
+
+    const tagged = deliveredRelease(delivery({ servingImage: 'ml/server:latest', modelMount: 'init-container' }));
+    tagged.manifest.artifact!.reference = '127.0.0.1:5000/models/sentiment:1.4.0';
+    const err = await rejection(commitRelease(activities, tagged));
+    expect(err).toMatchObject({ type: FailureType.InvalidRequest, nonRetryable: true });
+    for (const field of ['delivery.servingImage', 'delivery.pullerImage', 'manifest.artifact.reference']) {
+      expect((err as Error).message).toContain(field);
+    }
   });
 
   test('pushes nothing when the activity is already cancelled', async ({ tmp }) => {

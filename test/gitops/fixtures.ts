@@ -10,7 +10,8 @@ import { simpleGit } from 'simple-git';
 import type { SimpleGit } from 'simple-git';
 import { test as base } from 'vitest';
 import type { GitOpsActivities } from '../../activities/gitops';
-import type { ArtifactManifest, GitOpsCommit, GitOpsReleaseInput } from '../../contract/types';
+import { MODELPACK, type EnvironmentDelivery } from '../../contract/delivery';
+import type { ArtifactManifest, GitOpsCommit, GitOpsReleaseInput, ManifestRef } from '../../contract/types';
 
 export const test = base.extend<{ tmp: string }>({
   tmp: async ({}, use) => {
@@ -141,4 +142,50 @@ export function releaseInput(
     ],
     policy: { name: 'default', digest: hex('d') },
   };
+}
+
+/** A serving image and a puller pinned by digest, as a policy must give them. */
+export const SERVING_IMAGE = `127.0.0.1:5000/modelrelease/model-server@sha256:${hex('5')}`;
+export const PULLER_IMAGE = `127.0.0.1:5000/oras-project/oras@sha256:${hex('7')}`;
+
+/** An environment's delivery with the policy defaults, as resolveDelivery gives it. */
+export function delivery(overrides: Partial<EnvironmentDelivery> = {}): EnvironmentDelivery {
+  return {
+    serving: 'deployment',
+    modelMount: 'image-volume',
+    servingImage: SERVING_IMAGE,
+    gitops: { kind: 'flux', namespace: 'flux-system', kustomization: 'sentiment-production' },
+    requestReconcile: true,
+    rollout: {
+      timeout: '10m',
+      onStall: 'rollback',
+      pause: { roles: ['release-manager'], timeout: '4h', onTimeout: 'rollback' },
+    },
+    ...overrides,
+  };
+}
+
+/** A release whose model was pushed to a registry as a ModelPack artifact, delivered as `d` says. */
+export function deliveredRelease(
+  d: EnvironmentDelivery = delivery(),
+  options: Parameters<typeof releaseInput>[0] = {},
+): GitOpsReleaseInput & { manifest: ManifestRef } {
+  const input = releaseInput(options);
+  const { model, version, source, resolvedRevision, manifestDigest, totalSize } = input.manifest;
+  const manifest: ManifestRef = {
+    model,
+    version,
+    source,
+    resolvedRevision,
+    manifestDigest,
+    blob: hex('b'),
+    fileCount: input.manifest.files.length,
+    totalSize,
+    artifact: {
+      reference: `127.0.0.1:5000/models/${model}@sha256:${hex('9')}`,
+      digest: `sha256:${hex('9')}`,
+      artifactType: MODELPACK.artifactType,
+    },
+  };
+  return { ...input, manifest, delivery: d };
 }

@@ -1,7 +1,8 @@
 /**
  * Every overlay the renderer writes, built with the real `kustomize build` (as Flux and Argo CD build it) and every
  * built object validated with the real kubeconform against the Kubernetes API's own schemas, strictly (an unknown or
- * misplaced field fails). The tools and schemas come from scripts/setup-kube-tools.mjs (npm test's pretest).
+ * misplaced field fails); KServe's InferenceService against the schema of KServe's own CRD. The tools and schemas come
+ * from scripts/setup-kube-tools.mjs (npm test's pretest).
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -16,7 +17,7 @@ import type { RenderedFiles } from '../../activities/gitops/render';
 import { renderRelease } from '../../activities/gitops/render';
 import type { GitOpsReleaseInput, ManifestRef } from '../../contract/types';
 import { kubeToolPaths, kubeToolsCurrent } from '../../scripts/setup-kube-tools.mjs';
-import { releaseInput, test } from './fixtures';
+import { PULLER_IMAGE, deliveredRelease, delivery, releaseInput, test } from './fixtures';
 
 const exec = promisify(execFile);
 const tools = kubeToolPaths();
@@ -228,5 +229,91 @@ describe('rendered overlays under kustomize and kubeconform', () => {
     expect(byFile.get('misspelt.json')?.msg).toMatch(/replicaz/);
     expect(byFile.get('wrongType.json')?.msg).toMatch(/containerPort/);
     expect(byFile.get('wrongKind.json')?.msg).toMatch(/could not find schema for Deploymnet/);
+  });
+
+  test('releases with a delivery build, and every object is valid, the InferenceService against KServe', async ({
+    tmp,
+  }) => {
+    requireTools();
+    const imageVolume = deliveredRelease(delivery(), { environment: 'production' });
+    const initContainer = deliveredRelease(delivery({ modelMount: 'init-container', pullerImage: PULLER_IMAGE }), {
+      model: 'credit-risk',
+      environment: 'staging',
+    });
+    initContainer.gates.push({
+      ...initContainer.gates[0]!,
+      gate: 'cost',
+      deployment: {
+        replicas: 2,
+        resources: { requests: { memory: '4Gi', cpu: '2' }, limits: { memory: '4Gi' } },
+        nodeSelector: { 'node.kubernetes.io/instance-type': 'm7i.large' },
+      },
+    });
+    const kserve = deliveredRelease(delivery({ serving: 'kserve' }), { model: 'fraud', environment: 'production' });
+    const withoutArtifact = { ...releaseInput({ model: 'churn', environment: 'dev' }), delivery: delivery() };
+    const built: string[] = [];
+    const objectsOf: any[][] = [];
+    for (const [i, input] of [imageVolume, initContainer, kserve, withoutArtifact].entries()) {
+      await writeRepo(tmp, renderRelease(input));
+      const { text, objects } = await kustomizeBuild(
+        join(tmp, overlayPath(input.request.model.name, input.request.environment)),
+      );
+      expect(text).not.toContain(':latest');
+      const file = join(tmp, `built-${i}.yaml`);
+      await writeFile(file, text);
+      built.push(file);
+      objectsOf.push(objects);
+    }
+    const [volumeObjects, initObjects, kserveObjects] = objectsOf;
+    const deploymentOf = (objects: any[] | undefined) => objects!.find((o) => o.kind === 'Deployment');
+
+    // The patch merged into the base's container by name: the base's port and probe, the release's mount.
+    const mounted = deploymentOf(volumeObjects).spec.template.spec;
+    expect(mounted.volumes).toEqual([
+      { name: 'model', image: { reference: imageVolume.manifest.artifact!.reference, pullPolicy: 'IfNotPresent' } },
+    ]);
+    expect(mounted.containers[0]).toMatchObject({
+      ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }],
+      volumeMounts: [{ name: 'model', mountPath: '/mnt/models', readOnly: true }],
+    });
+    expect(deploymentOf(volumeObjects).spec.progressDeadlineSeconds).toBe(600);
+    const pulled = deploymentOf(initObjects).spec.template.spec;
+    expect(pulled.initContainers.map((c: { name: string }) => c.name)).toEqual(['model-pull']);
+    expect(pulled.volumes).toEqual([{ name: 'model', emptyDir: {} }]);
+    expect(kserveObjects!.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`)).toEqual([
+      'InferenceService/production/fraud',
+    ]);
+
+    const report = await kubeconform(built);
+    expect(report.resources ?? []).toEqual([]);
+    // Deployment and Service for each but the KServe release, which is one InferenceService.
+    expect(report.summary).toEqual({ valid: 7, invalid: 0, errors: 0, skipped: 0 });
+  });
+
+  test("KServe's schema is strict too: a misplaced predictor field or a misspelt image volume fails", async ({
+    tmp,
+  }) => {
+    requireTools();
+    const files = renderRelease(deliveredRelease(delivery({ serving: 'kserve' })));
+    const isvc = parseAllDocuments(
+      String(files.get('apps/sentiment/overlays/production/inference-service.yaml')),
+    )[0]!.toJSON();
+    const misplaced = structuredClone(isvc);
+    misplaced.spec.predictor.replicas = 2;
+    const misspelt = structuredClone(isvc);
+    misspelt.spec.predictor.volumes[0].image.referense = misspelt.spec.predictor.volumes[0].image.reference;
+    const wrongVersion = { ...structuredClone(isvc), apiVersion: 'serving.kserve.io/v1alpha9' };
+    const written: string[] = [];
+    for (const [name, object] of Object.entries({ isvc, misplaced, misspelt, wrongVersion })) {
+      const file = join(tmp, `${name}.json`);
+      await writeFile(file, JSON.stringify(object));
+      written.push(file);
+    }
+    const report = await kubeconform(written);
+    expect(report.summary).toEqual({ valid: 1, invalid: 2, errors: 1, skipped: 0 });
+    const byFile = new Map((report.resources ?? []).map((r) => [r.filename.split('/').pop(), r]));
+    expect(byFile.get('misplaced.json')?.msg).toMatch(/replicas/);
+    expect(byFile.get('misspelt.json')?.msg).toMatch(/referense/);
+    expect(byFile.get('wrongVersion.json')?.msg).toMatch(/could not find schema for InferenceService/);
   });
 });

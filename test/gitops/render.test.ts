@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { commitMessage, hasReleaseIdTrailer } from '../../activities/gitops/commit-message';
 import type { RenderedFiles } from '../../activities/gitops/render';
-import { DEFAULT_SERVING_IMAGE, labelValue, registryRef, renderRelease } from '../../activities/gitops/render';
+import { LEGACY_SERVING_IMAGE, labelValue, registryRef, renderRelease } from '../../activities/gitops/render';
 import { releaseInput } from './fixtures';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- parsed YAML is walked by key */
@@ -119,7 +119,7 @@ describe('renderRelease', () => {
     delete input.request.team;
     delete input.request.costCenter;
     const defaults = yamlAt(renderRelease(input), `${OVERLAY}/deployment-patch.yaml`);
-    expect(defaults.spec.template.spec.containers[0].image).toBe(DEFAULT_SERVING_IMAGE);
+    expect(defaults.spec.template.spec.containers[0].image).toBe(LEGACY_SERVING_IMAGE);
     expect(defaults.metadata.labels['modelrelease.io/team']).toBe('unassigned');
     expect(defaults.spec.template.metadata.labels['modelrelease.io/cost-center']).toBe('unassigned');
 

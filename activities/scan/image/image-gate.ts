@@ -3,10 +3,12 @@
  * worker's default serving image) and the model repository's lock files for known vulnerabilities, checks the image
  * config, and pins what it scanned (the Deployment runs `repo@sha256:…`). The SBOM is an attachment of the evidence.
  */
+import type Docker from 'dockerode';
 import { z } from 'zod';
 import { loadSourcePolicy } from '../../../config/loader';
 import { checkUrl, policyFetch, type SourcePolicy } from '../../common/source-policy';
 import { CannotDecide, defineGate, InvalidPolicy, type Gate } from '../../gate/gate';
+import { isDaemonRef } from './docker-engine';
 import { decideImageGate, IMAGE_GATE } from './gate';
 import { describeImagePolicyError, parseImagePolicy, type ImagePolicy } from './policy';
 import { parseImageRef, registryHost, type ImageRef } from './reference';
@@ -23,6 +25,8 @@ export interface ImageGateDeps {
   fetch?: typeof fetch;
   /** Where a request's image may be pulled from; config/sources.yaml and MREL_SOURCE_* when not given. */
   sourcePolicy?: SourcePolicy;
+  /** The engine `docker-daemon:` images are read from (default: the one DOCKER_HOST names). */
+  docker?: Docker;
 }
 
 export function imageGate(deps: ImageGateDeps): Gate<ImagePolicy, ImageScanReport> {
@@ -68,6 +72,7 @@ export function imageGate(deps: ImageGateDeps): Gate<ImagePolicy, ImageScanRepor
         baseDir: deps.baseDir,
         lockFiles,
         registry: { fetch: registryFetch, credentials: deps.registryCredentials },
+        docker: deps.docker,
         fetch: deps.fetch,
         signal: ctx.signal,
         onProgress: (p: ImageScanProgress) => ctx.progress({ ...p, step: p.phase }),
@@ -83,8 +88,11 @@ export function imageGate(deps: ImageGateDeps): Gate<ImagePolicy, ImageScanRepor
         metrics: decision.metrics,
         evidence: rest,
         annotations: decision.annotations,
-        // What runs is what was scanned: the Deployment pins the image by the digest resolved here.
-        ...(decision.annotations['image-ref'] ? { deployment: { image: decision.annotations['image-ref'] } } : {}),
+        // What runs is what was scanned: the Deployment pins the image by the digest resolved here. A local engine's
+        // image runs only once pushImage has pushed it by digest: that digest is the Deployment's.
+        ...(decision.annotations['image-ref'] && report.image.transport !== 'docker-daemon'
+          ? { deployment: { image: decision.annotations['image-ref'] } }
+          : {}),
         attachments: [{ name: 'sbom.cdx.json', data: sbom }],
       };
     },
@@ -93,9 +101,12 @@ export function imageGate(deps: ImageGateDeps): Gate<ImagePolicy, ImageScanRepor
 
 /**
  * Refuses an image whose registry the source policy does not allow (its host on the hosts list, its addresses public
- * or on the networks list). A reference that does not parse is left to the scan, which names what is wrong with it.
+ * or on the networks list); a local engine's image (`docker-daemon:`) has no registry to check. A reference that
+ * does not parse is left to the scan, which names what is wrong with it.
  */
 export async function checkImageRef(ref: string, policy: SourcePolicy): Promise<void> {
+  // The local engine is no network source: DOCKER_HOST is checked when the engine is reached (loopback only).
+  if (isDaemonRef(ref)) return;
   let parsed: ImageRef;
   try {
     parsed = parseImageRef(ref);

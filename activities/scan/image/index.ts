@@ -8,8 +8,11 @@ import type { GateInput, GateResult } from '../../../contract/types';
 import { SourceNotAllowedError } from '../../common/source-policy';
 import { runGateActivity } from '../../gate/activity';
 import type { ArtifactStore } from '../../store/artifact-store';
+import { RegistryError, type RegistryErrorCode, type CredentialLookup } from '../../registry';
+import { activityContext, throttledHeartbeat } from '../../common/activity-context';
 import { ImageScanError, type ImageScanErrorCode } from './errors';
 import { imageGate, type ImageGateDeps } from './image-gate';
+import { pushScannedImage, type PushImageInput, type PushImageResult, type PushProgress } from './push';
 
 export { decideImageGate, IMAGE_GATE } from './gate';
 export { ImageScanError, RegistryUnavailableError } from './errors';
@@ -17,10 +20,23 @@ export type { ImageScanErrorCode } from './errors';
 export { lockFilesOf, scanImage, SCANNER_VERSION } from './scan';
 export type { ImageScanOptions, ImageScanReport, LockFileSource } from './scan';
 export { toSarif } from './sarif';
+export {
+  DOCKER_DAEMON_PREFIX,
+  DockerEngineUnavailableError,
+  dockerEngineOptions,
+  dockerFromEnv,
+  isDaemonRef,
+} from './docker-engine';
+export { pushScannedImage } from './push';
+export type { PushImageDeps, PushImageInput, PushImageResult, PushProgress } from './push';
 
 export interface ImageScanDeps extends ImageGateDeps {
   /** Lock files are read from it, the evidence and SBOM are stored in it. */
   store: ArtifactStore;
+  /** Credentials for pushImage's target registry (default: the Docker config file). */
+  pushCredentials?: CredentialLookup;
+  /** Plain-HTTP registries pushImage may push to besides loopback ones. */
+  insecureRegistries?: readonly string[];
 }
 
 /** Failure types of permanent scan errors. */
@@ -31,6 +47,14 @@ const failureTypes: Record<ImageScanErrorCode, string> = {
   DigestMismatch: FailureType.DigestMismatch,
   UnsupportedImage: FailureType.UnsupportedSource,
   InvalidConfig: FailureType.InvalidConfig,
+};
+
+/** Failure types of permanent registry errors while pushing. */
+const registryFailureTypes: Record<RegistryErrorCode, string> = {
+  RegistryAccessDenied: FailureType.SourceRejected,
+  RegistryNotFound: FailureType.ImageNotFound,
+  RegistryRejected: FailureType.SourceRejected,
+  RegistryConfigInvalid: FailureType.InvalidConfig,
 };
 
 export function createImageScanActivities(deps: ImageScanDeps) {
@@ -57,6 +81,45 @@ export function createImageScanActivities(deps: ImageScanDeps) {
         if (err instanceof ImageScanError) {
           throw ApplicationFailure.nonRetryable(err.message, failureTypes[err.code], {
             ref: input.request.image?.ref,
+            code: err.code,
+          });
+        }
+        throw err;
+      }
+    },
+
+    /**
+     * Pushes the local image the gate scanned (`docker-daemon:…`, see PushImageInput) to `target` by digest and
+     * returns `target@sha256:<manifest digest>` (PushImageResult.ref), what the Deployment must run. Pushes the
+     * engine's export unchanged (config and layers as exported, an OCI manifest built from them) and refuses a source
+     * whose image ID is no longer `imageId`. Idempotent: blobs and the manifest the registry holds are not sent again,
+     * and a retry returns the same digest. Heartbeats `{ step, blob, bytes }`: give it a heartbeat timeout. A missing
+     * local image, a moved tag, refused credentials or a rejected upload are non-retryable; an engine or registry
+     * that is down is a plain error and retried.
+     */
+    async pushImage(input: PushImageInput): Promise<PushImageResult> {
+      const context = activityContext();
+      const heartbeat = context && throttledHeartbeat<PushProgress>(context, (p) => `${p.step}:${p.blob ?? ''}`);
+      try {
+        return await pushScannedImage(input, {
+          docker: deps.docker,
+          credentials: deps.pushCredentials,
+          insecureRegistries: deps.insecureRegistries,
+          fetch: deps.fetch,
+          signal: context?.cancellationSignal,
+          onProgress: (p) => heartbeat?.(p),
+        });
+      } catch (err) {
+        if (err instanceof ImageScanError) {
+          throw ApplicationFailure.nonRetryable(err.message, failureTypes[err.code], {
+            source: input.source,
+            target: input.target,
+            code: err.code,
+          });
+        }
+        if (err instanceof RegistryError) {
+          throw ApplicationFailure.nonRetryable(err.message, registryFailureTypes[err.code], {
+            target: input.target,
             code: err.code,
           });
         }

@@ -1,6 +1,6 @@
 /**
- * Streams image layers (tar, optionally gzip-compressed) straight from the registry and keeps only the files the
- * inventory needs (package databases, os-release), applying each layer's whiteouts to the layers below it. Nothing
+ * Streams image layers (tar, optionally gzip-compressed) straight from the registry or a Docker engine's export and
+ * keeps only the files the inventory needs (package databases, os-release), applying each layer's whiteouts to the layers below it. Nothing
  * is unpacked to disk; memory holds only the collected files, each capped in size.
  */
 import { createHash } from 'node:crypto';
@@ -94,77 +94,153 @@ export function normalizeEntryPath(name: string): string {
 
 class LimitExceeded extends Error {}
 
+/** What one layer adds and removes, before it is merged over the layers below it. */
+interface LayerChanges {
+  added: Map<string, CollectedFile>;
+  deleted: string[];
+  opaque: string[];
+  problems: ScanProblem[];
+}
+
 /**
- * Reads every layer in order into the merged set of wanted files. Whiteouts (`.wh.<name>`) delete a path and what is
- * under it from lower layers; an opaque marker (`.wh..wh..opq`) hides everything below its directory.
+ * Reads layers in any order (a `docker save` export holds them in its own order) and merges them in image order at
+ * the end, so that whiteouts always apply to the layers below. Problems are reported in layer order whatever the
+ * reading order was: the same image gives the same report.
  */
-export async function collectImageFiles(layers: LayerSource[], options: CollectOptions): Promise<CollectResult> {
-  const files = new Map<string, CollectedFile>();
-  const problems: ScanProblem[] = [];
-  const stats: LayerStats[] = [];
-  let totalBytes = 0;
-  for (const [index, layer] of layers.entries()) {
-    options.signal?.throwIfAborted();
-    const stat: LayerStats = {
-      digest: layer.digest,
-      mediaType: layer.mediaType,
-      size: layer.size,
+export class LayerCollector {
+  private readonly stats: LayerStats[];
+  private readonly changes: (LayerChanges | undefined)[];
+  private totalBytes = 0;
+
+  constructor(
+    private readonly layers: Omit<LayerSource, 'open'>[],
+    private readonly options: CollectOptions,
+  ) {
+    this.stats = layers.map((l) => ({
+      digest: l.digest,
+      mediaType: l.mediaType,
+      size: l.size,
       uncompressedBytes: 0,
       entries: 0,
       whiteouts: 0,
       kept: 0,
       complete: false,
+    }));
+    this.changes = layers.map(() => undefined);
+  }
+
+  /** False when the layer is declared larger than the limit: it is recorded as not scanned and must not be read. */
+  wants(index: number): boolean {
+    const layer = this.layers[index]!;
+    if (layer.size <= this.options.maxLayerBytes) return true;
+    this.changes[index] ??= {
+      added: new Map(),
+      deleted: [],
+      opaque: [],
+      problems: [
+        {
+          ruleId: 'layer-too-large',
+          severity: 'medium',
+          location: `layer ${index} (${layer.digest})`,
+          message: `layer is ${layer.size} bytes compressed, over the limit of ${this.options.maxLayerBytes}: not scanned`,
+          incomplete: true,
+        },
+      ],
     };
-    stats.push(stat);
-    const location = `layer ${index} (${layer.digest})`;
-    if (layer.size > options.maxLayerBytes) {
-      problems.push({
-        ruleId: 'layer-too-large',
-        severity: 'medium',
-        location,
-        message: `layer is ${layer.size} bytes compressed, over the limit of ${options.maxLayerBytes}: not scanned`,
-        incomplete: true,
-      });
-      continue;
-    }
-    const added = new Map<string, CollectedFile>();
-    const deleted: string[] = [];
-    const opaque: string[] = [];
+    return false;
+  }
+
+  /**
+   * Reads one layer's stream to the end (or to a limit). A layer that cannot be read is a problem in the report;
+   * a digest mismatch and cancellation throw.
+   */
+  async read(index: number, source: Readable): Promise<void> {
+    this.options.signal?.throwIfAborted();
+    const layer = this.layers[index]!;
+    const stat = this.stats[index]!;
+    const changes: LayerChanges = { added: new Map(), deleted: [], opaque: [], problems: [] };
+    this.changes[index] = changes;
     try {
-      await readLayer(await layer.open(), layer, index, options, {
+      await readLayer(source, layer, index, this.options, {
         onEntry: () => stat.entries++,
         onBytes: (n) => {
           stat.uncompressedBytes += n;
-          options.onProgress?.({ layer: index, layers: layers.length, bytes: (totalBytes += n) });
+          this.options.onProgress?.({ layer: index, layers: this.layers.length, bytes: (this.totalBytes += n) });
         },
         onWhiteout: (path, isOpaque) => {
           stat.whiteouts++;
-          (isOpaque ? opaque : deleted).push(path);
+          (isOpaque ? changes.opaque : changes.deleted).push(path);
         },
-        onFile: (file) => added.set(file.path, file),
-        onProblem: (p) => problems.push(p),
+        onFile: (file) => changes.added.set(file.path, file),
+        onProblem: (p) => changes.problems.push(p),
       });
       stat.complete = true;
     } catch (err) {
-      if (err instanceof ImageScanError || options.signal?.aborted) throw err;
+      if (err instanceof ImageScanError || this.options.signal?.aborted) throw err;
       const tooLarge = err instanceof LimitExceeded;
-      problems.push({
+      changes.problems.push({
         ruleId: tooLarge ? 'layer-too-large' : 'layer-unreadable',
         severity: 'medium',
-        location,
+        location: `layer ${index} (${layer.digest})`,
         message: tooLarge
-          ? `layer expands to more than ${options.maxLayerBytes} bytes: the rest of it was not scanned`
+          ? `layer expands to more than ${this.options.maxLayerBytes} bytes: the rest of it was not scanned`
           : `layer could not be read (${(err as Error).message}): its files were not scanned`,
         incomplete: true,
       });
     }
-    // Whiteouts hide lower layers only; files the same layer adds stay.
-    for (const dir of opaque) removeUnder(files, dir, false);
-    for (const path of deleted) removeUnder(files, path, true);
-    for (const [path, file] of added) files.set(path, file);
-    stat.kept = added.size;
   }
-  return { files, layers: stats, problems };
+
+  /** Another layer with the same content (an image may repeat a layer): its result is the one already read. */
+  same(index: number, readIndex: number): void {
+    const read = this.changes[readIndex];
+    if (!read) return;
+    const layerDigest = this.layers[index]!.digest;
+    this.changes[index] = {
+      added: new Map([...read.added].map(([path, file]) => [path, { ...file, layer: index, layerDigest }])),
+      deleted: [...read.deleted],
+      opaque: [...read.opaque],
+      problems: [],
+    };
+    this.stats[index] = { ...this.stats[readIndex]!, digest: layerDigest };
+  }
+
+  /** The merged filesystem's wanted files. A layer never read makes the scan incomplete. */
+  finish(): CollectResult {
+    const files = new Map<string, CollectedFile>();
+    const problems: ScanProblem[] = [];
+    for (const [index, changes] of this.changes.entries()) {
+      if (!changes) {
+        problems.push({
+          ruleId: 'layer-unreadable',
+          severity: 'medium',
+          location: `layer ${index} (${this.layers[index]!.digest})`,
+          message: 'layer was not found in the image: its files were not scanned',
+          incomplete: true,
+        });
+        continue;
+      }
+      problems.push(...changes.problems);
+      // Whiteouts hide lower layers only; files the same layer adds stay.
+      for (const dir of changes.opaque) removeUnder(files, dir, false);
+      for (const path of changes.deleted) removeUnder(files, path, true);
+      for (const [path, file] of changes.added) files.set(path, file);
+      this.stats[index]!.kept = changes.added.size;
+    }
+    return { files, layers: this.stats, problems };
+  }
+}
+
+/**
+ * Reads every layer in order into the merged set of wanted files. Whiteouts (`.wh.<name>`) delete a path and what is
+ * under it from lower layers; an opaque marker (`.wh..wh..opq`) hides everything below its directory.
+ */
+export async function collectImageFiles(layers: LayerSource[], options: CollectOptions): Promise<CollectResult> {
+  const collector = new LayerCollector(layers, options);
+  for (const [index, layer] of layers.entries()) {
+    options.signal?.throwIfAborted();
+    if (collector.wants(index)) await collector.read(index, await layer.open());
+  }
+  return collector.finish();
 }
 
 function removeUnder(files: Map<string, CollectedFile>, path: string, includeSelf: boolean): void {
@@ -184,7 +260,7 @@ interface LayerHandlers {
 
 async function readLayer(
   source: Readable,
-  layer: LayerSource,
+  layer: Omit<LayerSource, 'open'>,
   index: number,
   options: CollectOptions,
   handlers: LayerHandlers,

@@ -1,15 +1,32 @@
 /**
- * One image scan, end to end and free of Temporal: resolve the reference to a digest, read the config, stream the
- * layers into an inventory, add the model repository's lock files, match against OSV advisories (offline directory,
+ * One image scan, end to end and free of Temporal: resolve the reference (a registry's, or a local Docker engine's
+ * `docker-daemon:…`) to a digest, read the config, stream the layers into an inventory, add the model repository's lock files, match against OSV advisories (offline directory,
  * optionally the OSV API), merge trivy's report when configured, and build the CycloneDX SBOM.
  */
 import { resolve as resolvePath } from 'node:path';
+import type Docker from 'dockerode';
 import type { ImagePolicy } from './policy';
 import { AdvisoryIndex, indexKey, loadAdvisoryDirectory, type LoadStats } from './advisory-db';
 import { buildCycloneDx, type CycloneDxBom } from './cyclonedx';
+import {
+  DockerEngineImages,
+  dockerFromEnv,
+  engineAddress,
+  isDaemonRef,
+  OCI_MEDIA_TYPES,
+  parseDaemonRef,
+  pinnedDaemonRef,
+} from './docker-engine';
 import { ImageScanError } from './errors';
 import { inspectImageConfig, type ConfigFacts, type ImageConfigBlob } from './image-config';
-import { collectImageFiles, type LayerStats, type ScanProblem } from './layers';
+import {
+  collectImageFiles,
+  LayerCollector,
+  type CollectOptions,
+  type CollectResult,
+  type LayerStats,
+  type ScanProblem,
+} from './layers';
 import { isLockFile, parseLockFile } from './lockfiles';
 import { matchPackages, type VulnerabilityMatch } from './match';
 import { queryOsvApi } from './osv-api';
@@ -41,6 +58,8 @@ export interface ImageScanOptions {
   baseDir?: string;
   lockFiles?: LockFileSource[];
   registry?: Omit<RegistryClientOptions, 'signal' | 'platform' | 'insecureRegistries'>;
+  /** The engine `docker-daemon:` references are read from (default: the one DOCKER_HOST names). */
+  docker?: Docker;
   /** fetch for the OSV API (tests point it at a local server through the policy's url). */
   fetch?: typeof fetch;
   signal?: AbortSignal;
@@ -52,12 +71,18 @@ export interface ImageScanOptions {
 export interface ImageScanReport {
   ref: string;
   image: {
+    /** Set for an image read from the local Docker engine (`docker-daemon:`); absent for a registry's. */
+    transport?: 'docker-daemon';
+    /** The registry host, or `docker-daemon` for a local engine's image. */
     registry: string;
     repository: string;
     tag?: string;
-    /** What the reference resolved to (the index digest for multi-platform images): what is deployed. */
+    /**
+     * What the reference resolved to (the index digest for multi-platform images): what is deployed. For a local
+     * engine's image, its ID (the config digest).
+     */
     digest: string;
-    /** `registry/repository@digest`. */
+    /** `registry/repository@digest`, or `docker-daemon:sha256:<image id>`. */
     pinned: string;
     manifestDigest: string;
     mediaType: string;
@@ -92,24 +117,14 @@ export async function scanImage(ref: string, options: ImageScanOptions): Promise
   const startedAt = now().toISOString();
   const policy = options.policy;
   const progress = options.onProgress ?? (() => {});
-  const parsed = parseImageRef(ref);
-  const [os, architecture, variant] = policy.platform.split('/') as [string, string, string | undefined];
-  const client = new RegistryClient(parsed, {
-    ...options.registry,
-    insecureRegistries: policy.insecureRegistries,
-    platform: { os, architecture, variant },
-    signal: options.signal,
-  });
-
   let t = performance.now();
   progress({ phase: 'resolve' });
-  const resolved = await client.resolve();
-  const configBody = await client.getBlob(resolved.manifest.config.digest);
+  const source = isDaemonRef(ref) ? await openDaemonImage(ref, options) : await openRegistryImage(ref, options);
   let configBlob: ImageConfigBlob;
   try {
-    configBlob = JSON.parse(configBody.toString('utf8')) as ImageConfigBlob;
+    configBlob = JSON.parse(source.config.toString('utf8')) as ImageConfigBlob;
   } catch (err) {
-    throw new ImageScanError('UnsupportedImage', `the image config ${resolved.manifest.config.digest} is not JSON`, {
+    throw new ImageScanError('UnsupportedImage', `the image config ${source.image.configDigest} is not JSON`, {
       cause: err,
     });
   }
@@ -121,20 +136,12 @@ export async function scanImage(ref: string, options: ImageScanOptions): Promise
     secretSeverity: policy.secretEnv,
     requiredLabels: policy.requiredLabels,
   });
-  const collected = await collectImageFiles(
-    resolved.manifest.layers.map((l) => ({
-      digest: l.digest,
-      mediaType: l.mediaType,
-      size: l.size,
-      open: () => client.openBlob(l.digest),
-    })),
-    {
-      maxLayerBytes: policy.maxLayerBytes,
-      maxFileBytes: policy.maxFileBytes,
-      signal: options.signal,
-      onProgress: (p) => progress({ phase: 'layers', ...p }),
-    },
-  );
+  const collected = await source.collect({
+    maxLayerBytes: policy.maxLayerBytes,
+    maxFileBytes: policy.maxFileBytes,
+    signal: options.signal,
+    onProgress: (p) => progress({ phase: 'layers', ...p }),
+  });
   const inventory = inventoryImage(collected.files);
   const packages = [...inventory.packages];
   const problems: ScanProblem[] = [...configCheck.problems, ...collected.problems, ...inventory.problems];
@@ -225,16 +232,17 @@ export async function scanImage(ref: string, options: ImageScanOptions): Promise
   }
   const matchMs = performance.now() - t;
 
-  const pinned = pinnedRef(parsed, resolved.digest);
+  const image = source.image;
   let trivy: ImageScanReport['trivy'];
   let trivyMs: number | undefined;
   if (policy.trivy.path) {
     t = performance.now();
     progress({ phase: 'trivy' });
-    const report = await runTrivy(policy.trivy.path, pinned, {
-      insecure: isPlainHttp(parsed.registry, policy.insecureRegistries),
+    const report = await runTrivy(policy.trivy.path, source.trivyTarget, {
+      insecure: source.plainHttp ?? false,
       timeoutMs: policy.trivy.timeoutSeconds * 1000,
       signal: options.signal,
+      ...(source.dockerHost ? { dockerHost: source.dockerHost } : {}),
     });
     vulnerabilities = mergeTrivy(vulnerabilities, report, packages, policy.unknownSeverity);
     trivy = {
@@ -244,17 +252,6 @@ export async function scanImage(ref: string, options: ImageScanOptions): Promise
     trivyMs = performance.now() - t;
   }
 
-  const image: ImageScanReport['image'] = {
-    registry: parsed.registry,
-    repository: parsed.repository,
-    ...(parsed.tag ? { tag: parsed.tag } : {}),
-    digest: resolved.digest,
-    pinned,
-    manifestDigest: resolved.manifestDigest,
-    mediaType: resolved.mediaType,
-    ...(resolved.platform ? { platform: resolved.platform } : {}),
-    configDigest: resolved.manifest.config.digest,
-  };
   const finishedAt = now().toISOString();
   return {
     ref,
@@ -276,7 +273,7 @@ export async function scanImage(ref: string, options: ImageScanOptions): Promise
     ...(trivy ? { trivy } : {}),
     timings: { resolveMs, inventoryMs, advisoryLoadMs, matchMs, ...(trivyMs !== undefined ? { trivyMs } : {}) },
     sbom: buildCycloneDx({
-      image: { registry: parsed.registry, repository: parsed.repository, digest: resolved.digest, tag: parsed.tag },
+      image: { registry: image.registry, repository: image.repository, digest: image.digest, tag: image.tag },
       os: inventory.os,
       packages,
       vulnerabilities,
@@ -285,6 +282,101 @@ export async function scanImage(ref: string, options: ImageScanOptions): Promise
     }),
     startedAt,
     finishedAt,
+  };
+}
+
+/** The image being scanned, wherever it lives: what the report pins, its config and a reader of its layers. */
+interface OpenedImage {
+  image: ImageScanReport['image'];
+  config: Buffer;
+  collect(options: CollectOptions): Promise<CollectResult>;
+  /** What trivy is pointed at, and how. */
+  trivyTarget: string;
+  plainHttp?: boolean;
+  dockerHost?: string;
+}
+
+async function openRegistryImage(ref: string, options: ImageScanOptions): Promise<OpenedImage> {
+  const parsed = parseImageRef(ref);
+  const [os, architecture, variant] = options.policy.platform.split('/') as [string, string, string | undefined];
+  const client = new RegistryClient(parsed, {
+    ...options.registry,
+    insecureRegistries: options.policy.insecureRegistries,
+    platform: { os, architecture, variant },
+    signal: options.signal,
+  });
+  const resolved = await client.resolve();
+  const config = await client.getBlob(resolved.manifest.config.digest);
+  const pinned = pinnedRef(parsed, resolved.digest);
+  return {
+    image: {
+      registry: parsed.registry,
+      repository: parsed.repository,
+      ...(parsed.tag ? { tag: parsed.tag } : {}),
+      digest: resolved.digest,
+      pinned,
+      manifestDigest: resolved.manifestDigest,
+      mediaType: resolved.mediaType,
+      ...(resolved.platform ? { platform: resolved.platform } : {}),
+      configDigest: resolved.manifest.config.digest,
+    },
+    config,
+    collect: (collectOptions) =>
+      collectImageFiles(
+        resolved.manifest.layers.map((l) => ({
+          digest: l.digest,
+          mediaType: l.mediaType,
+          size: l.size,
+          open: () => client.openBlob(l.digest),
+        })),
+        collectOptions,
+      ),
+    trivyTarget: pinned,
+    plainHttp: isPlainHttp(parsed.registry, options.policy.insecureRegistries),
+  };
+}
+
+/**
+ * An image in the local Docker engine: pinned by its ID, the config's digest, as the engine knows it. Its manifest
+ * digest is that of the manifest a push by digest (./push.ts) gives it.
+ */
+async function openDaemonImage(ref: string, options: ImageScanOptions): Promise<OpenedImage> {
+  const parsed = parseDaemonRef(ref);
+  const docker = options.docker ?? dockerFromEnv();
+  const engine = new DockerEngineImages(docker, { signal: options.signal });
+  const local = await engine.inspect(parsed);
+  const named = parsed.ref;
+  return {
+    image: {
+      transport: 'docker-daemon',
+      registry: 'docker-daemon',
+      repository: named
+        ? named.registry === 'docker.io'
+          ? named.repository
+          : `${named.registry}/${named.repository}`
+        : 'image',
+      ...(named?.tag ? { tag: named.tag } : {}),
+      digest: local.id,
+      pinned: pinnedDaemonRef(local.id),
+      manifestDigest: local.manifestDigest,
+      mediaType: OCI_MEDIA_TYPES.manifest,
+      configDigest: local.configDigest,
+    },
+    config: local.config,
+    collect: async (collectOptions) => {
+      const collector = new LayerCollector(local.layers, collectOptions);
+      await engine.streamLayers(local, async ([first, ...repeats], _layer, body) => {
+        if (!collector.wants(first!)) {
+          for (const i of repeats) collector.wants(i);
+          return;
+        }
+        await collector.read(first!, body);
+        for (const i of repeats) collector.same(i, first!);
+      });
+      return collector.finish();
+    },
+    trivyTarget: local.id,
+    dockerHost: engineAddress(docker),
   };
 }
 

@@ -40,6 +40,8 @@ export interface TrivyRunOptions {
   insecure: boolean;
   timeoutMs: number;
   signal?: AbortSignal;
+  /** Read the image from this local Docker engine (`unix://…` or `tcp://127.0.0.1:…`) instead of a registry. */
+  dockerHost?: string;
 }
 
 /** Runs trivy against the pinned image and parses its report. Failures are plain errors (retried). */
@@ -52,12 +54,18 @@ export async function runTrivy(trivyPath: string, imageRef: string, options: Tri
     '--scanners',
     'vuln',
     ...(options.insecure ? ['--insecure'] : []),
+    ...(options.dockerHost ? ['--image-src', 'docker'] : []),
   ];
   const stdout = await new Promise<string>((resolve, reject) => {
     execFile(
       trivyPath,
       [...args, imageRef],
-      { maxBuffer: 512 * 1024 * 1024, timeout: options.timeoutMs, signal: options.signal },
+      {
+        maxBuffer: 512 * 1024 * 1024,
+        timeout: options.timeoutMs,
+        signal: options.signal,
+        ...(options.dockerHost ? { env: { ...process.env, DOCKER_HOST: options.dockerHost } } : {}),
+      },
       (err, out, errText) => {
         if (err) reject(new Error(`trivy failed (${err.message.split('\n')[0]}): ${String(errText).slice(-500)}`));
         else resolve(out);
