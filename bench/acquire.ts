@@ -5,19 +5,19 @@
  * write, no hash: what any store that keeps a copy pays) are shown too, and the registry store when its module and
  * `docker-registry` are there (a fresh registry on 127.0.0.1 per run, anonymous).
  *
- *   npx tsx bench/acquire.ts [--size-mb 1024] [--runs 3] [--memory warm|cold] [--skip-registry]
+ *   npx tsx bench/acquire.ts [--size-mb 1024] [--runs 3] [--skip-registry]
  *
- * Writers need a fresh GiB of page cache. --memory warm (the default) frees a GiB of cache just before each writer,
- * as on a busy worker whose memory is full of cache; --memory cold waits first, so that a VM that hands free memory
- * back to its host (free page reporting) must fault it in again, which can cost more than everything else acquire
- * does. Contenders run back to back in each run and ratios are medians of the per-run ratios, so that load from
- * other processes hits both sides of a ratio alike. Each acquire runs in a child process, so its peak RSS (getrusage
- * maxrss) and CPU time belong to that run alone.
+ * Before each writer the bench syncs and pauses a few seconds, so that writeback and the memory the previous
+ * contender freed have settled (a VM with free page reporting hands freed memory back to its host after 2 s) and
+ * every writer starts from the same state, that of a worker handed an acquire while idle. Contenders run back to
+ * back in each run and ratios are medians of the per-run ratios, so that load from other processes hits both sides
+ * of a ratio alike. Each acquire runs in a child process, so its peak RSS (getrusage maxrss) and CPU time belong to
+ * that run alone.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { openSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -49,6 +49,8 @@ async function child(file: string, storeSpec: string, dataDir: string): Promise<
     await mkdir(dockerConfig, { recursive: true });
     store = artifactStoreFromEnv({ MREL_ARTIFACT_STORE: storeSpec, DOCKER_CONFIG: dockerConfig }, dataDir);
   }
+  // Here rather than in the parent, so that starting this process is not part of what settles.
+  await settle();
   const rssBefore = process.memoryUsage().rss;
   const cpuBefore = process.cpuUsage();
   const start = performance.now();
@@ -96,22 +98,10 @@ async function runTool(command: string, args: string[]): Promise<{ ms: number; s
   return { ms, sha256 };
 }
 
-/** Flush dirty pages so that writeback left by one contender does not slow down the next. */
+/** Flush dirty pages and let freed memory settle before a writer, so that each starts from the same state. */
 async function settle(): Promise<void> {
   await execFileAsync('sync').catch(() => undefined);
-}
-
-/** Puts memory in the state --memory names before a writer runs (see the header). */
-async function prepareMemory(mode: 'warm' | 'cold', file: string, scratch: string): Promise<void> {
-  await settle();
-  if (mode === 'warm') {
-    // Page cache as large as the writer's, dropped unwritten: the writer reuses memory the system already holds.
-    await copyFile(file, scratch);
-    await rm(scratch);
-  } else {
-    // Longer than the 2 s after which Linux reports free memory to the host.
-    await new Promise((resolve) => setTimeout(resolve, 5_000));
-  }
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
 }
 
 async function hasCommand(command: string, args: string[]): Promise<boolean> {
@@ -226,7 +216,6 @@ async function main(): Promise<void> {
     options: {
       'size-mb': { type: 'string', default: '1024' },
       runs: { type: 'string', default: '3' },
-      memory: { type: 'string', default: 'warm' },
       'skip-registry': { type: 'boolean', default: false },
       child: { type: 'boolean', default: false },
     },
@@ -240,19 +229,16 @@ async function main(): Promise<void> {
 
   const sizeMb = Number(values['size-mb']);
   const runs = Number(values.runs);
-  const memory = values.memory;
   if (!Number.isInteger(sizeMb) || sizeMb <= 0) throw new Error('--size-mb must be a positive integer (MiB)');
   if (!Number.isInteger(runs) || runs <= 0) throw new Error('--runs must be a positive integer');
-  if (memory !== 'warm' && memory !== 'cold') throw new Error('--memory must be warm or cold');
   const bytes = sizeMb << 20;
 
   const dir = await mkdtemp(join(tmpdir(), 'acquire-bench-'));
   try {
     const file = join(dir, 'model.bin');
-    const scratch = join(dir, 'scratch.bin');
     const start = performance.now();
     await makeFile(file, sizeMb);
-    console.log(`file: ${sizeMb} MiB in ${(performance.now() - start).toFixed(0)} ms (${file}); memory: ${memory}`);
+    console.log(`file: ${sizeMb} MiB in ${(performance.now() - start).toFixed(0)} ms (${file})`);
     if (!(await hasCommand('openssl', ['version']))) throw new Error('openssl is not installed: it is the reference');
     const noRegistry = values['skip-registry'] ? 'skipped (--skip-registry)' : await registryUnavailable();
 
@@ -265,19 +251,18 @@ async function main(): Promise<void> {
     const ours: ChildResult[] = [];
     const registry: ChildResult[] = [];
     for (let run = 0; run < runs; run++) {
-      await settle();
+      await execFileAsync('sync');
       const reference = await runTool('openssl', ['dgst', '-sha256', file]);
       const sum = await runTool('sha256sum', [file]);
       if (sum.sha256 !== reference.sha256)
         throw new Error(`digests differ: openssl ${reference.sha256}, sha256sum ${sum.sha256}`);
 
       const copy = join(dir, 'copy.bin');
-      await prepareMemory(memory, file, scratch);
+      await settle();
       const copied = await runTool('cp', ['--reflink=never', file, copy]);
       await rm(copy);
 
       const dataDir = join(dir, `data-${run}`);
-      await prepareMemory(memory, file, scratch);
       const result = await runAcquire(file, 'file', dataDir);
       await rm(dataDir, { recursive: true, force: true });
       if (result.sha256 !== reference.sha256) {
@@ -295,7 +280,6 @@ async function main(): Promise<void> {
         const registryDir = join(dir, `registry-${run}`);
         const started = await startRegistry(registryDir);
         try {
-          await prepareMemory(memory, file, scratch);
           const pushed = await runAcquire(file, started.url, join(registryDir, 'worker'));
           if (pushed.sha256 !== reference.sha256) {
             throw new Error(`digests differ: openssl ${reference.sha256}, registry acquire ${pushed.sha256}`);
@@ -314,7 +298,7 @@ async function main(): Promise<void> {
       console.log(`${name.padEnd(50)} ${mbps(bytes, ms).toFixed(0).padStart(5)} MB/s  (${ms.toFixed(0)} ms)${note}`);
     /** Median over runs of (their MB/s) / (our MB/s), i.e. of reference ms / our ms. */
     const ratio = (theirs: number[], mine: ChildResult[]) => median(mine.map((r, i) => (theirs[i] ?? NaN) / r.ms));
-    console.log(`runs: ${runs}, memory: ${memory} (medians below; MB = 10^6 bytes)`);
+    console.log(`runs: ${runs} (medians below; MB = 10^6 bytes)`);
     row('openssl dgst -sha256 (read + hash)', median(openssl), '  reference');
     row('sha256sum (read + hash)', median(sha256sum));
     row('cp to a new file (read + write, no hash)', median(cp));

@@ -126,6 +126,11 @@ export interface FluxSyncStatus {
 }
 
 const NODE_ANNOTATION = 'kwok.x-k8s.io/node';
+/**
+ * kube-apiserver stops listening within a second of SIGTERM but then lingers for half a minute before it exits;
+ * everything it holds is in etcd, so it is killed after this grace.
+ */
+const API_SERVER_GRACE_MS = 5_000;
 const FIELD_MANAGER = 'cluster-harness';
 
 /** Every process a harness started in this Node process, killed at exit so that none outlives a crashed test run. */
@@ -336,7 +341,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 
   const procs: Proc[] = [];
   const stopAll = async (): Promise<void> => {
-    for (const p of [...procs].reverse()) await p.stop();
+    for (const p of [...procs].reverse()) await p.stop(p.name === 'kube-apiserver' ? API_SERVER_GRACE_MS : undefined);
   };
   try {
     const etcd = new Proc(
@@ -579,7 +584,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       },
       async restartApiServer() {
         const at = procs.indexOf(apiserver);
-        await apiserver.stop(30_000);
+        await apiserver.stop(API_SERVER_GRACE_MS);
         apiserver = startApi();
         procs[at] = apiserver;
         await waitApiReady(apiserver);
@@ -651,7 +656,8 @@ export async function startFlux(
   const dir = resolve(options.dir);
   const log = options.log ?? (() => undefined);
   const timeoutMs = options.readyTimeoutMs ?? 60_000;
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // source-controller refuses a storage folder that does not exist yet.
+  await mkdir(join(dir, 'source-storage'), { recursive: true, mode: 0o700 });
   await cluster.kubectlOk(['apply', '--server-side', `--field-manager=${FIELD_MANAGER}`, '-f', tools.fluxCrds]);
   await cluster.kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', '-f', tools.fluxCrds]);
   await cluster.ensureNamespace('flux-system');

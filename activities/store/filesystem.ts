@@ -5,7 +5,8 @@
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -28,8 +29,8 @@ export const CHUNK_BYTES = 1 << 20;
 const WRITE_QUEUE_BYTES = 4 * CHUNK_BYTES;
 
 /**
- * Bytes per read and write when storing from a local file. At this size the per-call costs (thread-pool hop,
- * promise, syscall) are a few percent of hashing the chunk; three buffers of it per file in flight stay small.
+ * Bytes per read when hashing a local file's copy. At this size the per-call costs (thread-pool hop, promise,
+ * syscall) are a few percent of hashing the chunk; two buffers of it per file in flight stay small.
  */
 export const FILE_CHUNK_BYTES = 8 << 20;
 
@@ -130,88 +131,119 @@ export async function storeStream(
 }
 
 /**
- * Copy an open local file into the store from its start to its end, hashing the bytes written. Several times faster
- * than a stream: large reads and writes run in the thread pool while this thread hashes, and no stream machinery
- * sits in between. The caller keeps and closes `file`.
+ * Copy an open local file into the store. The kernel copies it (copy_file_range, no round trip through this
+ * process) while this thread reads back and hashes what the copy holds so far, so the blob is named by the digest of
+ * exactly the bytes stored even if the source changes meanwhile. Where an open file cannot be named again (no
+ * /proc/self/fd), the file is streamed through like any other source. The caller keeps and closes `file`.
  */
 export async function storeFile(storeRoot: string, file: FileHandle, options: PutOptions): Promise<StoredBlob> {
+  // The name of the very file that was opened (and checked) by the caller, whatever its path now points to.
+  const source = `/proc/self/fd/${file.fd}`;
+  if (!(await exists(source))) {
+    return storeStream(
+      storeRoot,
+      file.createReadStream({ start: 0, autoClose: false, highWaterMark: CHUNK_BYTES }),
+      options,
+    );
+  }
   const { size: sizeHint } = await file.stat();
   const tmpDir = join(storeRoot, 'tmp');
   await mkdir(tmpDir, { recursive: true, mode: PRIVATE_DIR });
   const tmpPath = join(tmpDir, `${randomUUID()}.part`);
   const hash = createHash('sha256');
+  let copying: Promise<void> | undefined;
   try {
-    const out = await open(tmpPath, 'wx', PRIVATE_FILE);
+    // Created private before the copy truncates and fills it: the copy keeps the inode this handle reads.
+    const copy = await open(tmpPath, 'wx+', PRIVATE_FILE);
     let size: number;
     try {
-      size = await copyHashing(file, out, hash, sizeHint, options);
+      copying = copyFile(source, tmpPath);
+      size = await hashCopy(copy, copying, hash, sizeHint, options);
     } finally {
-      await out.close();
+      await copy.close();
     }
     const sha256 = hash.digest('hex');
     if (options.expectedSha256 !== undefined && options.expectedSha256 !== sha256) {
       throw new DigestMismatchError(options.path, options.expectedSha256, sha256);
     }
+    // The copy took the source's mode; blobs are private.
+    await chmod(tmpPath, PRIVATE_FILE);
     await commit(storeRoot, tmpPath, sha256);
     return { sha256, size };
   } finally {
     await rm(tmpPath, { force: true });
+    // A kernel copy cannot be interrupted: after a cancellation or failure it runs to its end on its own, and its
+    // file is removed again once it has (it may have been created anew after the removal above).
+    void copying
+      ?.then(
+        () => rm(tmpPath, { force: true }),
+        () => rm(tmpPath, { force: true }),
+      )
+      .catch(() => undefined);
   }
 }
 
 /**
- * Reads `from` until its end into a ring of three buffers; each chunk is hashed here and then written to `to` from
- * the same buffer, so the stored bytes are exactly the hashed ones even if the source changes meanwhile. While one
- * chunk is hashed, the next is read and the previous written in the thread pool.
+ * Reads `copy` from its start while `copying` fills it and hashes every byte; the bytes hashed are the bytes the
+ * store keeps. Resolves with the size once the copy has ended and all of it has been read.
  */
-async function copyHashing(
-  from: FileHandle,
-  to: FileHandle,
+async function hashCopy(
+  copy: FileHandle,
+  copying: Promise<void>,
   hash: Hash,
   sizeHint: number,
   { signal, onProgress }: PutOptions,
 ): Promise<number> {
-  // A small file gets small buffers; the size is only a hint (the file is read until its end, whatever it says).
+  let copied = false;
+  const ended = copying.then(() => {
+    copied = true;
+  });
+  // A failed copy surfaces where it is awaited below, not as an unhandled rejection meanwhile.
+  ended.catch(() => undefined);
+  // A small file gets small buffers; the size is only a hint (the copy is read until it has ended).
   const chunkBytes = Math.min(FILE_CHUNK_BYTES, Math.max(16 << 10, sizeHint));
-  const buffers: Buffer[] = [];
-  const buffer = (i: number) => (buffers[i % 3] ??= Buffer.allocUnsafeSlow(chunkBytes));
+  const buffers = [Buffer.allocUnsafeSlow(chunkBytes), Buffer.allocUnsafeSlow(chunkBytes)] as const;
   let position = 0;
-  let reading = from.read(buffer(0), 0, chunkBytes, 0);
-  let writing: Promise<void> = Promise.resolve();
-  // A failure of one in-flight operation surfaces when it is awaited, not as an unhandled rejection meanwhile.
-  void reading.catch(() => undefined);
+  let next = 0;
+  // Whether the copy had ended when a read began: only then does an empty read mean the end.
+  const read = () => {
+    const whole = copied;
+    const reading = copy.read(buffers[next % 2]!, 0, chunkBytes, position).then((r) => ({ ...r, whole }));
+    reading.catch(() => undefined);
+    return reading;
+  };
+  let reading = read();
   try {
-    for (let i = 0; ; i++) {
-      const { bytesRead } = await reading;
-      if (bytesRead === 0) break;
+    for (;;) {
+      const { bytesRead, buffer, whole } = await reading;
       signal?.throwIfAborted();
-      const chunk = buffer(i).subarray(0, bytesRead);
+      if (bytesRead === 0) {
+        if (whole) break;
+        // Caught up with the copy: wait for more of it (or its end).
+        await Promise.race([ended, delay(1)]);
+        reading = read();
+        continue;
+      }
+      const chunk = buffer.subarray(0, bytesRead);
       const at = position;
       position += bytesRead;
-      // Buffer i + 1 last held chunk i - 2, whose write ended before the write of chunk i - 1 began (below).
-      reading = from.read(buffer(i + 1), 0, chunkBytes, position);
-      void reading.catch(() => undefined);
+      // The other buffer: the one hashed last round, done with.
+      next++;
+      reading = read();
       // Hashed in CHUNK_BYTES slices so that progress reports keep their pace whatever the read size.
       for (let offset = 0; offset < bytesRead; offset += CHUNK_BYTES) {
         hash.update(chunk.subarray(offset, offset + CHUNK_BYTES));
         onProgress?.(at + Math.min(offset + CHUNK_BYTES, bytesRead));
       }
-      await writing;
-      writing = writeFully(to, chunk, at);
-      void writing.catch(() => undefined);
     }
-    await writing;
+    await ended;
     return position;
   } finally {
-    // Nothing may still be reading or writing once the caller closes the handles.
-    await Promise.allSettled([reading, writing]);
-  }
-}
-
-async function writeFully(to: FileHandle, chunk: Buffer, position: number): Promise<void> {
-  for (let done = 0; done < chunk.length;) {
-    const { bytesWritten } = await to.write(chunk, done, chunk.length - done, position + done);
-    done += bytesWritten;
+    // Nothing may still be reading once the caller closes the handle.
+    await reading.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 }
 

@@ -6,7 +6,7 @@
  * cannot schedule) is rolled back with a revert commit, or paused for people.
  */
 import { execFile } from 'node:child_process';
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,7 @@ let flux: Flux;
 let git: GitHttpServer;
 let env: DrillEnv;
 let worker: WorkerProcess;
+let configDir: string;
 
 /** The fixture policy with a delivery section synced by Flux (`onStall` and the rollout timeout per test policy). */
 async function writePolicies(configDir: string): Promise<void> {
@@ -53,15 +54,54 @@ async function writePolicies(configDir: string): Promise<void> {
     await writeFile(join(configDir, 'policies', `${name}.yaml`), stringify(policy));
 }
 
+/**
+ * One fake node per instance type of the tests' price catalog, labelled as a cloud provider labels its nodes: the
+ * cost gate pins each release to the type it priced (node.kubernetes.io/instance-type and the region).
+ */
+async function catalogNodes(): Promise<void> {
+  const catalog = parse(await readFile(join(FIXTURE_CONFIG_DIR, 'pricing.yaml'), 'utf8')) as {
+    instanceTypes: { name: string; region: string; gpu?: unknown }[];
+  };
+  for (const type of catalog.instanceTypes.filter((t) => t.gpu === undefined)) {
+    // Room for every test's pods: what is tested is where a release is pinned, not how full a node gets.
+    const resources = { cpu: '64', memory: '256Gi', pods: '110' };
+    const name = `kwok-${type.name.replace(/\./g, '-')}`;
+    await cluster.apply({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name,
+        annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+        labels: {
+          type: 'kwok',
+          'kubernetes.io/hostname': name,
+          'kubernetes.io/os': 'linux',
+          'node.kubernetes.io/instance-type': type.name,
+          'topology.kubernetes.io/region': type.region,
+        },
+      },
+      spec: {},
+      status: { allocatable: resources, capacity: resources },
+    });
+  }
+}
+
+/** Cordons (or uncordons) every fake node: new pods cannot schedule, pods already running keep running. */
+async function cordon(on: boolean): Promise<void> {
+  await cluster.kubectlOk([on ? 'cordon' : 'uncordon', '-l', 'type=kwok']);
+}
+
 beforeAll(async () => {
   env = await createDrillEnv('delivery');
   cluster = await startCluster({ dir: join(env.dir, 'cluster') });
+  await mkdir(join(env.dir, 'flux'), { recursive: true, mode: 0o700 });
   flux = await startFlux(cluster, { dir: join(env.dir, 'flux') });
   git = await startGitHttp({ root: env.dir, repos: ['gitops.git'] });
-  const configDir = join(env.dir, 'config');
+  configDir = join(env.dir, 'config');
   await cp(FIXTURE_CONFIG_DIR, configDir, { recursive: true });
   await writePolicies(configDir);
   for (const namespace of ['staging', 'production']) await cluster.ensureNamespace(namespace);
+  await catalogNodes();
   env.workerEnv.MREL_CONFIG_DIR = configDir;
   env.workerEnv.MREL_KUBECONFIG = cluster.kubeconfigPath;
   worker = env.releaseWorker();
@@ -86,7 +126,7 @@ async function sync(model: string, environment: string): Promise<void> {
 
 async function release(model: string, version: string, environment: string, policy: string): Promise<string> {
   const request = await env.request(model, version, { environment, policy });
-  const { releaseId } = await startRelease(env.client, request, { taskQueue: env.taskQueue });
+  const { releaseId } = await startRelease(env.client, request, { taskQueue: env.taskQueue, configDir });
   await waitFor(
     `${releaseId} awaits approval`,
     () => getRelease(env.client, releaseId),
@@ -123,7 +163,9 @@ describe('delivery to a real cluster synced by Flux', () => {
     const d = await deployment('production', 'alpha');
     expect(releaseAnnotation(d)).toBe(id);
     expect(d.spec.template.spec.containers[0].image).toBe(SERVING_IMAGE);
-    expect(JSON.stringify(d)).not.toContain(env.dir);
+    // The model by digest only: no worker's store path (the file:// source stays named as provenance).
+    expect(JSON.stringify(d)).not.toContain(join(env.dir, 'store'));
+    expect(JSON.stringify(d)).not.toContain('MODEL_STORE');
     await recordHistory(env.client, id, 'delivered-healthy');
   }, 240_000);
 
@@ -131,7 +173,7 @@ describe('delivery to a real cluster synced by Flux', () => {
     await sync('beta', 'production');
     const first = await release('beta', '1.0.0', 'production', 'delivery');
     expect((await finalStatus(env.client, first, 180_000)).stage).toBe('released');
-    await cluster.kubectlOk(['cordon', cluster.nodeName]);
+    await cordon(true);
     try {
       const second = await release('beta', '2.0.0', 'production', 'delivery');
       const status = await finalStatus(env.client, second, 240_000);
@@ -152,7 +194,7 @@ describe('delivery to a real cluster synced by Flux', () => {
       );
       await recordHistory(env.client, second, 'delivered-rolled-back');
     } finally {
-      await cluster.kubectlOk(['uncordon', cluster.nodeName]);
+      await cordon(false);
     }
   }, 480_000);
 
@@ -160,7 +202,7 @@ describe('delivery to a real cluster synced by Flux', () => {
     await sync('gamma', 'production');
     const first = await release('gamma', '1.0.0', 'production', 'delivery-pause');
     expect((await finalStatus(env.client, first, 180_000)).stage).toBe('released');
-    await cluster.kubectlOk(['cordon', cluster.nodeName]);
+    await cordon(true);
     try {
       const second = await release('gamma', '2.0.0', 'production', 'delivery-pause');
       const paused = await waitFor(
@@ -189,13 +231,13 @@ describe('delivery to a real cluster synced by Flux', () => {
       );
       await recordHistory(env.client, second, 'delivered-paused-rollback');
     } finally {
-      await cluster.kubectlOk(['uncordon', cluster.nodeName]);
+      await cordon(false);
     }
   }, 480_000);
 
   it('keeps watching through a killed worker and a restarted API server', async () => {
     await sync('delta', 'production');
-    await cluster.kubectlOk(['cordon', cluster.nodeName]);
+    await cordon(true);
     let uncordoned = false;
     try {
       const id = await release('delta', '1.0.0', 'production', 'delivery-slow');
@@ -208,7 +250,7 @@ describe('delivery to a real cluster synced by Flux', () => {
       );
       await worker.kill();
       await cluster.restartApiServer();
-      await cluster.kubectlOk(['uncordon', cluster.nodeName]);
+      await cordon(false);
       uncordoned = true;
       await worker.start();
       const status: ReleaseStatus = await finalStatus(env.client, id, 240_000);
@@ -217,7 +259,7 @@ describe('delivery to a real cluster synced by Flux', () => {
       expect(status.rollout?.watches).toBe(1);
       expect(await env.commitsFor(id)).toBe(1);
     } finally {
-      if (!uncordoned) await cluster.kubectlOk(['uncordon', cluster.nodeName]);
+      if (!uncordoned) await cordon(false);
     }
   }, 480_000);
 

@@ -212,7 +212,16 @@ describe('watchRollout with Flux', () => {
     await git?.stop();
   });
 
+  /** The seed clone at the branch head: the revert activity pushes commits of its own. */
+  async function syncSeed(): Promise<void> {
+    const g = gitIn(seed);
+    if ((await g.raw(['ls-remote', '--heads', 'origin', 'main'])).trim() === '') return;
+    await g.raw(['fetch', '-q', 'origin', 'main']);
+    await g.raw(['reset', '-q', '--hard', 'FETCH_HEAD']);
+  }
+
   async function pushOverlay(image: string, extra?: string): Promise<string> {
+    await syncSeed();
     const files: Record<string, string> = {
       'apps/web/overlays/prod/kustomization.yaml': `resources:\n- deployment.yaml\n${extra ?? ''}`,
       'apps/web/overlays/prod/deployment.yaml': JSON.stringify({

@@ -1,10 +1,10 @@
 /**
- * The filesystem store takes a local file through putFile (large reads and writes around the hashing) as well as a
+ * The filesystem store takes a local file through putFile (a kernel copy, hashed as it is written) as well as a
  * stream through put: both must leave the same private blob, named by the digest of exactly the bytes stored, and a
  * refused or cancelled copy must leave nothing behind.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -30,6 +30,8 @@ describe('FilesystemStore.putFile', () => {
   async function putFile(content: Buffer, options: Partial<PutOptions> = {}): Promise<StoredBlob> {
     const path = join(tmp, 'source.bin');
     await writeFile(path, content);
+    // A source anyone may read: the blob must be private all the same.
+    await chmod(path, 0o755);
     const handle = await open(path);
     try {
       return await store.putFile(handle, { path: 'model.bin', ...options });
