@@ -21,6 +21,8 @@ export interface Condition {
   reason?: string;
   message?: string;
   observedGeneration?: number;
+  lastUpdateTime?: string;
+  lastTransitionTime?: string;
 }
 
 /** The workload's rollout: still going, complete, or stalled for a reason a wait will not change. */
@@ -123,7 +125,7 @@ export function deploymentReplicas(deployment: KubeObject): ReplicaCounts {
  * current generation; its Progressing condition is not ProgressDeadlineExceeded (stalled); all desired replicas are
  * updated; no old replicas remain; every updated replica is available. Undefined `deployment`: not created yet.
  */
-export function deploymentRolloutState(deployment: KubeObject | undefined): WorkloadState {
+export function deploymentRolloutState(deployment: KubeObject | undefined, watchedSince?: string): WorkloadState {
   if (deployment === undefined) return { state: 'progressing', message: 'waiting for the Deployment to be created' };
   const replicas = deploymentReplicas(deployment);
   const generation = deployment.metadata?.generation ?? 0;
@@ -132,7 +134,7 @@ export function deploymentRolloutState(deployment: KubeObject | undefined): Work
     return { state: 'progressing', message: 'waiting for the deployment spec update to be observed', replicas };
   }
   const progressing = conditionOf(deployment, 'Progressing');
-  if (progressing?.reason === PROGRESS_DEADLINE_EXCEEDED) {
+  if (progressing?.reason === PROGRESS_DEADLINE_EXCEEDED && !staleCondition(progressing, watchedSince)) {
     const detail = shortMessage(progressing.message);
     return {
       state: 'stalled',
@@ -167,6 +169,17 @@ export function deploymentRolloutState(deployment: KubeObject | undefined): Work
     message: `rolled out: ${replicas.available} of ${replicas.desired} replicas available`,
     replicas,
   };
+}
+
+/**
+ * A deadline condition last set before this watch began belongs to an earlier rollout (a stalled release that is now
+ * being rolled back keeps it until the controller's next status change): it says nothing about the rollout watched
+ * now, whose own deadline can only pass after the watch began.
+ */
+function staleCondition(condition: Condition, watchedSince: string | undefined): boolean {
+  if (watchedSince === undefined) return false;
+  const set = Date.parse(condition.lastUpdateTime ?? condition.lastTransitionTime ?? '');
+  return Number.isFinite(set) && set < Date.parse(watchedSince);
 }
 
 /**

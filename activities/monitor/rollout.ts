@@ -127,7 +127,7 @@ export async function followRollout(input: RolloutWatchInput, options: FollowRol
       ref: workloadRef(input.workload),
       resourceVersion: progress.phase === 'rollout' ? (progress.resourceVersion ?? undefined) : undefined,
       decide: (object, resourceVersion) => {
-        const state = workloadStateOf(input.workload, object);
+        const state = workloadStateOf(input.workload, object, startedAt);
         report({ message: state.message, resourceVersion, ...replicasOf(state.replicas) });
         return state.state === 'progressing' ? undefined : state;
       },
@@ -175,7 +175,7 @@ async function lastLook(
     report({ phase: 'rollout', appliedRevision: sync.revision, resourceVersion: undefined }, true);
   }
   const { object } = await options.kube.listOne(workloadRef(input.workload));
-  const state = workloadStateOf(input.workload, object);
+  const state = workloadStateOf(input.workload, object, progress.startedAt);
   report({ message: state.message, ...replicasOf(state.replicas) }, true);
   const what = describeRef(workloadRef(input.workload));
   return state.state === 'complete'
@@ -267,8 +267,10 @@ function workloadRef(workload: WorkloadRef): ObjectRef {
   return { type, namespace: workload.namespace, name: workload.name };
 }
 
-function workloadStateOf(workload: WorkloadRef, object: KubeObject | undefined): WorkloadState {
-  return workload.kind === 'InferenceService' ? inferenceServiceState(object) : deploymentRolloutState(object);
+function workloadStateOf(workload: WorkloadRef, object: KubeObject | undefined, watchedSince: string): WorkloadState {
+  return workload.kind === 'InferenceService'
+    ? inferenceServiceState(object)
+    : deploymentRolloutState(object, watchedSince);
 }
 
 function replicasOf(replicas: ReplicaCounts | undefined): { replicas?: ReplicaCounts } {

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { decideRollout, getRelease, startRelease } from '../../client/release-client';
-import type { ReleaseStatus } from '../../contract/types';
+import { TERMINAL_STAGES, type ReleaseStatus } from '../../contract/types';
 import { startGitHttp, type GitHttpServer } from '../../scripts/git-http';
 import { addFluxSync, startCluster, startFlux, type Cluster, type Flux } from '../../scripts/cluster-harness';
 import { FIXTURE_CONFIG_DIR } from '../helpers/config-dirs';
@@ -208,7 +208,7 @@ describe('delivery to a real cluster synced by Flux', () => {
       const paused = await waitFor(
         `${second} pauses`,
         () => getRelease(env.client, second),
-        (s) => s.rollout?.state === 'paused' || s.stage !== 'monitor',
+        (s) => s.rollout?.state === 'paused' || (TERMINAL_STAGES as readonly string[]).includes(s.stage),
         180_000,
         500,
       );

@@ -14,7 +14,7 @@ const OTHER = '0000000000000000000000000000000000000001';
 function deployment(
   spec: { replicas?: number; generation?: number },
   status: Record<string, unknown>,
-  progressing?: { reason: string; message?: string },
+  progressing?: { reason: string; message?: string; lastUpdateTime?: string },
 ): KubeObject {
   return {
     metadata: { generation: spec.generation ?? 2 },
@@ -114,6 +114,19 @@ describe('deploymentRolloutState (kubectl rollout status rules)', () => {
       ),
     );
     expect(state.state).toBe('progressing');
+  });
+
+  it('ignores a deadline set before the watch began (the stalled rollout a rollback is undoing), not one after', () => {
+    const stuck = (lastUpdateTime: string) =>
+      deployment(
+        { replicas: 1 },
+        { observedGeneration: 2, replicas: 2, updatedReplicas: 1, availableReplicas: 1 },
+        { reason: 'ProgressDeadlineExceeded', message: 'ReplicaSet "m-v2" has timed out progressing.', lastUpdateTime },
+      );
+    const since = '2026-12-01T10:00:05.500Z';
+    expect(deploymentRolloutState(stuck('2026-12-01T10:00:05Z'), since)).toMatchObject({ state: 'progressing' });
+    expect(deploymentRolloutState(stuck('2026-12-01T10:00:40Z'), since)).toMatchObject({ state: 'stalled' });
+    expect(deploymentRolloutState(stuck('2026-12-01T10:00:05Z'))).toMatchObject({ state: 'stalled' });
   });
 
   it('waits for a Deployment that does not exist yet', () => {
