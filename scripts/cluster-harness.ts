@@ -16,6 +16,7 @@ import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { clusterToolPaths } from './setup-cluster-tools.mjs';
 
 export interface ClusterOptions {
@@ -714,6 +715,43 @@ export async function startFlux(
 }
 
 /** Creates (or updates) a GitRepository and a Kustomization, both named `options.name`. */
+/**
+ * One fake node (managed by kwok) per CPU instance type of a price catalog, labelled as a cloud provider labels its
+ * nodes (`node.kubernetes.io/instance-type`, `topology.kubernetes.io/region`): the cost gate pins each release to the
+ * type it priced, so its pods schedule only where such a node exists. Each node has room for every pod a local run
+ * makes: what is tested is where a release is pinned, not how full a node gets. Returns the node names.
+ */
+export async function addCatalogNodes(cluster: Cluster, pricingFile: string): Promise<string[]> {
+  const catalog = parseYaml(await readFile(pricingFile, 'utf8')) as {
+    instanceTypes?: { name?: unknown; region?: unknown; gpu?: unknown }[];
+  };
+  const resources = { cpu: '64', memory: '256Gi', pods: '110' };
+  const names: string[] = [];
+  for (const type of catalog.instanceTypes ?? []) {
+    if (typeof type.name !== 'string' || typeof type.region !== 'string' || type.gpu !== undefined) continue;
+    const name = `kwok-${type.name.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`;
+    await cluster.apply({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name,
+        annotations: { [NODE_ANNOTATION]: 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+        labels: {
+          type: 'kwok',
+          'kubernetes.io/hostname': name,
+          'kubernetes.io/os': 'linux',
+          'node.kubernetes.io/instance-type': type.name,
+          'topology.kubernetes.io/region': type.region,
+        },
+      },
+      spec: {},
+      status: { allocatable: resources, capacity: resources },
+    });
+    names.push(name);
+  }
+  return names;
+}
+
 export async function addFluxSync(cluster: Cluster, options: FluxSyncOptions): Promise<void> {
   const namespace = options.namespace ?? 'flux-system';
   await cluster.ensureNamespace(namespace);

@@ -18,7 +18,8 @@ import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { loadSettings } from '../workers/settings';
-import { addFluxSync, startCluster, startFlux, type Cluster, type Flux } from './cluster-harness';
+import { PROJECT_ROOT } from './temporal-cli';
+import { addCatalogNodes, addFluxSync, startCluster, startFlux, type Cluster, type Flux } from './cluster-harness';
 import { startGitHttp, type GitHttpServer } from './git-http';
 import { clusterToolsCurrent } from './setup-cluster-tools.mjs';
 
@@ -102,6 +103,10 @@ async function main(): Promise<void> {
     const started = Date.now();
     cluster = await startCluster({ dir: stateDir, log: (line) => console.log(`  ${line}`) });
     flux = await startFlux(cluster, { dir: join(stateDir, 'flux') });
+    // The cost gate pins each release to an instance type of the price catalog: give every type a node.
+    const pricing = settings.pricingFile ?? join(PROJECT_ROOT, 'config', 'pricing.yaml');
+    const nodes = await addCatalogNodes(cluster, pricing);
+    console.log(`  ${nodes.length} fake nodes, one per instance type of ${pricing}`);
 
     let gitopsUrl: string;
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(settings.gitopsRepo)) {

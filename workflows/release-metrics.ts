@@ -54,7 +54,7 @@ export function releaseStarted(environment: string, model: string): void {
   metricMeter.createCounter(ENGINE_METRICS.releasesStarted, '1', 'Releases started').add(1, { environment, model });
 }
 
-/** A release that started at `startedAtMs` has ended in `outcome` (released, rejected, expired, failed). */
+/** A release that started at `startedAtMs` has ended in `outcome` (released, rejected, expired, failed, rolled-back). */
 export function releaseEnded(
   outcome: Outcome,
   environment: string,
@@ -156,10 +156,7 @@ export class ReleaseMetrics {
     stageChanged(status.stage, this.environment, this.model, this.lastChangeMs);
     const outcome = TERMINAL_STAGES.find((s) => s === status.stage);
     if (outcome !== undefined) releaseEnded(outcome, this.environment, this.model, this.startedAtMs, nowMs);
-  }
-
-  /** The monitoring stage rolled the release back. */
-  rolledBack(): void {
-    rollback(this.environment, this.model);
+    // The monitor stage reverted the release's commit: counted apart, for the rollback alert and dashboard panel.
+    if (outcome === 'rolled-back') rollback(this.environment, this.model);
   }
 }

@@ -29,12 +29,17 @@ export function commitMessage(input: GitOpsReleaseInput): string {
  * `release/a/1/prod` does not match a commit of `release/a/1/prod2`, nor a message that merely quotes the trailer.
  */
 export function hasReleaseIdTrailer(message: string, releaseId: string): boolean {
+  return hasTrailer(message, RELEASE_ID_TRAILER, releaseId);
+}
+
+/** True when the message's trailer block (its last paragraph) holds `<key>: <value>` as a whole line. */
+export function hasTrailer(message: string, key: string, value: string): boolean {
   const paragraphs = message
     .replace(/\r\n/g, '\n')
     .trimEnd()
     .split(/\n[ \t]*\n/);
   const trailerBlock = paragraphs.length > 1 ? (paragraphs[paragraphs.length - 1] ?? '') : '';
-  const wanted = `${RELEASE_ID_TRAILER}: ${releaseId}`;
+  const wanted = `${key}: ${value}`;
   return trailerBlock.split('\n').some((line) => line.trimEnd() === wanted);
 }
 

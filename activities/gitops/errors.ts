@@ -27,3 +27,15 @@ export class UnsafePathError extends ProductError {
   readonly code = 'UnsafePath';
   readonly permanent = true;
 }
+
+/** Reverting the release's commit conflicts with later changes to the same lines: a person must resolve it. */
+export class RevertConflictError extends ProductError {
+  readonly code = 'RevertConflict';
+  readonly permanent = true;
+}
+
+/** The commit to revert is not on the branch (never pushed there, or the branch was rewritten). */
+export class ReleaseCommitNotFoundError extends ProductError {
+  readonly code = 'ReleaseCommitNotFound';
+  readonly permanent = true;
+}

@@ -12,14 +12,14 @@ import type { ArtifactStore } from '../store/artifact-store';
 import { BlobNotFoundError, BlobTooLargeError } from '../store/artifact-store';
 import { commitMessage } from './commit-message';
 import { isPinnedByDigest } from './delivery-policy';
-import { GitOpsRejectedError, UnsafePathError } from './errors';
+import { GitOpsRejectedError, ReleaseCommitNotFoundError, RevertConflictError, UnsafePathError } from './errors';
 import type { EvidenceBundleRef, EvidenceEntry, RenderedBundle } from './evidence-bundle';
 import { EvidenceBundleError, renderEvidenceBundle } from './evidence-bundle';
 import type { GateAnnotationHooks, GitIdentity } from './render';
 import { DEFAULT_AUTHOR, renderRelease } from './render';
 import { DEFAULT_BRANCH, publishRelease } from './repo';
 import type { RevertResult } from './revert';
-import { ReleaseCommitNotFoundError, RevertConflictError, revertRelease } from './revert';
+import { revertRelease } from './revert';
 import type { RevertInput } from '../../contract/delivery';
 
 export { findReleaseCommit } from './repo';

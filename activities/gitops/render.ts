@@ -331,7 +331,7 @@ function deploymentPatch(
   const pod = input.delivery === undefined ? undefined : servingPod(input, input.delivery);
   const container: DeploymentPatch['spec']['template']['spec']['containers'][number] = {
     name: CONTAINER_NAME,
-    image: pod?.image ?? sizing.image ?? request.image?.ref ?? servingImage,
+    image: pod?.image ?? input.deployImage ?? sizing.image ?? request.image?.ref ?? servingImage,
     env: pod?.env ?? modelEnv(input),
   };
   if (sizing.resources) container.resources = sortedResources(sizing.resources);

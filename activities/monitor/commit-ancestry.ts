@@ -6,10 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { simpleGit } from 'simple-git';
+import { join } from 'node:path';
 import type { SimpleGit } from 'simple-git';
 import { PRIVATE_DIR } from '../common/private-files';
+import { fetchBranch, gitAt, localOrUrl, scratchPrefix } from '../gitops/git';
 
 export interface GitOpsRepositoryRef {
   /** Path or URL of the GitOps repository (what the gitops activities push to). */
@@ -43,7 +43,7 @@ export class CommitAncestry {
     try {
       const git = await this.mirror();
       const branch = this.repository.branch ?? 'main';
-      await git.raw(['fetch', '-q', '--no-tags', 'origin', `+refs/heads/${branch}:refs/heads/${branch}`]);
+      await fetchBranch(git, 'origin', branch, `refs/heads/${branch}`);
       const [full, base] = await Promise.all([
         git.raw(['rev-parse', '--verify', `${ancestor}^{commit}`]),
         git.raw(['merge-base', ancestor, descendant]),
@@ -61,15 +61,13 @@ export class CommitAncestry {
     this.git ??= (async () => {
       const { repoUrl, workRoot } = this.repository;
       const id = createHash('sha256').update(repoUrl).digest('hex').slice(0, 16);
-      // The `gitops-<pid>-` prefix lets the gitops stage's sweep remove it once this process is gone.
-      const dir = join(workRoot, `gitops-${process.pid}-ancestry-${id}`);
+      // The gitops scratch prefix lets the gitops stage's sweep remove it once this process is gone.
+      const dir = join(workRoot, `${scratchPrefix()}ancestry-${id}`);
       await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
-      const git = simpleGit({ baseDir: dir, allowEnvironment: ['GIT_TERMINAL_PROMPT'] } as Parameters<
-        typeof simpleGit
-      >[0]).env({ ...withoutGitVariables(), GIT_TERMINAL_PROMPT: '0' });
+      const git = gitAt(dir);
       await git.raw(['init', '-q', '--bare']);
       await git.raw(['remote', 'remove', 'origin']).catch(() => undefined);
-      await git.raw(['remote', 'add', 'origin', isUrl(repoUrl) ? repoUrl : resolve(repoUrl)]);
+      await git.raw(['remote', 'add', 'origin', localOrUrl(repoUrl)]);
       return git;
     })().catch((err: unknown) => {
       this.git = undefined;
@@ -78,21 +76,3 @@ export class CommitAncestry {
     return this.git;
   }
 }
-
-function isUrl(repository: string): boolean {
-  const slash = repository.indexOf('/');
-  const colon = repository.indexOf(':');
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(repository) || (colon > 0 && (slash < 0 || colon < slash));
-}
-
-/** The environment without GIT_* variables nor the programs git may run (simple-git refuses those when passed). */
-function withoutGitVariables(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    const upper = key.toUpperCase();
-    if (value !== undefined && !upper.startsWith('GIT_') && !PROGRAM_VARIABLES.has(upper)) env[key] = value;
-  }
-  return env;
-}
-
-const PROGRAM_VARIABLES = new Set(['EDITOR', 'VISUAL', 'PAGER', 'PREFIX', 'SSH_ASKPASS']);

@@ -5,7 +5,7 @@
  * or explicitly insecure one.
  */
 import type { RegistryCredentials } from './credentials';
-import { RegistryError, RegistryUnavailableError } from './errors';
+import { describeFetchError, RegistryError, RegistryUnavailableError } from './errors';
 
 export interface Challenge {
   scheme: 'basic' | 'bearer';
@@ -39,6 +39,8 @@ export interface TokenRequest {
   fetch: typeof fetch;
   /** Whether a host may be spoken to over plain HTTP (loopback and configured insecure registries). */
   plainHttpAllowed: (host: string) => boolean;
+  /** What a refused login tells the user to do about the credentials. */
+  credentialsAdvice: string;
   signal?: AbortSignal;
 }
 
@@ -88,16 +90,19 @@ export async function fetchBearerToken(req: TokenRequest): Promise<string> {
     }
   } catch (err) {
     if (req.signal?.aborted) throw err;
-    throw new RegistryUnavailableError(`token service ${url.host} for ${req.registry} cannot be reached`, {
-      cause: err,
-    });
+    throw new RegistryUnavailableError(
+      `token service ${url.host} for ${req.registry} cannot be reached (${describeFetchError(err)})`,
+      {
+        cause: err,
+      },
+    );
   }
   if (res.status === 401 || res.status === 403) {
     await res.body?.cancel();
     throw new RegistryError(
       'RegistryAccessDenied',
       `the token service of ${req.registry} refused ${credentials ? 'the configured credentials' : 'anonymous access'} ` +
-        `(${res.status}): check the entry for ${req.registry} in the Docker config file or run "docker login ${req.registry}"`,
+        `(${res.status}): ${req.credentialsAdvice}`,
     );
   }
   if (res.status === 429 || res.status >= 500) {

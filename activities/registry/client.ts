@@ -11,13 +11,14 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { basicAuthorization, fetchBearerToken, parseChallenge } from './auth';
 import type { CredentialLookup, RegistryCredentials } from './credentials';
-import { RegistryError, RegistryUnavailableError } from './errors';
+import { describeFetchError, RegistryError, RegistryUnavailableError } from './errors';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
-const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
-const MANIFEST_ACCEPT = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(', ');
+export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+export const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+/** The Accept header of a manifest request: every kind of image and index this product reads. */
+export const MANIFEST_ACCEPT = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(', ');
 
 /** Manifests larger than this are refused when read (a model of ~40,000 files). */
 export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
@@ -36,6 +37,11 @@ export interface RegistryClientOptions {
   insecureRegistries?: readonly string[];
   /** Where credentials come from (dockerCredentialLookup()); anonymous when not given. */
   credentials?: CredentialLookup;
+  /**
+   * What a refused login tells the user to do about the credentials (default: check the registry's entry in the
+   * Docker config file, or `docker login` to it).
+   */
+  credentialsAdvice?: string;
   /** What the client asks a token service for (default pull,push). */
   actions?: 'pull' | 'pull,push';
   /** Per-request limit in milliseconds on the response headers (default 60 s); streamed bodies may take longer. */
@@ -292,7 +298,12 @@ export class RegistryClient {
     return new URL(location, this.base);
   }
 
-  private async request(
+  /**
+   * Sends one request to the repository (`path` below `/v2/<repository>`, or an absolute URL the registry gave),
+   * answering an authentication challenge once. The caller reads the status: only an unreachable registry, a token
+   * service that fails, or refused credentials throw.
+   */
+  async request(
     method: string,
     path: string | URL,
     init: { headers?: Record<string, string>; body?: Buffer },
@@ -314,9 +325,12 @@ export class RegistryClient {
         });
       } catch (err) {
         if (this.options.signal?.aborted) throw err;
-        throw new RegistryUnavailableError(`registry ${this.location.registry} cannot be reached (${describe(err)})`, {
-          cause: err,
-        });
+        throw new RegistryUnavailableError(
+          `registry ${this.location.registry} cannot be reached (${describeFetchError(err)})`,
+          {
+            cause: err,
+          },
+        );
       } finally {
         clearTimeout(timer);
       }
@@ -341,8 +355,8 @@ export class RegistryClient {
       if (!basic) {
         throw new RegistryError(
           'RegistryAccessDenied',
-          `registry ${this.location.registry} wants a user name and password and the Docker config file has none ` +
-            `for it: run "docker login ${this.location.registry}"`,
+          `registry ${this.location.registry} wants a user name and password and none is configured for it: ` +
+            this.credentialsAdvice,
         );
       }
       this.authorization = basic;
@@ -355,8 +369,17 @@ export class RegistryClient {
       credentials: creds,
       fetch: this.fetchImpl,
       plainHttpAllowed: (host) => isPlainHttp(host, this.options.insecureRegistries ?? []),
+      credentialsAdvice: this.credentialsAdvice,
       signal: this.options.signal,
     });
+  }
+
+  private get credentialsAdvice(): string {
+    const { registry } = this.location;
+    return (
+      this.options.credentialsAdvice ??
+      `check the entry for ${registry} in the Docker config file or run "docker login ${registry}"`
+    );
   }
 
   private async check(res: Response, what: string): Promise<void> {
@@ -367,8 +390,7 @@ export class RegistryClient {
     if (res.status === 401 || res.status === 403) {
       throw new RegistryError(
         'RegistryAccessDenied',
-        `${where}: the registry refused access (${res.status}); check the entry for ${this.location.registry} in ` +
-          `the Docker config file or run "docker login ${this.location.registry}"`,
+        `${where}: the registry refused access (${res.status}); ${this.credentialsAdvice}`,
       );
     }
     if (res.status === 429 || res.status >= 500) {
@@ -431,7 +453,8 @@ async function readBounded(res: Response, maxBytes: number, what: () => string):
   return Buffer.concat(parts);
 }
 
-function registryErrorCodes(body: string): string[] {
+/** The `errors[].code` values of a registry's error body (MANIFEST_UNKNOWN, …); none when it is not one. */
+export function registryErrorCodes(body: string): string[] {
   try {
     const parsed = JSON.parse(body) as { errors?: { code?: unknown }[] };
     return (parsed.errors ?? []).map((e) => (typeof e.code === 'string' ? e.code : '')).filter(Boolean);
@@ -442,9 +465,4 @@ function registryErrorCodes(body: string): string[] {
 
 function sha256Hex(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
-}
-
-function describe(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (err as Error).message ?? String(err);
 }

@@ -34,3 +34,9 @@ export class RegistryUnavailableError extends ProductError {
     super(message, { ...options });
   }
 }
+
+/** Why a request failed, in a word where Node gives one (ECONNREFUSED, ENOTFOUND). */
+export function describeFetchError(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (err as Error).message ?? String(err);
+}

@@ -14,7 +14,7 @@ import { parse, stringify } from 'yaml';
 import { decideRollout, getRelease, startRelease } from '../../client/release-client';
 import { TERMINAL_STAGES, type ReleaseStatus } from '../../contract/types';
 import { startGitHttp, type GitHttpServer } from '../../scripts/git-http';
-import { addFluxSync, startCluster, startFlux, type Cluster, type Flux } from '../../scripts/cluster-harness';
+import { addCatalogNodes, addFluxSync, startCluster, startFlux, type Cluster, type Flux } from '../../scripts/cluster-harness';
 import { FIXTURE_CONFIG_DIR } from '../helpers/config-dirs';
 import { recordHistory } from '../helpers/histories';
 import { approve, createDrillEnv, finalStatus, waitFor, type DrillEnv, type WorkerProcess } from '../drills/harness';
@@ -54,38 +54,6 @@ async function writePolicies(configDir: string): Promise<void> {
     await writeFile(join(configDir, 'policies', `${name}.yaml`), stringify(policy));
 }
 
-/**
- * One fake node per instance type of the tests' price catalog, labelled as a cloud provider labels its nodes: the
- * cost gate pins each release to the type it priced (node.kubernetes.io/instance-type and the region).
- */
-async function catalogNodes(): Promise<void> {
-  const catalog = parse(await readFile(join(FIXTURE_CONFIG_DIR, 'pricing.yaml'), 'utf8')) as {
-    instanceTypes: { name: string; region: string; gpu?: unknown }[];
-  };
-  for (const type of catalog.instanceTypes.filter((t) => t.gpu === undefined)) {
-    // Room for every test's pods: what is tested is where a release is pinned, not how full a node gets.
-    const resources = { cpu: '64', memory: '256Gi', pods: '110' };
-    const name = `kwok-${type.name.replace(/\./g, '-')}`;
-    await cluster.apply({
-      apiVersion: 'v1',
-      kind: 'Node',
-      metadata: {
-        name,
-        annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
-        labels: {
-          type: 'kwok',
-          'kubernetes.io/hostname': name,
-          'kubernetes.io/os': 'linux',
-          'node.kubernetes.io/instance-type': type.name,
-          'topology.kubernetes.io/region': type.region,
-        },
-      },
-      spec: {},
-      status: { allocatable: resources, capacity: resources },
-    });
-  }
-}
-
 /** Cordons (or uncordons) every fake node: new pods cannot schedule, pods already running keep running. */
 async function cordon(on: boolean): Promise<void> {
   await cluster.kubectlOk([on ? 'cordon' : 'uncordon', '-l', 'type=kwok']);
@@ -101,7 +69,7 @@ beforeAll(async () => {
   await cp(FIXTURE_CONFIG_DIR, configDir, { recursive: true });
   await writePolicies(configDir);
   for (const namespace of ['staging', 'production']) await cluster.ensureNamespace(namespace);
-  await catalogNodes();
+  await addCatalogNodes(cluster, join(FIXTURE_CONFIG_DIR, 'pricing.yaml'));
   env.workerEnv.MREL_CONFIG_DIR = configDir;
   env.workerEnv.MREL_KUBECONFIG = cluster.kubeconfigPath;
   worker = env.releaseWorker();

@@ -3,7 +3,7 @@
  */
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { simpleGit } from 'simple-git';
@@ -34,6 +34,29 @@ export async function bareRepo(root: string, name = 'gitops.git'): Promise<strin
   await mkdir(dir, { recursive: true });
   await gitIn(dir).raw(['init', '-q', '--bare', '--initial-branch=main']);
   return dir;
+}
+
+/**
+ * A bare repository and a clone of it in `seed` whose `commit` writes one file, commits it and pushes it to main,
+ * returning the new commit's sha.
+ */
+export async function seededRepo(root: string) {
+  const bare = await bareRepo(root);
+  const dir = join(root, 'seed');
+  await mkdir(dir);
+  const git = gitIn(dir);
+  await git.raw(['init', '-q', '--initial-branch=main']);
+  await git.raw(['remote', 'add', 'origin', bare]);
+  const commit = async (path: string, content: string, message: string): Promise<string> => {
+    const file = join(dir, path);
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, content);
+    await git.raw(['add', '--', path]);
+    await git.raw(['commit', '-q', '-m', message]);
+    await git.raw(['push', '-q', 'origin', 'HEAD:refs/heads/main']);
+    return (await git.raw(['rev-parse', 'HEAD'])).trim();
+  };
+  return { bare, dir, git, commit };
 }
 
 /** Installs a pre-receive hook that prints `message` and declines every push. */

@@ -1,6 +1,6 @@
 /**
  * A release's life told to ReleaseMetrics without activities: the metrics test runs it to see every engine metric
- * (rollback included, which no release stage emits yet) reach Prometheus through the SDK's workflow meter.
+ * (a rollback: the stage `rolled-back`) reach Prometheus through the SDK's workflow meter.
  */
 import { sleep } from '@temporalio/workflow';
 import { ReleaseMetrics } from '../../workflows/release-metrics';
@@ -11,7 +11,6 @@ export interface MetricsDrillInput {
   model: string;
   /** Each stage in order, with the gates judged while in it; the last is the terminal stage. */
   stages: { stage: string; gates?: { gate: string; verdict: GateResult['verdict'] }[] }[];
-  rollback?: boolean;
 }
 
 export async function metricsDrillWorkflow(input: MetricsDrillInput): Promise<void> {
@@ -35,5 +34,4 @@ export async function metricsDrillWorkflow(input: MetricsDrillInput): Promise<vo
     }
     metrics.observe({ stage, gates });
   }
-  if (input.rollback) metrics.rolledBack();
 }

@@ -188,8 +188,7 @@ describe('metrics through a real Prometheus', () => {
         id: 'rolled-back',
         environment: 'production',
         model: 'drill-rolled-back',
-        stages: [{ stage: 'config' }, { stage: 'approval' }, { stage: 'gitops' }, { stage: 'released' }],
-        rollback: true,
+        stages: [{ stage: 'config' }, { stage: 'approval' }, { stage: 'gitops' }, { stage: 'monitor' }, { stage: 'rolled-back' }],
       },
     ];
     for (const { id, ...input } of drills) {
@@ -213,7 +212,7 @@ describe('metrics through a real Prometheus', () => {
     });
     expect(await byLabels(`${ENGINE_METRICS.releasesEnded}{${mine}}`, ['model', 'outcome'])).toEqual({
       'model=drill-rejected,outcome=rejected': 1,
-      'model=drill-rolled-back,outcome=released': 1,
+      'model=drill-rolled-back,outcome=rolled-back': 1,
     });
 
     // The shipped recording rule, on live data: of the drills, only the one that stopped moving is in a stage.

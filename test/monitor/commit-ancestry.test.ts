@@ -1,24 +1,11 @@
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect } from 'vitest';
 import { CommitAncestry } from '../../activities/monitor/commit-ancestry';
-import { bareRepo, gitIn, test } from '../gitops/fixtures';
+import { seededRepo, test } from '../gitops/fixtures';
 
 async function history(tmp: string) {
-  const bare = await bareRepo(tmp);
-  const dir = join(tmp, 'seed');
-  await mkdir(dir);
-  const git = gitIn(dir);
-  await git.raw(['init', '-q', '--initial-branch=main']);
-  await git.raw(['remote', 'add', 'origin', bare]);
-  const commit = async (name: string) => {
-    await writeFile(join(dir, name), name);
-    await git.raw(['add', name]);
-    await git.raw(['commit', '-q', '-m', name]);
-    await git.raw(['push', '-q', 'origin', 'HEAD:refs/heads/main']);
-    return (await git.raw(['rev-parse', 'HEAD'])).trim();
-  };
-  return { bare, commit };
+  const { bare, commit } = await seededRepo(tmp);
+  return { bare, commit: (name: string) => commit(name, name, name) };
 }
 
 describe('CommitAncestry', () => {

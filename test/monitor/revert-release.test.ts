@@ -1,40 +1,27 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect } from 'vitest';
 import { createGitOpsActivities } from '../../activities/gitops';
 import type { GitOpsActivities, RevertResult } from '../../activities/gitops';
 import { FailureType } from '../../contract/definitions';
 import type { RevertInput } from '../../contract/delivery';
-import { activityEnvironment, bareRepo, cloneOf, declineAllPushes, gitIn, test } from '../gitops/fixtures';
+import { activityEnvironment, cloneOf, declineAllPushes, seededRepo, test } from '../gitops/fixtures';
 
 const IMAGE_FILE = 'apps/sentiment/overlays/production/image.yaml';
 const OTHER_FILE = 'apps/fraud/overlays/production/image.yaml';
 
 /** A GitOps repository with a first deployment (v1) and the release under test (v2) on main. */
 async function repository(tmp: string) {
-  const bare = await bareRepo(tmp);
-  const dir = join(tmp, 'seed');
-  await mkdir(dir);
-  const git = gitIn(dir);
-  await git.raw(['init', '-q', '--initial-branch=main']);
-  await git.raw(['remote', 'add', 'origin', bare]);
-  const commit = async (path: string, content: string, message: string) => {
-    const file = join(dir, path);
-    await mkdir(dirname(file), { recursive: true });
-    await writeFile(file, content);
-    await git.raw(['add', '--', path]);
-    await git.raw(['commit', '-q', '-m', message]);
-    await git.raw(['push', '-q', 'origin', 'HEAD:refs/heads/main']);
-    return (await git.raw(['rev-parse', 'HEAD'])).trim();
-  };
+  const seeded = await seededRepo(tmp);
+  const { commit } = seeded;
   await commit(IMAGE_FILE, 'image: model-server@sha256:1111\nreplicas: 2\n', 'release sentiment@1.3.0');
   const release = await commit(
     IMAGE_FILE,
     'image: model-server@sha256:2222\nreplicas: 2\n',
     'release sentiment@1.4.0 to production\n\nRelease-Id: release/sentiment/1.4.0/production\n',
   );
-  return { bare, dir, git, commit, release };
+  return { ...seeded, release };
 }
 
 function revertInput(commit: string, overrides: Partial<RevertInput> = {}): RevertInput {

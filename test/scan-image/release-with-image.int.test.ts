@@ -21,7 +21,7 @@ import {
   VULNERABLE,
   writeAdvisoryDir,
 } from './fixtures';
-import { buildAndPush } from './images';
+import { buildAndPush, buildImage } from './images';
 
 let env: ReleaseEnv;
 let configDir: string;
@@ -79,5 +79,45 @@ describe('a release with an inference image', () => {
     expect(status.gates.find((g) => g.gate === 'image')?.findings.map((f) => f.ruleId)).toEqual(
       expect.arrayContaining([expect.stringMatching(/^CVE-/)]),
     );
+  });
+
+  test('scans an image only the local engine holds, pushes it by digest after approval, and deploys that digest', async ({
+    docker,
+  }) => {
+    const saved = process.env.DOCKER_HOST;
+    process.env.DOCKER_HOST = `unix://${docker.socketPath}`;
+    try {
+      await buildImage(docker.docker, { tag: 'serve:ci', files: runtimeFiles(FIXED), instructions: GOOD_CONFIG });
+      const imageId = ((await docker.docker.getImage('serve:ci').inspect()) as { Id: string }).Id;
+      const target = `${docker.registry}/ml/pushed`;
+      const request = await env.model('local', '1.0.0', {
+        environment: 'staging',
+        image: { ref: 'docker-daemon:serve:ci', push: target },
+      });
+      const { releaseId } = await startRelease(env.client, request, { taskQueue: env.settings.taskQueue, configDir });
+      const waiting = await eventually(
+        () => getRelease(env.client, releaseId),
+        (s) => s.stage === 'approval' || s.stage === 'failed',
+      );
+      expect(waiting.gates.find((g) => g.gate === 'image')).toMatchObject({ verdict: 'pass' });
+      // Nothing left the machine before the approval.
+      expect((await fetch(`http://${docker.registry}/v2/ml/pushed/tags/list`)).status).toBe(404);
+
+      await env.client.workflow.getHandle(releaseId).signal('approve', { approver: 'amara' });
+      const result = (await env.client.workflow.getHandle(releaseId).result()) as ReleaseStatus;
+      expect(result.stage, result.reason).toBe('released');
+      expect(result.pushedImage).toMatch(new RegExp(`^${target}@sha256:[0-9a-f]{64}$`));
+      const digest = result.pushedImage?.split('@')[1] ?? '';
+      const manifest = await fetch(`http://${docker.registry}/v2/ml/pushed/manifests/${digest}`, {
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+      });
+      expect(manifest.status).toBe(200);
+      expect(((await manifest.json()) as { config: { digest: string } }).config.digest).toBe(imageId);
+      const patch = await env.git('show', 'main:apps/local/overlays/staging/deployment-patch.yaml');
+      expect(patch).toContain(`image: ${result.pushedImage}`);
+    } finally {
+      if (saved === undefined) delete process.env.DOCKER_HOST;
+      else process.env.DOCKER_HOST = saved;
+    }
   });
 });

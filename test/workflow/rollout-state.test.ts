@@ -4,7 +4,7 @@
  * the UI's details and the status say what is watched and awaited.
  */
 import { describe, expect, it } from 'vitest';
-import type { ReleaseConfig, ReleaseRequest } from '../../contract/types';
+import { releaseRequestSchema, type ReleaseConfig, type ReleaseRequest } from '../../contract/types';
 import { ReleaseState } from '../../workflows/release-state';
 import { requestSchemaFor } from '../../workflows/request-check';
 import type { PlanVersion } from '../../workflows/plan';
@@ -121,5 +121,22 @@ describe('request check of delivery releases', () => {
     expect(requestSchemaFor(delivering).parse(pushing).image).toEqual(pushing.image);
     expect(requestSchemaFor(planned).parse(pushing).image).toEqual({ ref: 'docker-daemon:app:ci' });
     expect(requestSchemaFor(delivering).safeParse({ ...request, image: { ref: 'r', pushTo: 'x' } }).success).toBe(false);
+  });
+});
+
+describe('the door on images to push', () => {
+  const problems = (image: unknown) => {
+    const parsed = releaseRequestSchema.safeParse({ ...request, image });
+    return parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+  it('asks where to push an image only the local engine holds, and pushes nothing else', () => {
+    expect(problems({ ref: 'docker-daemon:app:ci', push: '127.0.0.1:5000/team/app' })).toEqual([]);
+    expect(problems({ ref: 'docker-daemon:app:ci' })).toEqual([
+      expect.stringMatching(/^image\.push: a docker-daemon: image exists only in the local engine/),
+    ]);
+    expect(problems({ ref: 'registry.example.com/app:1', push: 'registry.example.com/other' })).toEqual([
+      expect.stringMatching(/^image\.push: only a docker-daemon: image is pushed by the release/),
+    ]);
+    expect(problems({ ref: 'registry.example.com/app:1' })).toEqual([]);
   });
 });

@@ -30,11 +30,5 @@ export class ImageScanError extends ProductError {
   }
 }
 
-/** The registry could not be reached or answered 5xx/429: worth retrying. */
-export class RegistryUnavailableError extends ProductError {
-  readonly code = 'RegistryUnavailable';
-  readonly permanent = false;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, { ...options });
-  }
-}
+/** The registry could not be reached or answered 5xx/429: worth retrying (the shared registry client's error). */
+export { RegistryUnavailableError } from '../../registry/errors';

@@ -1,27 +1,33 @@
 /**
- * A small client for the Docker Registry HTTP API v2 (the OCI distribution spec): resolve a tag to a digest, fetch
- * manifests and blobs by digest, with the anonymous/Basic token dance registries such as Docker Hub expect.
- * Loopback registries (and those listed as insecure) are spoken to over plain HTTP, as dockerd does.
+ * The image scanner's view of a registry: resolve a tag to a digest and the platform's manifest, fetch manifests and
+ * blobs by digest, every digest verified. Transport and authentication are the shared registry client's (plain HTTP
+ * for loopback and insecure-listed registries, the anonymous/Basic/Bearer token dance); the answers are judged here,
+ * in the scanner's own error codes.
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import {
+  DOCKER_LIST,
+  DOCKER_MANIFEST,
+  MANIFEST_ACCEPT,
+  OCI_INDEX,
+  OCI_MANIFEST,
+  RegistryClient as OciRegistryClient,
+  RegistryError,
+  registryErrorCodes,
+} from '../../registry';
 import { ImageScanError, RegistryUnavailableError } from './errors';
-import { registryHost, type ImageRef } from './reference';
+import type { ImageRef } from './reference';
+
+export { isPlainHttp } from '../../registry';
 
 export const MEDIA_TYPES = {
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  ociIndex: OCI_INDEX,
+  ociManifest: OCI_MANIFEST,
+  dockerList: DOCKER_LIST,
+  dockerManifest: DOCKER_MANIFEST,
 } as const;
-
-const MANIFEST_ACCEPT = [
-  MEDIA_TYPES.ociIndex,
-  MEDIA_TYPES.dockerList,
-  MEDIA_TYPES.ociManifest,
-  MEDIA_TYPES.dockerManifest,
-].join(', ');
 
 /** A content descriptor (manifest entries, layers, the config). */
 export interface Descriptor {
@@ -67,18 +73,25 @@ export interface RegistryClientOptions {
 
 /** Registry access for one image repository. */
 export class RegistryClient {
-  private readonly fetchImpl: typeof fetch;
-  private token?: string;
-  private readonly base: string;
+  private readonly registry: OciRegistryClient;
 
   constructor(
     readonly ref: ImageRef,
     private readonly options: RegistryClientOptions = {},
   ) {
-    this.fetchImpl = options.fetch ?? fetch;
-    const host = registryHost(ref);
-    const scheme = isPlainHttp(ref.registry, options.insecureRegistries ?? []) ? 'http' : 'https';
-    this.base = `${scheme}://${host}/v2/${ref.repository}`;
+    const { credentials } = options;
+    this.registry = new OciRegistryClient(
+      { registry: ref.registry, repository: ref.repository },
+      {
+        fetch: options.fetch,
+        insecureRegistries: options.insecureRegistries,
+        credentials: async (registry) => credentials?.[registry],
+        credentialsAdvice: `give the image gate registry credentials for ${ref.registry} (registryCredentials)`,
+        actions: 'pull',
+        timeoutMs: options.timeoutMs,
+        signal: options.signal,
+      },
+    );
   }
 
   /** Resolves the reference (tag or digest) to its digest and the platform manifest, verifying every digest. */
@@ -120,8 +133,7 @@ export class RegistryClient {
 
   /** Fetches a manifest by tag or digest; a digest reference is verified against the body. */
   async getManifest(reference: string): Promise<{ digest: string; mediaType: string; json: unknown }> {
-    const res = await this.request(`${this.base}/manifests/${reference}`, { headers: { Accept: MANIFEST_ACCEPT } });
-    await this.check(res, reference);
+    const res = await this.get(`/manifests/${reference}`, reference, { Accept: MANIFEST_ACCEPT });
     const body = Buffer.from(await res.arrayBuffer());
     const actual = `sha256:${createHash('sha256').update(body).digest('hex')}`;
     if (reference.startsWith('sha256:') && actual !== reference) {
@@ -150,8 +162,7 @@ export class RegistryClient {
 
   /** Fetches a small blob (the image config) by digest, verified. */
   async getBlob(digest: string): Promise<Buffer> {
-    const res = await this.request(`${this.base}/blobs/${digest}`, {});
-    await this.check(res, digest);
+    const res = await this.get(`/blobs/${digest}`, digest);
     const body = Buffer.from(await res.arrayBuffer());
     const actual = `sha256:${createHash('sha256').update(body).digest('hex')}`;
     if (actual !== digest) {
@@ -162,8 +173,7 @@ export class RegistryClient {
 
   /** Opens a blob (a layer) as a stream; the caller verifies its digest while reading. */
   async openBlob(digest: string): Promise<Readable> {
-    const res = await this.request(`${this.base}/blobs/${digest}`, {});
-    await this.check(res, digest);
+    const res = await this.get(`/blobs/${digest}`, digest);
     if (!res.body) throw new RegistryUnavailableError(`${this.describe(digest)}: the registry sent no body`);
     return Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
   }
@@ -173,71 +183,20 @@ export class RegistryClient {
     return `${this.ref.registry}/${this.ref.repository}${sep}${reference}`;
   }
 
-  private async request(url: string, init: RequestInit): Promise<Response> {
-    const attempt = async (): Promise<Response> => {
-      const headers = new Headers(init.headers);
-      if (this.token) headers.set('Authorization', this.token);
-      const signals: AbortSignal[] = [];
-      if (this.options.signal) signals.push(this.options.signal);
-      // Only the response headers are bounded: a layer may legitimately stream for long (the activity heartbeats).
-      const timeout = new AbortController();
-      const timer = setTimeout(() => timeout.abort(new Error('timed out')), this.options.timeoutMs ?? 60_000);
-      signals.push(timeout.signal);
-      try {
-        return await this.fetchImpl(url, { ...init, headers, signal: AbortSignal.any(signals) });
-      } catch (err) {
-        if (this.options.signal?.aborted) throw err;
-        throw new RegistryUnavailableError(`registry ${this.ref.registry} cannot be reached (${describeError(err)})`, {
-          cause: err,
-        });
-      } finally {
-        clearTimeout(timer);
-      }
-    };
-    let res = await attempt();
-    if (res.status === 401 && !this.token) {
-      const challenge = res.headers.get('www-authenticate');
-      await res.body?.cancel();
-      if (challenge && (await this.authenticate(challenge))) res = await attempt();
-    }
-    return res;
-  }
-
-  /** Answers a WWW-Authenticate challenge (Bearer token service, or Basic with configured credentials). */
-  private async authenticate(challenge: string): Promise<boolean> {
-    const creds = this.options.credentials?.[this.ref.registry];
-    const basic = creds ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` : undefined;
-    if (/^basic/i.test(challenge)) {
-      if (!basic) return false;
-      this.token = basic;
-      return true;
-    }
-    if (!/^bearer/i.test(challenge)) return false;
-    const params = Object.fromEntries(
-      [...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!.toLowerCase(), m[2]!] as const),
-    );
-    if (!params.realm) return false;
-    const url = new URL(params.realm);
-    if (params.service) url.searchParams.set('service', params.service);
-    url.searchParams.set('scope', params.scope ?? `repository:${this.ref.repository}:pull`);
+  /** GETs `path` of the repository; any answer but a success throws in the scanner's terms. */
+  private async get(path: string, reference: string, headers: Record<string, string> = {}): Promise<Response> {
     let res: Response;
     try {
-      res = await this.fetchImpl(url, {
-        headers: basic ? { Authorization: basic } : {},
-        signal: this.options.signal ?? null,
-      });
+      res = await this.registry.request('GET', path, { headers });
     } catch (err) {
-      throw new RegistryUnavailableError(`token service ${url.host} cannot be reached (${describeError(err)})`, {
-        cause: err,
-      });
+      // Refused credentials, or a token service that would not issue a token for them.
+      if (err instanceof RegistryError) {
+        throw new ImageScanError('ImageAccessDenied', `${this.describe(reference)}: ${err.message}`, { cause: err });
+      }
+      throw err;
     }
-    if (res.status >= 500) throw new RegistryUnavailableError(`token service ${url.host} answered ${res.status}`);
-    if (!res.ok) return false;
-    const body = (await res.json()) as { token?: string; access_token?: string };
-    const token = body.token ?? body.access_token;
-    if (!token) return false;
-    this.token = `Bearer ${token}`;
-    return true;
+    await this.check(res, reference);
+    return res;
   }
 
   private async check(res: Response, reference: string): Promise<void> {
@@ -270,25 +229,4 @@ function asImageManifest(json: unknown, mediaType: string, what: string): ImageM
     throw new ImageScanError('UnsupportedImage', `${what}: the manifest lacks a config or layers`);
   }
   return m as ImageManifest;
-}
-
-function registryErrorCodes(body: string): string[] {
-  try {
-    const parsed = JSON.parse(body) as { errors?: { code?: string }[] };
-    return (parsed.errors ?? []).map((e) => e.code ?? '').filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-
-/** Loopback registries speak plain HTTP (as dockerd allows by default); others only when listed. */
-export function isPlainHttp(registry: string, insecure: string[]): boolean {
-  if (insecure.includes(registry)) return true;
-  const host = registry.startsWith('[') ? registry.slice(1, registry.indexOf(']')) : registry.split(':')[0]!;
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
-}
-
-function describeError(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (err as Error).message ?? String(err);
 }
