@@ -243,7 +243,10 @@ export function buildProgram(
           : 'keep a stalled rollout the release paused on and watch it once more',
       )
       .argument('<release-id>', 'e.g. release/credit-risk/1.0.0/production')
-      .requiredOption('--as <approver>', 'your approver id, with a role the delivery policy names for rollout decisions')
+      .requiredOption(
+        '--as <approver>',
+        'your approver id, with a role the delivery policy names for rollout decisions',
+      )
       .option('--comment <text>', 'why (shown in the status and the evidence)')
       .action(async (id: string, opts: { as: string; comment?: string }) => {
         const { decideRollout } = await releaseClient();

@@ -56,10 +56,16 @@ export function renderStatus(s: ReleaseStatus): string {
 function renderRollout(s: ReleaseStatus): string[] {
   const r = s.rollout;
   if (!r) return [];
-  const lines = [`rollout: ${r.state}${r.workload ? ` (${r.workload})` : ''}${r.watches > 1 ? `, watch ${r.watches}` : ''}`];
+  const lines = [
+    `rollout: ${r.state}${r.workload ? ` (${r.workload})` : ''}${r.watches > 1 ? `, watch ${r.watches}` : ''}`,
+  ];
   const watching = (s.pending ?? []).find((p) => p.activity === 'watchRollout');
   const progress = watching?.progress as
-    | { phase?: string; message?: string; replicas?: { desired: number; updated: number; ready: number; available: number } }
+    | {
+        phase?: string;
+        message?: string;
+        replicas?: { desired: number; updated: number; ready: number; available: number };
+      }
     | undefined;
   const replicas = progress?.replicas ?? r.replicas;
   if (replicas)
@@ -75,7 +81,8 @@ function renderRollout(s: ReleaseStatus): string[] {
       `  deadline: ${r.awaiting.deadline}, then ${r.awaiting.onTimeout}`,
     );
   }
-  for (const d of r.decisions) lines.push(`  ${d.decision} by ${d.approver} (${d.role}) at ${d.at}${d.comment ? `: ${d.comment}` : ''}`);
+  for (const d of r.decisions)
+    lines.push(`  ${d.decision} by ${d.approver} (${d.role}) at ${d.at}${d.comment ? `: ${d.comment}` : ''}`);
   if (r.revert) lines.push(`  reverted in ${r.revert.sha} (decided by ${r.revert.decidedBy})`);
   if (r.rollbackOutcome) lines.push(`  rollback's rollout: ${r.rollbackOutcome}`);
   return lines;

@@ -21,20 +21,8 @@ import type { Duplex } from 'node:stream';
 import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/client';
 import { zodProblems } from '../contract/problems';
 import { z } from 'zod';
-import {
-  decideInputSchema,
-  modelNameSchema,
-  modelRefSchema,
-  rolloutDecisionInputSchema,
-} from '../contract/types';
-import {
-  decide,
-  decideRollout,
-  getRelease,
-  listReleases,
-  ReleaseClientError,
-  startRelease,
-} from './release-client';
+import { decideInputSchema, modelNameSchema, modelRefSchema, rolloutDecisionInputSchema } from '../contract/types';
+import { decide, decideRollout, getRelease, listReleases, ReleaseClientError, startRelease } from './release-client';
 
 /** Request bodies larger than this are refused with 413 before they are parsed. */
 export const MAX_BODY_BYTES = 1024 * 1024;

@@ -404,7 +404,8 @@ export async function decideRollout(
   waitMs = DECISION_TIMEOUT_MS,
 ): Promise<{ accepted: boolean; reason?: string; status: ReleaseStatus }> {
   const parsed = rolloutDecisionInputSchema.safeParse(input);
-  if (!parsed.success) throw new ReleaseClientError('INVALID_REQUEST', `the ${decision} is invalid`, zodProblems(parsed.error));
+  if (!parsed.success)
+    throw new ReleaseClientError('INVALID_REQUEST', `the ${decision} is invalid`, zodProblems(parsed.error));
   const before = await getRelease(client, releaseId);
   if (before.rollout?.state !== 'paused') {
     const where = before.rollout ? `its rollout is ${before.rollout.state}` : `it is in stage ${before.stage}`;

@@ -153,7 +153,8 @@ export const releaseRequestSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['image', 'push'],
-        message: 'only a docker-daemon: image is pushed by the release; a registry image is deployed by digest as it is',
+        message:
+          'only a docker-daemon: image is pushed by the release; a registry image is deployed by digest as it is',
       });
     const problem = jsonBoundsProblem(request, REQUEST_LIMITS.bytes, REQUEST_LIMITS.depth);
     if (problem) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });

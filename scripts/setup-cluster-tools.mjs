@@ -15,7 +15,6 @@
 //
 //   node scripts/setup-cluster-tools.mjs           # provide what is missing (needs `go` on PATH when not cached)
 //   node scripts/setup-cluster-tools.mjs --check   # only report what is missing (exit 1 when something is)
-import { execFileSync } from 'node:child_process';
 import {
   closeSync,
   copyFileSync,
@@ -26,15 +25,15 @@ import {
   openSync,
   readFileSync,
   readdirSync,
-  renameSync,
   rmSync,
   statSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { copyWhole, fillWhole, goRunner, reporter, stampCurrent, toolsCacheRoot, writeStamp } from './tools-cache.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -106,26 +105,15 @@ export function clusterToolsStamp() {
 /** True when .tools/cluster/ holds the pinned programs and files. Looks at files only. */
 export function clusterToolsCurrent(projectRoot = root) {
   const paths = clusterToolPaths(projectRoot);
-  try {
-    const stamp = JSON.parse(readFileSync(paths.stamp, 'utf8'));
-    if (JSON.stringify(stamp) !== JSON.stringify(clusterToolsStamp())) return false;
-    return Object.values(items()).every((item) => item.files.every((f) => existsSync(join(paths.dir, f))));
-  } catch {
-    return false;
-  }
+  const files = Object.values(items()).flatMap((item) => item.files.map((f) => join(paths.dir, f)));
+  return stampCurrent(paths.stamp, clusterToolsStamp(), files);
 }
+
+const { log, fail } = reporter('setup-cluster-tools');
+const go = goRunner(fail, 'the cluster tests build Kubernetes, etcd, kwok and Flux from the Go module proxy');
 
 function cacheRoot() {
-  return process.env.MODELRELEASE_TOOLS_CACHE || join(homedir(), '.cache', 'modelrelease', 'cluster-tools');
-}
-
-function log(msg) {
-  console.log(`[setup-cluster-tools] ${msg}`);
-}
-
-function fail(message) {
-  console.error(`[setup-cluster-tools] ${message.split('\n').join('\n[setup-cluster-tools] ')}`);
-  process.exit(1);
+  return toolsCacheRoot('cluster-tools');
 }
 
 function sleepMs(ms) {
@@ -189,25 +177,6 @@ function goEnv(work, extra = {}) {
     GOPATH: join(work, 'gopath'),
     ...extra,
   };
-}
-
-function go(args, { cwd, env, capture = false }) {
-  try {
-    return execFileSync('go', args, {
-      cwd,
-      env,
-      stdio: capture ? ['ignore', 'pipe', 'inherit'] : 'inherit',
-      maxBuffer: 64 * 1024 * 1024,
-    })?.toString();
-  } catch (err) {
-    if (err.code === 'ENOENT') {
-      fail(
-        'the go command is not on PATH: the cluster tests build Kubernetes, etcd, kwok and Flux from the Go module ' +
-          'proxy.\nInstall Go 1.26 or later (https://go.dev/doc/install), then run npm test again.',
-      );
-    }
-    throw new Error(`go ${args.join(' ')} failed (see its output above)`);
-  }
 }
 
 /** The folder and go.mod of a module version, downloaded into the run's module cache. */
@@ -409,17 +378,13 @@ function cachedItem(name, work) {
   if (itemComplete(name)) return dir;
   const started = Date.now();
   log(`building ${name} (${ESTIMATES[name]}) from the Go module proxy …`);
-  const staging = `${dir}.tmp-${process.pid}`;
-  rmSync(staging, { recursive: true, force: true });
-  mkdirSync(staging, { recursive: true });
   try {
-    builders[name](staging, work);
-    for (const f of item.files) if (!existsSync(join(staging, f))) throw new Error(`the build did not produce ${f}`);
-    writeFileSync(join(staging, '.complete'), `${new Date().toISOString()}\n`);
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(staging, dir);
+    fillWhole(dir, (staging) => {
+      builders[name](staging, work);
+      for (const f of item.files) if (!existsSync(join(staging, f))) throw new Error(`the build did not produce ${f}`);
+      writeFileSync(join(staging, '.complete'), `${new Date().toISOString()}\n`);
+    });
   } catch (err) {
-    rmSync(staging, { recursive: true, force: true });
     fail(`${name}: ${err.message}; fix that, then run node scripts/setup-cluster-tools.mjs again`);
   }
   log(`${name} built in ${((Date.now() - started) / 1000).toFixed(0)} s`);
@@ -438,8 +403,7 @@ function linkInto(from, to) {
   try {
     linkSync(from, to);
   } catch {
-    copyFileSync(from, `${to}.tmp`);
-    renameSync(`${to}.tmp`, to);
+    copyWhole(from, to);
   }
 }
 
@@ -474,7 +438,7 @@ function main() {
   for (const name of order) {
     for (const f of items()[name].files) linkInto(join(dirs[name], f), join(paths.dir, f));
   }
-  writeFileSync(paths.stamp, `${JSON.stringify(clusterToolsStamp())}\n`);
+  writeStamp(paths.stamp, clusterToolsStamp());
   log(`done (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }
 

@@ -15,22 +15,12 @@
 //
 //   node scripts/setup-kube-tools.mjs           # provide what is missing (needs `go` on PATH when not cached)
 //   node scripts/setup-kube-tools.mjs --check   # only report what is missing (exit 1 when something is)
-import { execFileSync } from 'node:child_process';
-import {
-  copyFileSync,
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { copyWhole, fillWhole, goRunner, reporter, stampCurrent, toolsCacheRoot, writeStamp } from './tools-cache.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -76,18 +66,12 @@ function expectedStamp() {
 /** True when .tools/ holds the pinned tools and schemas. Looks at files only. */
 export function kubeToolsCurrent(projectRoot = root) {
   const paths = kubeToolPaths(projectRoot);
-  try {
-    const stamp = JSON.parse(readFileSync(paths.stamp, 'utf8'));
-    return (
-      JSON.stringify(stamp) === JSON.stringify(expectedStamp()) &&
-      existsSync(paths.kustomize) &&
-      existsSync(paths.kubeconform) &&
-      existsSync(join(paths.schemas, schemaFolder(), 'deployment-apps-v1.json')) &&
-      existsSync(join(paths.schemas, schemaFolder(), 'inferenceservice-serving-v1beta1.json'))
-    );
-  } catch {
-    return false;
-  }
+  return stampCurrent(paths.stamp, expectedStamp(), [
+    paths.kustomize,
+    paths.kubeconform,
+    join(paths.schemas, schemaFolder(), 'deployment-apps-v1.json'),
+    join(paths.schemas, schemaFolder(), 'inferenceservice-serving-v1beta1.json'),
+  ]);
 }
 
 function schemaFolder() {
@@ -238,36 +222,16 @@ function refsOf(schema, out = new Set()) {
   return out;
 }
 
-function log(msg) {
-  console.log(`[setup-kube-tools] ${msg}`);
-}
-
-function fail(message) {
-  console.error(`[setup-kube-tools] ${message.split('\n').join('\n[setup-kube-tools] ')}`);
-  process.exit(1);
-}
+const { log, fail } = reporter('setup-kube-tools');
+const go = goRunner(fail, 'the GitOps tests build kustomize and kubeconform from the Go module proxy');
 
 function cacheRoot() {
-  return process.env.MODELRELEASE_TOOLS_CACHE || join(homedir(), '.cache', 'modelrelease', 'kube-tools');
+  return toolsCacheRoot('kube-tools');
 }
 
 /** The go command's environment: the machine's own Go, no C toolchain, a module cache that can be deleted. */
 function goEnv(extra = {}) {
   return { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0', GOFLAGS: '-modcacherw', ...extra };
-}
-
-function go(args, env, capture = false) {
-  try {
-    return execFileSync('go', args, { env, stdio: capture ? ['ignore', 'pipe', 'inherit'] : 'inherit' })?.toString();
-  } catch (err) {
-    if (err.code === 'ENOENT') {
-      fail(
-        'the go command is not on PATH: the GitOps tests build kustomize and kubeconform from the Go module proxy.\n' +
-          'Install Go 1.26 or later (https://go.dev/doc/install), then run npm test again.',
-      );
-    }
-    fail(`go ${args.join(' ')} failed (see its output above); fix that, then run npm test again`);
-  }
 }
 
 /** Builds `name` into the cache unless it is there; returns the cached binary. */
@@ -278,11 +242,9 @@ function cachedTool(name) {
   log(`building ${name} ${version} from the Go module proxy (about two minutes) …`);
   const gobin = mkdtempSync(join(tmpdir(), `kube-tools-${name}-`));
   try {
-    go(['install', '-trimpath', '-ldflags=-s -w', `${module}@${version}`], goEnv({ GOBIN: gobin }));
+    go(['install', '-trimpath', '-ldflags=-s -w', `${module}@${version}`], { env: goEnv({ GOBIN: gobin }) });
     mkdirSync(dirname(cached), { recursive: true });
-    // Copied under a temporary name and renamed, so that an interrupted copy never passes for a finished one.
-    copyFileSync(join(gobin, name), `${cached}.tmp`);
-    renameSync(`${cached}.tmp`, cached);
+    copyWhole(join(gobin, name), cached);
   } finally {
     rmSync(gobin, { recursive: true, force: true });
   }
@@ -294,30 +256,30 @@ function cachedSchemas() {
   const location = join(cacheRoot(), `schemas-${KUBERNETES_VERSION}+${SCHEMA_GENERATOR}+kserve-${KSERVE.version}`);
   if (existsSync(join(location, schemaFolder(), 'inferenceservice-serving-v1beta1.json'))) return location;
   log(`generating the Kubernetes ${KUBERNETES_VERSION} JSON schemas from k8s.io/kubernetes's OpenAPI spec …`);
-  const info = JSON.parse(go(['mod', 'download', '-json', `k8s.io/kubernetes@${KUBERNETES_VERSION}`], goEnv(), true));
+  const download = (module) => JSON.parse(go(['mod', 'download', '-json', module], { env: goEnv(), capture: true }));
+  const info = download(`k8s.io/kubernetes@${KUBERNETES_VERSION}`);
   const spec = JSON.parse(readFileSync(join(info.Dir, 'api', 'openapi-spec', 'swagger.json'), 'utf8'));
-  const staging = `${location}.tmp-${process.pid}`;
-  rmSync(staging, { recursive: true, force: true });
-  mkdirSync(join(staging, schemaFolder()), { recursive: true });
-  let count = 0;
-  for (const [file, schema] of kubeconformSchemas(spec)) {
-    writeFileSync(join(staging, schemaFolder(), file), JSON.stringify(schema));
-    count += 1;
-  }
-  log(`converting KServe ${KSERVE.version}'s CRDs from ${KSERVE.module} …`);
-  const kserve = JSON.parse(go(['mod', 'download', '-json', `${KSERVE.module}@${KSERVE.version}`], goEnv(), true));
-  for (const path of KSERVE.crds) {
-    for (const document of parseAllDocuments(readFileSync(join(kserve.Dir, path), 'utf8'))) {
-      const crd = document.toJSON();
-      if (crd?.kind !== 'CustomResourceDefinition') continue;
-      for (const [file, schema] of crdSchemas(crd)) {
-        writeFileSync(join(staging, schemaFolder(), file), JSON.stringify(schema));
-        count += 1;
+  const count = fillWhole(location, (staging) => {
+    mkdirSync(join(staging, schemaFolder()), { recursive: true });
+    let written = 0;
+    for (const [file, schema] of kubeconformSchemas(spec)) {
+      writeFileSync(join(staging, schemaFolder(), file), JSON.stringify(schema));
+      written += 1;
+    }
+    log(`converting KServe ${KSERVE.version}'s CRDs from ${KSERVE.module} …`);
+    const kserve = download(`${KSERVE.module}@${KSERVE.version}`);
+    for (const path of KSERVE.crds) {
+      for (const document of parseAllDocuments(readFileSync(join(kserve.Dir, path), 'utf8'))) {
+        const crd = document.toJSON();
+        if (crd?.kind !== 'CustomResourceDefinition') continue;
+        for (const [file, schema] of crdSchemas(crd)) {
+          writeFileSync(join(staging, schemaFolder(), file), JSON.stringify(schema));
+          written += 1;
+        }
       }
     }
-  }
-  rmSync(location, { recursive: true, force: true });
-  renameSync(staging, location);
+    return written;
+  });
   log(`${count} schemas written`);
   return location;
 }
@@ -333,14 +295,15 @@ function main() {
   }
   const paths = kubeToolPaths();
   mkdirSync(dirname(paths.kustomize), { recursive: true });
-  for (const name of Object.keys(KUBE_TOOLS)) {
-    copyFileSync(cachedTool(name), `${paths[name]}.tmp`);
-    renameSync(`${paths[name]}.tmp`, paths[name]);
+  try {
+    for (const name of Object.keys(KUBE_TOOLS)) copyWhole(cachedTool(name), paths[name]);
+    const schemas = cachedSchemas();
+    rmSync(paths.schemas, { recursive: true, force: true });
+    cpSync(schemas, paths.schemas, { recursive: true });
+  } catch (err) {
+    return fail(`${err.message}; fix that, then run npm test again`);
   }
-  const schemas = cachedSchemas();
-  rmSync(paths.schemas, { recursive: true, force: true });
-  cpSync(schemas, paths.schemas, { recursive: true });
-  writeFileSync(paths.stamp, `${JSON.stringify(expectedStamp())}\n`);
+  writeStamp(paths.stamp, expectedStamp());
   log(`done (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }
 

@@ -186,6 +186,7 @@ export function runtimeTelemetry(settings: Pick<Settings, 'metricsAddress'>): Te
  * worker at start, naming the variable.
  */
 export function artifactStoreFor(settings: Settings, env: NodeJS.ProcessEnv = process.env): ArtifactStore {
-  if (settings.artifactStore === undefined || settings.artifactStore === 'file') return new FilesystemStore(settings.storeRoot);
+  if (settings.artifactStore === undefined || settings.artifactStore === 'file')
+    return new FilesystemStore(settings.storeRoot);
   return artifactStoreFromEnv({ ...env, MREL_ARTIFACT_STORE: settings.artifactStore }, settings.dataDir);
 }

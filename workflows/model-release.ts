@@ -137,7 +137,10 @@ async function untilRejected(state: ReleaseState, pipeline: () => Promise<string
  * Pushes the image the gate scanned from the local Docker engine to the request's `image.push` repository by digest,
  * before the commit that deploys it: what runs is exactly what was scanned. Undefined when nothing is to be pushed.
  */
-async function pushImage(state: ReleaseState, steps: Steps): Promise<{ ref: string } | { failure: string } | undefined> {
+async function pushImage(
+  state: ReleaseState,
+  steps: Steps,
+): Promise<{ ref: string } | { failure: string } | undefined> {
   const image = state.request.image;
   if (image?.push === undefined) return undefined;
   const scanned = state.status.gates.find((g) => g.gate === 'image')?.metrics.imageDigest;

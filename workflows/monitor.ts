@@ -81,7 +81,8 @@ export async function monitorRollout(state: ReleaseState, steps: Steps, publish:
     publish();
     const stalled = `rollout stalled: ${result.reason}`;
     const onStall = delivery.rollout.onStall;
-    if (onStall === 'record') return { stage: 'failed', reason: `${stalled}; the policy only records it: nothing was rolled back` };
+    if (onStall === 'record')
+      return { stage: 'failed', reason: `${stalled}; the policy only records it: nothing was rolled back` };
     let decidedBy = `policy ${config?.policy.name ?? ''} (onStall: rollback)`.replace('  ', ' ');
     if (onStall === 'pause') {
       const pause = delivery.rollout.pause;
@@ -161,7 +162,10 @@ async function rollBack(
     state.updateRollout({ state: 'rolled-back', rollbackOutcome: 'healthy', ...observation(result) }, nowIso());
     return { stage: 'rolled-back', reason: `${rolledBack}; the previous version runs again` };
   }
-  state.updateRollout({ state: 'rolled-back', rollbackOutcome: `${result.outcome}: ${clip(result.reason, 300)}` }, nowIso());
+  state.updateRollout(
+    { state: 'rolled-back', rollbackOutcome: `${result.outcome}: ${clip(result.reason, 300)}` },
+    nowIso(),
+  );
   return { stage: 'rolled-back', reason: `${rolledBack}; the rollback's rollout did not complete: ${result.reason}` };
 }
 

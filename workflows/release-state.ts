@@ -183,10 +183,14 @@ export class ReleaseState {
       this.recordRefused({ ...withComment({ ...input, decision }), at: now, reason }, now);
     if (malformed !== undefined) return refuse(malformed);
     if (rollout === undefined || rollout.state !== 'paused' || awaiting === undefined)
-      return refuse(`a ${decision} counts only while a stalled rollout waits for people; the release is in stage ${this.current}`);
+      return refuse(
+        `a ${decision} counts only while a stalled rollout waits for people; the release is in stage ${this.current}`,
+      );
     const roles = (this.config?.approvers[input.approver] ?? []).filter((r) => awaiting.roles.includes(r));
     if (roles.length === 0)
-      return refuse(`${clip(input.approver, MAX_APPROVER_CHARS)} holds none of the roles that decide a stalled rollout (${awaiting.roles.join(', ')})`);
+      return refuse(
+        `${clip(input.approver, MAX_APPROVER_CHARS)} holds none of the roles that decide a stalled rollout (${awaiting.roles.join(', ')})`,
+      );
     const made: RolloutDecision = {
       approver: clip(input.approver, MAX_APPROVER_CHARS),
       role: roles[0] as string,
@@ -461,7 +465,8 @@ function rolloutDetail(r: RolloutStatus): string {
     parts.push(
       `awaiting rollback or keep from: ${r.awaiting.from.join(', ') || `nobody with ${r.awaiting.roles.join('/')}`}; until ${r.awaiting.deadline}, then ${r.awaiting.onTimeout}`,
     );
-  for (const d of r.decisions) parts.push(`${d.decision} by ${d.approver} (${d.role})${d.comment ? `: ${d.comment}` : ''}`);
+  for (const d of r.decisions)
+    parts.push(`${d.decision} by ${d.approver} (${d.role})${d.comment ? `: ${d.comment}` : ''}`);
   if (r.revert) parts.push(`reverted in ${r.revert.sha.slice(0, 12)} (${r.revert.decidedBy})`);
   if (r.rollbackOutcome) parts.push(`rollback: ${r.rollbackOutcome}`);
   return parts.join('; ');

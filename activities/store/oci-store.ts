@@ -5,14 +5,9 @@
  * the digest is the expected one; reads are verified against the digest they were asked for. Readers that need a
  * file get a verified copy in a private cache (0600 files in 0700 folders) under the worker's data directory.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { pipeline as pipeStreams, Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { DigestMismatchError } from '../acquire/errors';
-import { PRIVATE_DIR, PRIVATE_FILE } from '../common/private-files';
 import {
   RegistryClient,
   RegistryError,
@@ -28,6 +23,7 @@ import {
   type PutOptions,
   type StoredBlob,
 } from './artifact-store';
+import { FilesystemStore, storePath, storeStream } from './filesystem';
 
 export interface OciStoreOptions {
   /** Where verified copies for localFile() are kept; private to the service user. */
@@ -45,6 +41,8 @@ export class OciStore implements ArtifactStore {
   readonly description: string;
   /** The registry client, shared with pushes of model artifacts to the same repository. */
   readonly client: RegistryClient;
+  /** Verified copies for localFile(), laid out and written as a filesystem store's blobs. */
+  private readonly cache: FilesystemStore;
   private readonly downloads = new Map<string, Promise<string>>();
 
   constructor(
@@ -58,6 +56,7 @@ export class OciStore implements ArtifactStore {
       chunkBytes: options.chunkBytes,
     };
     this.client = new RegistryClient(location, clientOptions);
+    this.cache = new FilesystemStore(options.cacheDir);
     this.description = `registry store ${location.registry}/${location.repository}`;
   }
 
@@ -67,20 +66,14 @@ export class OciStore implements ArtifactStore {
   }
 
   async open(sha256: string): Promise<Readable> {
-    const cached = await this.cached(sha256);
-    if (cached) return createReadStream(cached);
+    if (await this.isCached(sha256)) return this.cache.open(sha256);
     const blob = await this.client.openBlob(sha256);
     if (!blob) throw new BlobNotFoundError(sha256);
     return verified(blob.stream, sha256, this.description);
   }
 
   async read(sha256: string, maxBytes: number): Promise<Buffer> {
-    const cached = await this.cached(sha256);
-    if (cached) {
-      const { size } = await stat(cached);
-      if (size > maxBytes) throw new BlobTooLargeError(sha256, size, maxBytes);
-      return readFile(cached);
-    }
+    if (await this.isCached(sha256)) return this.cache.read(sha256, maxBytes);
     const blob = await this.client.openBlob(sha256);
     if (!blob) throw new BlobNotFoundError(sha256);
     if (blob.size > maxBytes) {
@@ -102,8 +95,7 @@ export class OciStore implements ArtifactStore {
   }
 
   async localFile(sha256: string): Promise<string> {
-    const cached = await this.cached(sha256);
-    if (cached) return cached;
+    if (await this.isCached(sha256)) return this.cache.localFile(sha256);
     // Concurrent readers of one blob (three evaluation gates) share one download.
     let download = this.downloads.get(sha256);
     if (!download) {
@@ -152,42 +144,21 @@ export class OciStore implements ArtifactStore {
     });
   }
 
-  private cachePath(sha256: string): string {
-    checkDigest(sha256);
-    return join(this.options.cacheDir, 'sha256', sha256.slice(0, 2), sha256);
+  private async isCached(sha256: string): Promise<boolean> {
+    return (await this.cache.size(sha256)) !== undefined;
   }
 
-  private async cached(sha256: string): Promise<string | undefined> {
-    const path = this.cachePath(sha256);
-    try {
-      await stat(path);
-      return path;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-  }
-
-  /** Downloads into a temp file, verifies, then renames into place: a cache name always holds its digest's bytes. */
+  /**
+   * Streams the blob into the cache through a verifier; the cache renames it into place only once complete, so a
+   * cache name always holds its digest's bytes.
+   */
   private async download(sha256: string): Promise<string> {
-    const target = this.cachePath(sha256);
-    const tmpDir = join(this.options.cacheDir, 'tmp');
-    await mkdir(tmpDir, { recursive: true, mode: PRIVATE_DIR });
-    await mkdir(join(this.options.cacheDir, 'sha256', sha256.slice(0, 2)), { recursive: true, mode: PRIVATE_DIR });
     const blob = await this.client.openBlob(sha256);
     if (!blob) throw new BlobNotFoundError(sha256);
-    const tmpPath = join(tmpDir, `${randomUUID()}.part`);
-    try {
-      await pipeline(
-        blob.stream,
-        verifying(sha256, this.description),
-        createWriteStream(tmpPath, { mode: PRIVATE_FILE, highWaterMark: 4 << 20 }),
-      );
-      await rename(tmpPath, target);
-      return target;
-    } finally {
-      await rm(tmpPath, { force: true });
-    }
+    await storeStream(this.options.cacheDir, verified(blob.stream, sha256, this.description), {
+      path: `blob sha256:${sha256}`,
+    });
+    return storePath(this.options.cacheDir, sha256);
   }
 }
 

@@ -14,7 +14,14 @@ import { parse, stringify } from 'yaml';
 import { decideRollout, getRelease, startRelease } from '../../client/release-client';
 import { TERMINAL_STAGES, type ReleaseStatus } from '../../contract/types';
 import { startGitHttp, type GitHttpServer } from '../../scripts/git-http';
-import { addCatalogNodes, addFluxSync, startCluster, startFlux, type Cluster, type Flux } from '../../scripts/cluster-harness';
+import {
+  addCatalogNodes,
+  addFluxSync,
+  startCluster,
+  startFlux,
+  type Cluster,
+  type Flux,
+} from '../../scripts/cluster-harness';
 import { FIXTURE_CONFIG_DIR } from '../helpers/config-dirs';
 import { recordHistory } from '../helpers/histories';
 import { approve, createDrillEnv, finalStatus, waitFor, type DrillEnv, type WorkerProcess } from '../drills/harness';
@@ -106,13 +113,22 @@ async function release(model: string, version: string, environment: string, poli
   return releaseId;
 }
 
-async function deployment(namespace: string, name: string): Promise<Record<string, any>> {
+/** The parts of a Deployment the tests read. */
+interface DeploymentView {
+  metadata: { annotations?: Record<string, string> };
+  spec: { template: { metadata: { annotations?: Record<string, string> }; spec: { containers: { image: string }[] } } };
+  status?: { availableReplicas?: number };
+}
+
+async function deployment(namespace: string, name: string): Promise<DeploymentView> {
   return JSON.parse(await cluster.kubectlOk(['-n', namespace, 'get', 'deployment', name, '-o', 'json']));
 }
 
-const releaseAnnotation = (d: Record<string, any>): string | undefined =>
-  d.spec.template.metadata.annotations?.['policy.modelrelease.io/release-id'] ??
-  d.metadata.annotations?.['policy.modelrelease.io/release-id'];
+/** A `policy.modelrelease.io/…` annotation of the Deployment (or its pod template). */
+const annotation = (d: DeploymentView, key: string): string | undefined =>
+  d.spec.template.metadata.annotations?.[`policy.modelrelease.io/${key}`] ??
+  d.metadata.annotations?.[`policy.modelrelease.io/${key}`];
+const releaseAnnotation = (d: DeploymentView): string | undefined => annotation(d, 'release-id');
 
 async function gitLog(): Promise<string> {
   const { stdout } = await exec('git', ['--git-dir', env.gitopsRepo, 'log', '--format=%H%n%B%x00', 'main']);
@@ -130,7 +146,7 @@ describe('delivery to a real cluster synced by Flux', () => {
     expect(status.rollout?.replicas?.ready).toBe(status.rollout?.replicas?.desired);
     const d = await deployment('production', 'alpha');
     expect(releaseAnnotation(d)).toBe(id);
-    expect(d.spec.template.spec.containers[0].image).toBe(SERVING_IMAGE);
+    expect(d.spec.template.spec.containers.map((c) => c.image)).toEqual([SERVING_IMAGE]);
     // The model by digest only: no worker's store path (the file:// source stays named as provenance).
     expect(JSON.stringify(d)).not.toContain(join(env.dir, 'store'));
     expect(JSON.stringify(d)).not.toContain('MODEL_STORE');
@@ -156,7 +172,7 @@ describe('delivery to a real cluster synced by Flux', () => {
       await waitFor(
         'the previous version back in the Deployment',
         () => deployment('production', 'beta'),
-        (d) => releaseAnnotation(d) === first && d.status?.availableReplicas >= 1,
+        (d) => releaseAnnotation(d) === first && (d.status?.availableReplicas ?? 0) >= 1,
         60_000,
         500,
       );
@@ -243,9 +259,7 @@ describe('delivery to a real cluster synced by Flux', () => {
     const [s, p] = await Promise.all([deployment('staging', 'eps'), deployment('production', 'eps')]);
     expect(releaseAnnotation(s)).toBe(staging);
     expect(releaseAnnotation(p)).toBe(production);
-    const digest = (d: Record<string, any>) =>
-      d.spec.template.metadata.annotations?.['policy.modelrelease.io/manifest-digest'] ??
-      d.metadata.annotations?.['policy.modelrelease.io/manifest-digest'];
+    const digest = (d: DeploymentView) => annotation(d, 'manifest-digest');
     expect(digest(s)).toBeDefined();
     expect(digest(p)).toBe(digest(s));
   }, 480_000);

@@ -188,7 +188,13 @@ describe('metrics through a real Prometheus', () => {
         id: 'rolled-back',
         environment: 'production',
         model: 'drill-rolled-back',
-        stages: [{ stage: 'config' }, { stage: 'approval' }, { stage: 'gitops' }, { stage: 'monitor' }, { stage: 'rolled-back' }],
+        stages: [
+          { stage: 'config' },
+          { stage: 'approval' },
+          { stage: 'gitops' },
+          { stage: 'monitor' },
+          { stage: 'rolled-back' },
+        ],
       },
     ];
     for (const { id, ...input } of drills) {

@@ -38,7 +38,10 @@ function committed(): ReleaseState {
   state.config = config;
   state.openApproval(at(1));
   state.startCommit(at(2));
-  state.setCommit({ repository: 'gitops', branch: 'main', sha: 'a'.repeat(40), paths: [], alreadyPresent: false }, at(3));
+  state.setCommit(
+    { repository: 'gitops', branch: 'main', sha: 'a'.repeat(40), paths: [], alreadyPresent: false },
+    at(3),
+  );
   state.startMonitor('Deployment production/credit-risk', at(4));
   return state;
 }
@@ -82,7 +85,12 @@ describe('rollout decisions', () => {
   it('records a malformed signal as refused without counting it', () => {
     const state = committed();
     state.pauseRollout(['release-manager'], at(600), 'keep', at(6));
-    const outcome = state.decideRollout({ approver: 'amara' }, 'keep', at(7), 'malformed keep signal (comment: too long)');
+    const outcome = state.decideRollout(
+      { approver: 'amara' },
+      'keep',
+      at(7),
+      'malformed keep signal (comment: too long)',
+    );
     expect(outcome.accepted).toBe(false);
     expect(state.rolloutDecision).toBeUndefined();
     expect(state.status.rollout?.awaiting).toBeDefined();
@@ -100,7 +108,10 @@ describe('rollout decisions', () => {
     expect(details).toContain('Deployment production/credit-risk; 1/2 ready, 1 updated');
     expect(details).toContain('awaiting rollback or keep from: amara');
     state.decideRollout({ approver: 'amara', comment: 'roll back' }, 'rollback', at(7));
-    state.updateRollout({ state: 'rolled-back', revert: { sha: 'b'.repeat(40), decidedBy: 'amara', reason: 'x' } }, at(8));
+    state.updateRollout(
+      { state: 'rolled-back', revert: { sha: 'b'.repeat(40), decidedBy: 'amara', reason: 'x' } },
+      at(8),
+    );
     details = state.details();
     expect(details).toContain('↩️ rolled back');
     expect(details).toContain(`reverted in ${'b'.repeat(12)} (amara)`);
@@ -114,13 +125,21 @@ describe('rollout decisions', () => {
 });
 
 describe('request check of delivery releases', () => {
-  const delivering: PlanVersion = { hardened: true, notifying: true, contentGates: true, planned: true, delivering: true };
+  const delivering: PlanVersion = {
+    hardened: true,
+    notifying: true,
+    contentGates: true,
+    planned: true,
+    delivering: true,
+  };
   const planned: PlanVersion = { ...delivering, delivering: false };
   it('takes image.push only from releases that can push (the check a running release started with stays)', () => {
     const pushing = { ...request, image: { ref: 'docker-daemon:app:ci', push: '127.0.0.1:5000/team/app' } };
     expect(requestSchemaFor(delivering).parse(pushing).image).toEqual(pushing.image);
     expect(requestSchemaFor(planned).parse(pushing).image).toEqual({ ref: 'docker-daemon:app:ci' });
-    expect(requestSchemaFor(delivering).safeParse({ ...request, image: { ref: 'r', pushTo: 'x' } }).success).toBe(false);
+    expect(requestSchemaFor(delivering).safeParse({ ...request, image: { ref: 'r', pushTo: 'x' } }).success).toBe(
+      false,
+    );
   });
 });
 
