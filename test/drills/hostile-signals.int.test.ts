@@ -7,7 +7,14 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { getRelease, startRelease } from '../../client/release-client';
-import { approveSignal, decideUpdate, rejectSignal, retrySignal } from '../../contract/definitions';
+import {
+  approveSignal,
+  decideUpdate,
+  keepSignal,
+  rejectSignal,
+  retrySignal,
+  rollbackSignal,
+} from '../../contract/definitions';
 import { MAX_REFUSED, MAX_STATUS_BYTES } from '../../contract/limits';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 
@@ -57,9 +64,10 @@ const harmless = (p: unknown): boolean =>
 
 it('survives hostile signal payloads', async () => {
   const handle = env.client.workflow.getHandle(releaseId);
-  const signals = [approveSignal, rejectSignal, retrySignal];
+  // rollback and keep too: a release that is not watching a stalled rollout records them as refused.
+  const signals = [approveSignal, rejectSignal, retrySignal, rollbackSignal, keepSignal];
   await fc.assert(
-    fc.asyncProperty(fc.nat(2), payload.filter(harmless), async (which, p) => {
+    fc.asyncProperty(fc.nat(signals.length - 1), payload.filter(harmless), async (which, p) => {
       await handle.signal(signals[which] as typeof approveSignal, p as never);
     }),
     { seed: 14, numRuns: 80 },

@@ -70,6 +70,10 @@ describe('modelReleaseWorkflow', () => {
 
     const result = (await env.client.workflow.getHandle(releaseId).result()) as ReleaseStatus;
     expect(result.stage).toBe('released');
+    // No cluster configured for this worker: the monitor says so, and the release ends at its commit.
+    expect(result.rollout).toMatchObject({ state: 'no-cluster', watches: 1 });
+    expect(result.rollout?.reason).toMatch(/^no cluster configured: set MREL_KUBECONFIG/);
+    expect(result.reason).toMatch(/^committed; no cluster configured/);
     expect(result.approvals.map((a) => `${a.approver}:${a.role}`)).toEqual(['boris:ml-lead', 'amara:release-manager']);
     expect(result.commit?.alreadyPresent).toBe(false);
 
