@@ -55,7 +55,8 @@ export async function buildCli(outdir = resolve(REPO, 'dist')): Promise<string> 
     name: 'mrel',
     entry: resolve(REPO, 'client', 'mrel.ts'),
     outdir,
-    external: ['@temporalio/*', '@tensorflow/*', '@mapbox/*'],
+    // dockerode (scan-image's docker-daemon: images) reaches ssh2's optional native addon, which no bundle can hold.
+    external: ['@temporalio/*', '@tensorflow/*', '@mapbox/*', 'dockerode'],
     // Every chunk can be the first one evaluated, so each one sets the config location if nothing has yet.
     banner: [
       "import { fileURLToPath as __mrelPath } from 'node:url';",

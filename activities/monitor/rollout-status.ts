@@ -125,7 +125,11 @@ export function deploymentReplicas(deployment: KubeObject): ReplicaCounts {
  * current generation; its Progressing condition is not ProgressDeadlineExceeded (stalled); all desired replicas are
  * updated; no old replicas remain; every updated replica is available. Undefined `deployment`: not created yet.
  */
-export function deploymentRolloutState(deployment: KubeObject | undefined, watchedSince?: string): WorkloadState {
+export function deploymentRolloutState(
+  deployment: KubeObject | undefined,
+  watchedSince?: string,
+  options: { deadlineCounts?: boolean } = {},
+): WorkloadState {
   if (deployment === undefined) return { state: 'progressing', message: 'waiting for the Deployment to be created' };
   const replicas = deploymentReplicas(deployment);
   const generation = deployment.metadata?.generation ?? 0;
@@ -134,7 +138,12 @@ export function deploymentRolloutState(deployment: KubeObject | undefined, watch
     return { state: 'progressing', message: 'waiting for the deployment spec update to be observed', replicas };
   }
   const progressing = conditionOf(deployment, 'Progressing');
-  if (progressing?.reason === PROGRESS_DEADLINE_EXCEEDED && !staleCondition(progressing, watchedSince)) {
+  const deadlineCounts = options.deadlineCounts ?? true;
+  if (
+    deadlineCounts &&
+    progressing?.reason === PROGRESS_DEADLINE_EXCEEDED &&
+    !staleCondition(progressing, watchedSince)
+  ) {
     const detail = shortMessage(progressing.message);
     return {
       state: 'stalled',

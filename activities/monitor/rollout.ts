@@ -127,7 +127,7 @@ export async function followRollout(input: RolloutWatchInput, options: FollowRol
       ref: workloadRef(input.workload),
       resourceVersion: progress.phase === 'rollout' ? (progress.resourceVersion ?? undefined) : undefined,
       decide: (object, resourceVersion) => {
-        const state = workloadStateOf(input.workload, object, startedAt);
+        const state = workloadStateOf(input, object, startedAt);
         report({ message: state.message, resourceVersion, ...replicasOf(state.replicas) });
         return state.state === 'progressing' ? undefined : state;
       },
@@ -175,7 +175,7 @@ async function lastLook(
     report({ phase: 'rollout', appliedRevision: sync.revision, resourceVersion: undefined }, true);
   }
   const { object } = await options.kube.listOne(workloadRef(input.workload));
-  const state = workloadStateOf(input.workload, object, progress.startedAt);
+  const state = workloadStateOf(input, object, progress.startedAt);
   report({ message: state.message, ...replicasOf(state.replicas) }, true);
   const what = describeRef(workloadRef(input.workload));
   return state.state === 'complete'
@@ -267,10 +267,21 @@ function workloadRef(workload: WorkloadRef): ObjectRef {
   return { type, namespace: workload.namespace, name: workload.name };
 }
 
-function workloadStateOf(workload: WorkloadRef, object: KubeObject | undefined, watchedSince: string): WorkloadState {
-  return workload.kind === 'InferenceService'
-    ? inferenceServiceState(object)
-    : deploymentRolloutState(object, watchedSince);
+/**
+ * The workload's state for this watch. A rollback's watch does not take the Deployment's deadline condition as a
+ * stall: the controller keeps refreshing the condition of the stalled rollout being undone until the rollback is
+ * complete (so `kubectl rollout status` would call the rollback stalled in that window); the rollback has the
+ * watch's own timeout instead.
+ */
+function workloadStateOf(
+  input: RolloutWatchInput,
+  object: KubeObject | undefined,
+  watchedSince: string,
+): WorkloadState {
+  if (input.workload.kind === 'InferenceService') return inferenceServiceState(object);
+  return deploymentRolloutState(object, input.purpose === 'rollback' ? undefined : watchedSince, {
+    deadlineCounts: input.purpose !== 'rollback',
+  });
 }
 
 function replicasOf(replicas: ReplicaCounts | undefined): { replicas?: ReplicaCounts } {

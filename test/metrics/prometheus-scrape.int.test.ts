@@ -147,6 +147,8 @@ describe('metrics through a real Prometheus', () => {
       'stage=cost': 1,
       'stage=approval': 1,
       'stage=gitops': 1,
+      // No cluster for this worker: the monitor says so at once, and the release ends at its commit.
+      'stage=monitor': 1,
     });
     expect(await byLabels(`${ENGINE_METRICS.approvalWait}_count{${mine}}`, ['environment', 'result'])).toEqual({
       'environment=production,result=approved': 1,

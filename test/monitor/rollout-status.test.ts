@@ -127,6 +127,9 @@ describe('deploymentRolloutState (kubectl rollout status rules)', () => {
     expect(deploymentRolloutState(stuck('2026-12-01T10:00:05Z'), since)).toMatchObject({ state: 'progressing' });
     expect(deploymentRolloutState(stuck('2026-12-01T10:00:40Z'), since)).toMatchObject({ state: 'stalled' });
     expect(deploymentRolloutState(stuck('2026-12-01T10:00:05Z'))).toMatchObject({ state: 'stalled' });
+    // A rollback's watch: the condition the controller keeps refreshing for the rollout being undone is no stall.
+    const rollback = deploymentRolloutState(stuck('2026-12-01T10:00:40Z'), undefined, { deadlineCounts: false });
+    expect(rollback).toMatchObject({ state: 'progressing', message: '1 old replicas pending termination' });
   });
 
   it('waits for a Deployment that does not exist yet', () => {
