@@ -83,7 +83,7 @@ export async function monitorRollout(state: ReleaseState, steps: Steps, publish:
     const onStall = delivery.rollout.onStall;
     if (onStall === 'record')
       return { stage: 'failed', reason: `${stalled}; the policy only records it: nothing was rolled back` };
-    let decidedBy = `policy ${config?.policy.name ?? ''} (onStall: rollback)`.replace('  ', ' ');
+    let decidedBy = `policy ${request.policy} (onStall: rollback)`;
     if (onStall === 'pause') {
       const pause = delivery.rollout.pause;
       const deadline = new Date(Date.now() + durationMs(pause.timeout)).toISOString();
@@ -103,7 +103,7 @@ export async function monitorRollout(state: ReleaseState, steps: Steps, publish:
             stage: 'failed',
             reason: `${stalled}; nobody decided within ${pause.timeout}: kept as it is (policy onTimeout: keep)`,
           };
-        decidedBy = `policy ${config?.policy.name ?? ''} (no decision within ${pause.timeout})`;
+        decidedBy = `policy ${request.policy} (no decision within ${pause.timeout})`;
       } else if (decision.decision === 'keep') {
         continue;
       } else {
