@@ -15,4 +15,5 @@ export const COMMAND_MODULES: Record<string, () => Promise<RegisterCommands>> = 
   fairness: async () => (await import('./fairness')).register,
   evaluate: async () => (await import('./evaluate')).register,
   cost: async () => (await import('./cost')).register,
+  drift: async () => (await import('./drift')).register,
 };

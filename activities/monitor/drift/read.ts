@@ -1,0 +1,177 @@
+/**
+ * Streams a CSV or JSON Lines file (by extension: .jsonl/.ndjson) into what the drift statistics need per column:
+ * the numbers of a numerical column in a growing Float64Array (8 bytes a value: KS and Wasserstein are exact, so the
+ * values themselves are kept, never row objects), the counts per category of a categorical one. Errors name the
+ * file, the column and the line, never a cell's content: the file may not be the dataset the user meant.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { parse } from 'csv-parse';
+import { describeHeader, detectFormat } from '../../evaluate/dataset';
+
+export type ColumnType = 'numerical' | 'categorical';
+
+/** Bad input: a file that cannot be read, a missing column, a value that does not fit its column. */
+export class DriftDataError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DriftDataError';
+  }
+}
+
+export interface NumericalColumn {
+  type: 'numerical';
+  values: Float64Array;
+  length: number;
+}
+
+export interface CategoricalColumn {
+  type: 'categorical';
+  counts: Map<string, number>;
+  length: number;
+}
+
+export type ColumnData = NumericalColumn | CategoricalColumn;
+
+export interface ReadRequest {
+  /** The columns to read; undefined: every column of the file (the CSV header, or the first JSON object's keys). */
+  columns?: readonly string[];
+  /** Fixed column types; a column not named here is numerical when its first present value is a number. */
+  types: Map<string, ColumnType>;
+  /** The file's part in messages: `--reference` or `--current`. */
+  role: string;
+}
+
+/** Cells pandas reads as missing: skipped, as Evidently drops them before testing. */
+const MISSING = new Set(['', 'NA', 'N/A', 'NaN', 'nan', 'null', 'NULL', 'None']);
+
+/** Reads the columns of one file. The types it settled on are written back into `request.types`. */
+export async function readColumns(path: string, request: ReadRequest): Promise<Map<string, ColumnData>> {
+  const where = `${request.role} ${path}`;
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) throw new Error('not a regular file');
+  } catch (err) {
+    throw new DriftDataError(`${where} cannot be read: ${(err as Error).message}; give a CSV or JSON Lines file`, {
+      cause: err,
+    });
+  }
+  const columns = new Map<string, ColumnData>();
+  let names: string[] | undefined;
+  // A JSON object may leave out a key whose value is missing: there only a column without any value is refused.
+  const start = (available: readonly string[], checked = true): string[] => {
+    const wanted = request.columns ?? available;
+    const missing = checked ? wanted.filter((c) => !available.includes(c)) : [];
+    if (missing.length > 0) {
+      throw new DriftDataError(
+        `${where}: column ${missing.join(', ')} not found (${describeHeader(available)}); check --columns or the file`,
+      );
+    }
+    if (wanted.length === 0) throw new DriftDataError(`${where}: no columns to compare`);
+    names = [...wanted];
+    return names;
+  };
+  const add = (name: string, raw: unknown, line: number): void => {
+    if (raw === undefined || raw === null) return;
+    const text = typeof raw === 'string' ? raw.trim() : raw;
+    if (typeof text === 'string' && MISSING.has(text)) return;
+    if (typeof text === 'object') {
+      throw new DriftDataError(`${where} line ${line}: column ${name} holds an array or object; give a scalar value`);
+    }
+    let type = request.types.get(name);
+    const number = typeof text === 'number' ? text : typeof text === 'string' ? Number(text) : Number.NaN;
+    if (type === undefined) {
+      type = Number.isFinite(number) ? 'numerical' : 'categorical';
+      request.types.set(name, type);
+    }
+    let column = columns.get(name);
+    if (!column) {
+      column =
+        type === 'numerical'
+          ? { type, values: new Float64Array(1024), length: 0 }
+          : { type, counts: new Map(), length: 0 };
+      columns.set(name, column);
+    }
+    if (column.type === 'numerical') {
+      if (!Number.isFinite(number) || typeof text === 'boolean') {
+        throw new DriftDataError(
+          `${where} line ${line}: column ${name} is numerical but this value is not a number; ` +
+            `fix the value or pass --categorical ${name}`,
+        );
+      }
+      if (column.length === column.values.length) {
+        const grown = new Float64Array(column.values.length * 2);
+        grown.set(column.values);
+        column.values = grown;
+      }
+      column.values[column.length++] = number;
+    } else {
+      const key = String(text);
+      column.counts.set(key, (column.counts.get(key) ?? 0) + 1);
+      column.length++;
+    }
+  };
+
+  const input = createReadStream(path, { highWaterMark: 1 << 20 });
+  try {
+    if (detectFormat(path) === 'jsonl') {
+      const lines = createInterface({ input, crlfDelay: Infinity });
+      let line = 0;
+      for await (const text of lines) {
+        line++;
+        if (text.trim() === '') continue;
+        let record: unknown;
+        try {
+          record = JSON.parse(text);
+        } catch {
+          throw new DriftDataError(`${where} line ${line}: not valid JSON; each line must be one JSON object`);
+        }
+        if (typeof record !== 'object' || record === null || Array.isArray(record)) {
+          throw new DriftDataError(`${where} line ${line}: each line must be a JSON object of column → value`);
+        }
+        const row = record as Record<string, unknown>;
+        const wanted = names ?? start(Object.keys(row), request.columns === undefined);
+        for (const name of wanted) add(name, row[name], line);
+      }
+    } else {
+      const parser = parse({ bom: true, skip_empty_lines: true, relax_column_count: false, info: true });
+      input.on('error', (err) => parser.destroy(err));
+      input.pipe(parser);
+      let indexes: number[] | undefined;
+      try {
+        for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+          if (!indexes) {
+            const wanted = start(record.map((c) => c.trim()));
+            const header = record.map((c) => c.trim());
+            indexes = wanted.map((c) => header.indexOf(c));
+            continue;
+          }
+          for (let k = 0; k < indexes.length; k++) add(names![k]!, record[indexes[k]!], info.lines);
+        }
+      } catch (err) {
+        if (err instanceof DriftDataError) throw err;
+        const code = (err as { code?: string }).code;
+        // csv-parse's messages quote the record: only its code and line are passed on.
+        if (code?.startsWith('CSV_') || code === 'INVALID_OPENING_QUOTE') {
+          const line = (err as { lines?: unknown }).lines;
+          throw new DriftDataError(
+            `${where}${typeof line === 'number' ? ` line ${line}` : ''}: malformed CSV (${code})`,
+          );
+        }
+        throw err;
+      }
+    }
+  } finally {
+    input.destroy();
+  }
+  if (!names) throw new DriftDataError(`${where} has no header and no rows`);
+  for (const name of names) {
+    const column = columns.get(name);
+    if (!column || column.length === 0) {
+      throw new DriftDataError(`${where}: column ${name} has no values (every row is empty or missing there)`);
+    }
+    if (column.type === 'numerical') column.values = column.values.slice(0, column.length);
+  }
+  return new Map(names.map((name) => [name, columns.get(name)!]));
+}
