@@ -66,6 +66,24 @@ export interface WorkloadRef {
   name: string;
 }
 
+/**
+ * The workload a release renders for its environment: named after the model, in the environment's namespace. The
+ * renderer names it so, and the monitor watches it by this name.
+ */
+export function workloadOf({
+  request,
+  delivery,
+}: {
+  request: { model: { name: string }; environment: string };
+  delivery?: Pick<EnvironmentDelivery, 'serving'>;
+}): WorkloadRef {
+  return {
+    kind: delivery?.serving === 'kserve' ? 'InferenceService' : 'Deployment',
+    namespace: request.environment,
+    name: request.model.name,
+  };
+}
+
 /** What the monitor's rollout watch receives. */
 export interface RolloutWatchInput {
   releaseId: string;

@@ -12,7 +12,6 @@ import { EVALUATION_TASK_QUEUE, RELEASE_TASK_QUEUE } from '../contract/definitio
 import { ENGINE_HISTOGRAM_BUCKETS } from '../workflows/release-metrics';
 import { PROJECT_ROOT } from './paths';
 import type { ArtifactStore } from '../activities/store/artifact-store';
-import { FilesystemStore } from '../activities/store/filesystem';
 import { artifactStoreFromEnv } from '../activities/store/select';
 
 const settingsSchema = z.object({
@@ -186,7 +185,6 @@ export function runtimeTelemetry(settings: Pick<Settings, 'metricsAddress'>): Te
  * worker at start, naming the variable.
  */
 export function artifactStoreFor(settings: Settings, env: NodeJS.ProcessEnv = process.env): ArtifactStore {
-  if (settings.artifactStore === undefined || settings.artifactStore === 'file')
-    return new FilesystemStore(settings.storeRoot);
-  return artifactStoreFromEnv({ ...env, MREL_ARTIFACT_STORE: settings.artifactStore }, settings.dataDir);
+  const store = { MREL_ARTIFACT_STORE: settings.artifactStore ?? 'file', MREL_STORE: settings.storeRoot };
+  return artifactStoreFromEnv({ ...env, ...store }, settings.dataDir);
 }

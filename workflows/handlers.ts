@@ -64,7 +64,7 @@ export function installHandlers(state: ReleaseState, publish: () => void): void 
     const parsed = rolloutDecisionInputSchema.safeParse(raw);
     if (parsed.success) state.decideRollout(parsed.data, decision, nowIso());
     else {
-      const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ');
+      const problems = payloadProblems(parsed.error);
       state.decideRollout(
         { approver: approverOf(raw) },
         decision,
@@ -101,7 +101,7 @@ function readSignal(
 ): { decision: DecideInput } | { refused: DecideInput; reason: string } {
   const parsed = decisionInputSchema.safeParse(raw);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ');
+    const problems = payloadProblems(parsed.error);
     return { refused: { approver: approverOf(raw), decision }, reason: `malformed ${decision} signal (${problems})` };
   }
   const claimed = typeof raw === 'object' && raw !== null ? (raw as { decision?: unknown }).decision : undefined;
@@ -118,6 +118,11 @@ function readSignal(
 export function lateDecision(decision: DecideInput): string | undefined {
   if (decision.validUntil === undefined || Date.parse(decision.validUntil) >= Date.now()) return undefined;
   return `the decision arrived after its validUntil (${decision.validUntil}): its sender was told it did not apply, so it does not count; send it again`;
+}
+
+/** What is wrong with a signal's payload, field by field, in one line. */
+function payloadProblems(error: { issues: { path: PropertyKey[]; message: string }[] }): string {
+  return error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ');
 }
 
 function approverOf(raw: unknown): string {

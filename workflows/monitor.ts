@@ -6,7 +6,7 @@
  * deadline and a default), or only recorded.
  */
 import { condition, isCancellation } from '@temporalio/workflow';
-import type { EnvironmentDelivery, RolloutResult, RolloutWatchInput, WorkloadRef } from '../contract/delivery';
+import { workloadOf, type RolloutResult, type RolloutWatchInput } from '../contract/delivery';
 import { durationMs } from '../contract/duration';
 import { clip } from '../contract/limits';
 import type { TerminalStage } from '../contract/types';
@@ -20,21 +20,12 @@ export interface MonitorOutcome {
   reason?: string;
 }
 
-/** The workload a release renders for its environment: named after the model, in the environment's namespace. */
-export function workloadOf(model: string, environment: string, delivery: EnvironmentDelivery): WorkloadRef {
-  return {
-    kind: delivery.serving === 'kserve' ? 'InferenceService' : 'Deployment',
-    namespace: environment,
-    name: model,
-  };
-}
-
 export async function monitorRollout(state: ReleaseState, steps: Steps, publish: () => void): Promise<MonitorOutcome> {
   const { config, request, status } = state;
   const delivery = config?.delivery;
   const commit = status.commit;
   if (delivery === undefined || commit === undefined) return { stage: 'released' };
-  const workload = workloadOf(request.model.name, request.environment, delivery);
+  const workload = workloadOf({ request, delivery });
   const timeout = delivery.rollout.timeout;
   state.startMonitor(`${workload.kind} ${workload.namespace}/${workload.name}`, nowIso());
   publish();

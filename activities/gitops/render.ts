@@ -11,7 +11,7 @@
  * (kserve.ts). Releases started before delivery policies carry none and render exactly as they did then.
  */
 import { stringify } from 'yaml';
-import type { EnvironmentDelivery, ModelArtifact, WorkloadRef } from '../../contract/delivery';
+import type { EnvironmentDelivery, ModelArtifact } from '../../contract/delivery';
 import { durationMs } from '../../contract/duration';
 import type { DeploymentSizing, GateResult, GitOpsReleaseInput } from '../../contract/types';
 import type { RenderedBundle } from './evidence-bundle';
@@ -96,13 +96,7 @@ export function renderRelease(input: GitOpsReleaseInput, options: RenderOptions 
 }
 
 /** Where the rendered workload of a release lives: what the rollout watch follows after the commit. */
-export function workloadOf(input: Pick<GitOpsReleaseInput, 'request' | 'delivery'>): WorkloadRef {
-  return {
-    kind: input.delivery?.serving === 'kserve' ? 'InferenceService' : 'Deployment',
-    namespace: input.request.environment,
-    name: input.request.model.name,
-  };
-}
+export { workloadOf } from '../../contract/delivery';
 
 /** The environment's overlay holding the release as a KServe InferenceService. */
 function renderInferenceService(
