@@ -43,8 +43,16 @@ const layerZones = [
   },
   {
     target: './serving',
-    from: ['./activities', './workflows', './client', './config', './workers', ...PRODUCT_OUTSIDERS],
+    from: ['./workflows', './client', './config', './workers', ...PRODUCT_OUTSIDERS],
     message: 'serving/ uses its own code and the contract types (DESIGN.md, Layout).',
+  },
+  {
+    // The server reads and preprocesses a model exactly as the evaluation gates did, so it shares their domain code.
+    target: './serving',
+    from: './activities',
+    except: ['./evaluate', './formats', './store/manifest.ts'],
+    message:
+      'serving/ may share only the evaluation, format and manifest domain code of activities/ (DESIGN.md, Layout).',
   },
   {
     target: './bench',

@@ -49,7 +49,40 @@ export function renderStatus(s: ReleaseStatus): string {
     lines.push(`gitops commit: ${s.commit.sha} on ${s.commit.branch} of ${s.commit.repository}`);
   }
   if (s.rollout) lines.push(...renderRollout(s));
+  if (s.monitoring) lines.push(...renderMonitoring(s));
   return lines.join('\n');
+}
+
+/** The monitoring window: one line per metric (phase, last value, tallies, next measurement), the breach, decisions. */
+function renderMonitoring(s: ReleaseStatus): string[] {
+  const m = s.monitoring;
+  if (!m) return [];
+  const lines = [`monitoring: ${m.state}, window ${m.window} from ${m.startedAt} until ${m.endsAt}`];
+  const width = Math.max(6, ...m.metrics.map((t) => t.name.length));
+  lines.push(`  ${'metric'.padEnd(width)}  ${'phase'.padEnd(12)}  ok  fail  inc  err  last value`);
+  for (const t of m.metrics) {
+    const phase = `${t.phase}${m.kept.includes(t.name) ? '*' : ''}`;
+    const counts = `${String(t.successful).padStart(2)}  ${String(t.failed).padStart(4)}  ${String(t.inconclusive).padStart(3)}  ${String(t.error).padStart(3)}`;
+    lines.push(
+      `  ${t.name.padEnd(width)}  ${phase.padEnd(12)}  ${counts}  ${t.last?.value ?? '-'}${t.nextAt ? `   (next ${t.nextAt})` : ''}`,
+    );
+    if (t.message && t.phase !== 'Running' && t.phase !== 'Successful') lines.push(`    ${t.message}`);
+  }
+  if (m.kept.length > 0) lines.push(`  * kept by people after a breach: ${m.kept.join(', ')}`);
+  if (m.breach) lines.push(`  breach: ${m.breach.metric} ${m.breach.phase} at ${m.breach.at}: ${m.breach.message}`);
+  if (m.awaiting) {
+    lines.push(
+      `  awaiting: rollback or keep from ${m.awaiting.from.join(', ') || `(nobody with ${m.awaiting.roles.join('/')})`}`,
+      `  deadline: ${m.awaiting.deadline}, then ${m.awaiting.onTimeout}`,
+    );
+  }
+  for (const d of m.decisions)
+    lines.push(`  ${d.decision} by ${d.approver} (${d.role}) at ${d.at}${d.comment ? `: ${d.comment}` : ''}`);
+  if (m.revert) lines.push(`  reverted in ${m.revert.sha} (decided by ${m.revert.decidedBy})`);
+  if (m.rollbackOutcome) lines.push(`  rollback's rollout: ${m.rollbackOutcome}`);
+  if (m.evidence) lines.push(`  evidence: ${m.evidence.path} in ${m.evidence.commit}`);
+  if (m.continuedAsNew > 0) lines.push(`  continued as new ${m.continuedAsNew} time(s)`);
+  return lines;
 }
 
 /** The monitor's view: what is watched, its progress (the watch's heartbeat while it runs), pauses and rollbacks. */

@@ -4,6 +4,7 @@
  * meaning of `count`, `failureLimit`, `inconclusiveLimit` and `consecutiveErrorLimit`. Pure data and pure functions:
  * the workflow imports this file.
  */
+import type { PinnedArtifact, ReleaseConfig, ReleaseStatus } from './types';
 
 /** Argo Rollouts' measurement phases: what one measurement concluded. */
 export type MeasurementPhase = 'Successful' | 'Failed' | 'Inconclusive' | 'Error';
@@ -63,6 +64,8 @@ export interface MonitorPolicy {
   onBreach: BreachAction;
   /** The pause path: who may send `rollback` / `keep`, how long the release waits, and what happens then. */
   pause: { roles: string[]; timeout: string; onTimeout: 'rollback' | 'keep' };
+  /** History events per run before the release continues as new during the window (default 10,000). */
+  continueAsNewAfter?: number;
 }
 
 /** The release's labels every query may use as `{{args.<name>}}` (policy args of the same name win). */
@@ -139,12 +142,12 @@ export interface MetricTally {
   inconclusive: number;
   error: number;
   consecutiveError: number;
-  /** The last few measurements (at most MAX_KEPT_MEASUREMENTS). */
+  /** The latest measurement. */
   last?: Measurement;
   message?: string;
+  /** When the next measurement is due (ISO); absent once the metric concluded. */
+  nextAt?: string;
 }
-
-export const MAX_KEPT_MEASUREMENTS = 10;
 
 export function emptyTally(name: string): MetricTally {
   return { name, phase: 'Running', count: 0, successful: 0, failed: 0, inconclusive: 0, error: 0, consecutiveError: 0 };
@@ -201,4 +204,57 @@ export interface MonitoringEvidenceInput {
   result: MonitoringResult;
   /** What followed: kept, rolled back (with the revert commit), paused and decided, or recorded. */
   outcome: string;
+}
+
+/** A person's `rollback` or `keep` on a paused release (a stalled rollout or a breached window). */
+export interface PauseDecision {
+  approver: string;
+  role: string;
+  decision: 'rollback' | 'keep';
+  comment?: string;
+  at: string;
+}
+
+/** While paused: who may decide, until when, and what happens then. */
+export interface PauseAwaiting {
+  roles: string[];
+  from: string[];
+  deadline: string;
+  onTimeout: 'rollback' | 'keep';
+}
+
+/** The `monitoring` stage as status, the UI and the memo show it. */
+export interface MonitoringStatus {
+  /**
+   * watching: measurements run on their intervals; paused: a breach waits for people; then how it ended: passed
+   * (the window closed without a breach, or every metric concluded), rolling-back / rolled-back, recorded (a breach
+   * the policy only records), kept (people kept a breached model: the window goes on without that metric).
+   */
+  state: 'watching' | 'paused' | 'passed' | 'rolling-back' | 'rolled-back' | 'recorded';
+  window: string;
+  startedAt: string;
+  endsAt: string;
+  metrics: MetricTally[];
+  /** Metrics whose breach people kept: they no longer breach the window. */
+  kept: string[];
+  breach?: { metric: string; phase: MeasurementPhase; message: string; at: string };
+  awaiting?: PauseAwaiting;
+  decisions: PauseDecision[];
+  /** The revert commit of a rollback. */
+  revert?: { sha: string; decidedBy: string; reason: string };
+  rollbackOutcome?: string;
+  /** The window's results, committed beside the release's evidence when it ended. */
+  evidence?: { commit: string; path: string; sha256: string };
+  /** How many times the release continued as new during the window (a fresh history each time). */
+  continuedAsNew: number;
+}
+
+/**
+ * What a release carries into its next run when it continues as new during the monitoring window: the status (without
+ * the findings, which the evidence in Git keeps), the resolved config, the pinned dataset.
+ */
+export interface MonitoringResume {
+  status: ReleaseStatus;
+  config: ReleaseConfig;
+  dataset?: PinnedArtifact;
 }

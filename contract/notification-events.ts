@@ -11,5 +11,6 @@ export const NOTIFICATION_EVENTS = [
   'failed',
   'rollout-stalled',
   'rolled-back',
+  'monitoring-breached',
 ] as const;
 export type NotificationEvent = (typeof NOTIFICATION_EVENTS)[number];

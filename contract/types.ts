@@ -7,6 +7,7 @@
 import type { EnvironmentDelivery, ModelArtifact, ReplicaCounts } from './delivery';
 import { z } from 'zod';
 import type { NotificationEvent } from './notification-events';
+import type { MonitoringStatus, MonitorPolicy } from './monitoring';
 import { MAX_APPROVER_CHARS, MAX_COMMENT_CHARS } from './limits';
 
 /** Lower-case DNS-label-like names: they end up in workflow ids, Git paths and Kubernetes object names. */
@@ -386,8 +387,9 @@ export const TERMINAL_STAGES = ['released', 'rejected', 'expired', 'failed', 'ro
 export type TerminalStage = (typeof TERMINAL_STAGES)[number];
 /**
  * Where a release is: `config`, then each gate phase by its gates' names (`acquire`; later `scan+license`,
- * `evaluate`, `cost`), then `approval`, `gitops`, `monitor` (the rollout is watched; releases with a delivery), and one
- * of the terminal stages.
+ * `evaluate`, `cost`), then `approval`, `gitops`, `monitor` (the rollout is watched; releases with a delivery),
+ * `monitoring` (the live model is analysed for the policy's window; releases whose policy has a `monitor:` section),
+ * and one of the terminal stages.
  */
 export type ReleaseStage = string;
 
@@ -468,6 +470,8 @@ export interface ReleaseConfig {
   scheduleToStartTimeout?: string;
   /** How the environment is served and synced (the policy's `delivery:` section); absent in older snapshots. */
   delivery?: EnvironmentDelivery;
+  /** The post-deploy analysis window (the policy's `monitor:` section for this environment); absent: no window. */
+  monitor?: MonitorPolicy;
 }
 
 export interface GitOpsCommit {
@@ -516,6 +520,8 @@ export interface ReleaseStatus {
   pushedImage?: string;
   /** The rollout after the commit (releases with a delivery): what was watched, how it ended, what was done. */
   rollout?: RolloutStatus;
+  /** The post-deploy analysis window (MONITORING_PATCH releases whose policy has a `monitor:` section). */
+  monitoring?: MonitoringStatus;
   startedAt: string;
   updatedAt: string;
   /**

@@ -19,6 +19,7 @@ import {
 import { FailureType } from '../contract/definitions';
 import { durationMs } from '../contract/duration';
 import type { GitOpsPublishInput } from '../activities/gitops';
+import type { MonitoringResume } from '../contract/monitoring';
 import type { ReleaseRequest, ReleaseStatus } from '../contract/types';
 import { evidenceBundle } from './evidence';
 import { installHandlers, nowIso } from './handlers';
@@ -27,21 +28,34 @@ import {
   DELIVERY_PATCH,
   GITOPS_ROUNDS,
   HARDENING_PATCH,
+  MONITORING_PATCH,
   NOTIFICATIONS_PATCH,
   phasesFor,
   RELEASE_PLAN_PATCH,
   type PlanVersion,
 } from './plan';
 import { monitorRollout } from './monitor';
+import { monitorWindow } from './monitoring';
 import { publishIdentity, publisher } from './publish';
 import { ReleaseState } from './release-state';
 import { checkRequest } from './request-check';
 import { failureMessage, Steps } from './steps';
 
-export { CONTENT_GATES_PATCH, DELIVERY_PATCH, HARDENING_PATCH, NOTIFICATIONS_PATCH, RELEASE_PLAN_PATCH } from './plan';
+export {
+  CONTENT_GATES_PATCH,
+  DELIVERY_PATCH,
+  HARDENING_PATCH,
+  MONITORING_PATCH,
+  NOTIFICATIONS_PATCH,
+  RELEASE_PLAN_PATCH,
+} from './plan';
 
-export async function modelReleaseWorkflow(input: ReleaseRequest): Promise<ReleaseStatus> {
-  const status = await release(input);
+/**
+ * `resume` is set only by the release itself when it continues as new during its monitoring window: the next run
+ * picks the window up where the last one left it.
+ */
+export async function modelReleaseWorkflow(input: ReleaseRequest, resume?: MonitoringResume): Promise<ReleaseStatus> {
+  const status = resume === undefined ? await release(input) : await resumeMonitoring(input, resume);
   if (status.stage === 'failed') {
     // A failed release fails its workflow: it shows red in the UI, and starting the same release again is allowed
     // (the id reuse policy admits a new run only after a failure). The final status travels in the details.
@@ -62,7 +76,8 @@ function planVersion(): PlanVersion {
   const contentGates = patched(CONTENT_GATES_PATCH);
   const planned = hardened && notifying && contentGates && patched(RELEASE_PLAN_PATCH);
   const delivering = planned && patched(DELIVERY_PATCH);
-  return { hardened, notifying, contentGates, planned, delivering };
+  const monitoring = delivering && patched(MONITORING_PATCH);
+  return { hardened, notifying, contentGates, planned, delivering, monitoring };
 }
 
 async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
@@ -109,7 +124,25 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
   if (failure !== undefined) return steps.finish('failed', failure);
   if (!version.delivering) return steps.finish('released');
   const outcome = await monitorRollout(state, steps, publish);
-  return steps.finish(outcome.stage, outcome.reason);
+  if (outcome.stage !== 'released' || !version.monitoring || config.monitor === undefined)
+    return steps.finish(outcome.stage, outcome.reason);
+  const watched = await monitorWindow(state, steps, publish, outcome);
+  return steps.finish(watched.stage, watched.reason);
+}
+
+/** A run that continued as new in the monitoring window: the same release, its state carried over, the window resumed. */
+async function resumeMonitoring(input: ReleaseRequest, resume: MonitoringResume): Promise<ReleaseStatus> {
+  const version = planVersion();
+  const request = checkRequest(input, version);
+  const phases = phasesFor(request, version);
+  const views = phases.map((p) => ({ stage: p.stage, gates: p.gates.map((g) => g.name) }));
+  const state = ReleaseState.resumed(resume, request, workflowInfo().workflowId, views, nowIso());
+  const publish = publisher(state, { memo: true, risk: true });
+  installHandlers(state, publish);
+  publish();
+  const steps = new Steps(state, version, publish);
+  const watched = await monitorWindow(state, steps, publish);
+  return steps.finish(watched.stage, watched.reason);
 }
 
 /**

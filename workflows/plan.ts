@@ -36,6 +36,11 @@ export const RELEASE_PLAN_PATCH = 'release-plan-v1';
  * only once the commit is applied and the rollout healthy, and a stalled rollout is rolled back or paused per policy.
  */
 export const DELIVERY_PATCH = 'delivery-v1';
+/**
+ * Releases started with MONITORING_PATCH analyse the live model for the policy's `monitor:` window after a healthy
+ * rollout (the `monitoring` stage), continuing as new when the history grows.
+ */
+export const MONITORING_PATCH = 'monitoring-v1';
 
 /** Which plan a release runs: the patches its history carries (all of them for a new release). */
 export interface PlanVersion {
@@ -46,6 +51,8 @@ export interface PlanVersion {
   planned: boolean;
   /** DELIVERY_PATCH: the rollout is watched after the commit. */
   delivering: boolean;
+  /** MONITORING_PATCH: the live model is analysed for the policy's window. */
+  monitoring: boolean;
 }
 
 /** How a step's activity is retried. Each has a hardened counterpart (rounds of a few quick attempts). */
@@ -115,6 +122,12 @@ export const GATE_ROUNDS = 8;
 export const GITOPS_ROUNDS = 5;
 /** Rounds of the rollout watch and the revert before the release gives up on watching (it is committed by then). */
 export const MONITOR_ROUNDS = 5;
+/**
+ * A release in its monitoring window continues as new once its history holds this many events (or the server
+ * suggests it, or it passes MONITOR_HISTORY_BYTES); the policy's `monitor.continueAsNewAfter` may lower it.
+ */
+export const MONITOR_HISTORY_EVENTS = 10_000;
+export const MONITOR_HISTORY_BYTES = 20 * 1024 * 1024;
 export const ROUND_BACKOFF_MS = { first: 10_000, max: 5 * 60_000 };
 /** How long a step waits for a worker to take it (rounds of schedule-to-start timeouts) before it fails. */
 export const STARVED_LIMIT_MS = 24 * 3_600_000;

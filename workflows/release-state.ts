@@ -30,6 +30,19 @@ import type {
 } from '../contract/types';
 import { TERMINAL_STAGES } from '../contract/types';
 import {
+  emptyTally,
+  tally,
+  type Measurement,
+  type MetricPhase,
+  type MetricTally,
+  type MonitoringResume,
+  type MonitoringStatus,
+  type MonitorMetric,
+  type MonitorPolicy,
+  type PauseAwaiting,
+  type PauseDecision,
+} from '../contract/monitoring';
+import {
   clip,
   MAX_APPROVER_CHARS,
   MAX_COMMENT_CHARS,
@@ -51,7 +64,7 @@ export interface DecisionOutcome {
  * Where a release is: loading its config, a gate phase (GATE_STAGES of the plan), awaiting approval, committing, or
  * ended. Only ReleaseState's transitions change it.
  */
-export type Stage = 'config' | GateStage | 'approval' | 'gitops' | 'monitor' | TerminalStage;
+export type Stage = 'config' | GateStage | 'approval' | 'gitops' | 'monitor' | 'monitoring' | TerminalStage;
 
 /** A phase as the state shows it: its stage and its gates' names. */
 export interface PhaseView {
@@ -104,7 +117,13 @@ export class ReleaseState {
 
   /** Decisions count until the release is being committed. */
   get open(): boolean {
-    return !this.ended && this.current !== 'gitops' && this.current !== 'monitor' && this.rejection === undefined;
+    return (
+      !this.ended &&
+      this.current !== 'gitops' &&
+      this.current !== 'monitor' &&
+      this.current !== 'monitoring' &&
+      this.rejection === undefined
+    );
   }
 
   /** The acquired model as the release carries it: by digest, or the whole manifest for releases from before. */
@@ -142,6 +161,95 @@ export class ReleaseState {
     this.moveTo('monitor', now);
   }
 
+  /**
+   * The rollout is healthy (or there is no cluster to watch): the live model is analysed for the policy's window.
+   * Each metric's first measurement is due after its initialDelay.
+   */
+  startMonitoring(policy: MonitorPolicy, now: string): void {
+    if (this.current !== 'monitor' && this.current !== 'gitops')
+      throw new Error(`internal: monitoring started from stage ${this.current}`);
+    const start = Date.parse(now);
+    this.status.monitoring = {
+      state: 'watching',
+      window: policy.window,
+      startedAt: now,
+      endsAt: new Date(start + durationMs(policy.window)).toISOString(),
+      metrics: policy.metrics.map((m) => ({
+        ...emptyTally(m.name),
+        nextAt: new Date(start + durationMs(m.initialDelay ?? '0s')).toISOString(),
+      })),
+      kept: [],
+      decisions: [],
+      continuedAsNew: 0,
+    };
+    this.moveTo('monitoring', now);
+  }
+
+  /** The monitoring window's status (it exists once startMonitoring ran). */
+  get monitoring(): MonitoringStatus {
+    const m = this.status.monitoring;
+    if (m === undefined) throw new Error('internal: monitoring read before it started');
+    return m;
+  }
+
+  /** One measurement of `metric`, tallied as Argo Rollouts does; the next one is due an interval later. */
+  recordMeasurement(metric: MonitorMetric, measurement: Measurement, now: string): MetricTally {
+    const m = this.monitoring;
+    const index = m.metrics.findIndex((t) => t.name === metric.name);
+    const before = m.metrics[index] ?? emptyTally(metric.name);
+    const bounded: Measurement = {
+      ...measurement,
+      value: clip(measurement.value, 200),
+      ...(measurement.message === undefined ? {} : { message: clip(measurement.message, 500) }),
+    };
+    const after = tally(metric, before, bounded);
+    if (after.message !== undefined) after.message = clip(after.message, 500);
+    if (after.phase === 'Running' && metric.interval !== undefined) {
+      const due = Math.max(Date.parse(before.nextAt ?? now) + durationMs(metric.interval), Date.parse(now));
+      after.nextAt = new Date(due).toISOString();
+    } else delete after.nextAt;
+    m.metrics[index < 0 ? m.metrics.length : index] = after;
+    this.status.updatedAt = now;
+    return after;
+  }
+
+  updateMonitoring(change: Partial<MonitoringStatus>, now: string): void {
+    Object.assign(this.monitoring, change);
+    this.status.updatedAt = now;
+  }
+
+  /**
+   * The next run of a release that continued as new during its window: the status, config and dataset it carried,
+   * in the `monitoring` stage.
+   */
+  static resumed(
+    resume: MonitoringResume,
+    request: ReleaseRequest,
+    releaseId: string,
+    phases: PhaseView[],
+    now: string,
+  ): ReleaseState {
+    const state = new ReleaseState(request, releaseId, phases, now);
+    Object.assign(state.status, resume.status, { updatedAt: now });
+    state.config = resume.config;
+    if (resume.dataset !== undefined) state.dataset = resume.dataset;
+    state.current = 'monitoring';
+    state.status.stage = 'monitoring';
+    return state;
+  }
+
+  /** What the next run carries when the release continues as new (findings stay in the evidence in Git). */
+  resumeInput(): MonitoringResume {
+    const status = this.compactStatus();
+    delete status.served;
+    delete status.pending;
+    return {
+      status,
+      config: this.config as ReleaseConfig,
+      ...(this.dataset === undefined ? {} : { dataset: this.dataset }),
+    };
+  }
+
   /** Changes what the rollout status says (its state, the last observation, a revert). */
   updateRollout(change: Partial<RolloutStatus>, now: string): void {
     const rollout = this.status.rollout;
@@ -151,15 +259,42 @@ export class ReleaseState {
     this.status.updatedAt = now;
   }
 
-  /** A stalled rollout waits for a `rollback` or `keep` from one of `roles` until `deadline`. */
-  pauseRollout(roles: string[], deadline: string, onTimeout: 'rollback' | 'keep', now: string): void {
+  /**
+   * A stalled rollout (or, with `target` monitoring, a breached window) waits for a `rollback` or `keep` from one of
+   * `roles` until `deadline`.
+   */
+  pauseRollout(
+    roles: string[],
+    deadline: string,
+    onTimeout: 'rollback' | 'keep',
+    now: string,
+    target: 'rollout' | 'monitoring' = 'rollout',
+  ): void {
     const config = this.config as ReleaseConfig;
     const from = Object.entries(config.approvers)
       .filter(([, r]) => r.some((role) => roles.includes(role)))
       .map(([id]) => id)
       .sort();
     this.rolloutChoice = undefined;
-    this.updateRollout({ state: 'paused', awaiting: { roles, from, deadline, onTimeout } }, now);
+    const awaiting = { roles, from, deadline, onTimeout };
+    if (target === 'monitoring') this.updateMonitoring({ state: 'paused', awaiting }, now);
+    else this.updateRollout({ state: 'paused', awaiting }, now);
+  }
+
+  /** What a `rollback` or `keep` decides now: the breached window or the stalled rollout that is paused, if any. */
+  private pausedFor(): { awaiting: PauseAwaiting; decisions: PauseDecision[] } | undefined {
+    const monitoring = this.status.monitoring;
+    if (monitoring?.state === 'paused' && monitoring.awaiting !== undefined)
+      return { awaiting: monitoring.awaiting, decisions: monitoring.decisions };
+    const rollout = this.status.rollout;
+    if (rollout?.state === 'paused' && rollout.awaiting !== undefined)
+      return { awaiting: rollout.awaiting, decisions: rollout.decisions };
+    return undefined;
+  }
+
+  private clearAwaiting(): void {
+    if (this.status.monitoring?.state === 'paused') delete this.status.monitoring.awaiting;
+    else if (this.status.rollout !== undefined) delete this.status.rollout.awaiting;
   }
 
   /** The decision that ended the current pause, if any. */
@@ -177,15 +312,15 @@ export class ReleaseState {
     now: string,
     malformed?: string,
   ): DecisionOutcome {
-    const rollout = this.status.rollout;
-    const awaiting = rollout?.awaiting;
+    const paused = this.pausedFor();
     const refuse = (reason: string) =>
       this.recordRefused({ ...withComment({ ...input, decision }), at: now, reason }, now);
     if (malformed !== undefined) return refuse(malformed);
-    if (rollout === undefined || rollout.state !== 'paused' || awaiting === undefined)
+    if (paused === undefined)
       return refuse(
-        `a ${decision} counts only while a stalled rollout waits for people; the release is in stage ${this.current}`,
+        `a ${decision} counts only while a stalled rollout or a breached monitoring window waits for people; the release is in stage ${this.current}`,
       );
+    const { awaiting } = paused;
     const roles = (this.config?.approvers[input.approver] ?? []).filter((r) => awaiting.roles.includes(r));
     if (roles.length === 0)
       return refuse(
@@ -199,8 +334,8 @@ export class ReleaseState {
       ...(input.comment === undefined ? {} : { comment: clip(input.comment, MAX_COMMENT_CHARS) }),
     };
     this.rolloutChoice = made;
-    rollout.decisions.push(made);
-    delete rollout.awaiting;
+    paused.decisions.push(made);
+    this.clearAwaiting();
     this.status.updatedAt = now;
     return { accepted: true };
   }
@@ -389,6 +524,7 @@ export class ReleaseState {
       s.commit ? `${s.commit.sha.slice(0, 12)} on ${s.commit.branch}` : '',
     ]);
     if (s.rollout) rows.push(['monitor', ROLLOUT_ICON[s.rollout.state], rolloutDetail(s.rollout)]);
+    if (s.monitoring) rows.push(['monitoring', MONITORING_ICON[s.monitoring.state], monitoringDetail(s.monitoring)]);
     const lines = [
       `**${escapeCell(`${s.model}@${s.version}`)} → ${escapeCell(s.environment)}** · stage **${s.stage}** · policy ${escapeCell(s.policy)}`,
       '',
@@ -396,6 +532,30 @@ export class ReleaseState {
       '| --- | --- | --- |',
       ...rows.map((r) => `| ${r.map(escapeCell).join(' | ')} |`),
     ];
+    if (s.monitoring && s.monitoring.metrics.length > 0) {
+      lines.push(
+        '',
+        `**Monitoring window** ${escapeCell(s.monitoring.window)} · ${s.monitoring.startedAt} → ${s.monitoring.endsAt}`,
+        '',
+        '| metric | phase | last value | successful | failed | inconclusive | error | next |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- |',
+        ...s.monitoring.metrics.map(
+          (t) =>
+            `| ${[
+              t.name,
+              `${PHASE_ICON[t.phase]}${s.monitoring?.kept.includes(t.name) ? ' (kept)' : ''}`,
+              t.last?.value ?? '',
+              String(t.successful),
+              String(t.failed),
+              String(t.inconclusive),
+              String(t.error),
+              t.nextAt ?? '',
+            ]
+              .map(escapeCell)
+              .join(' | ')} |`,
+        ),
+      );
+    }
     if (s.reason) lines.push('', `**Outcome:** ${s.stage}: ${escapeCell(s.reason)}`);
     if (s.retrying) {
       const r = s.retrying;
@@ -453,6 +613,40 @@ const ROLLOUT_ICON: Record<RolloutStatus['state'], string> = {
   'rolled-back': '↩️ rolled back',
   'no-cluster': '· no cluster',
 };
+
+const MONITORING_ICON: Record<MonitoringStatus['state'], string> = {
+  watching: '⏳ watching',
+  paused: '⏸️ paused',
+  passed: '✅ passed',
+  'rolling-back': '↩️ rolling back',
+  'rolled-back': '↩️ rolled back',
+  recorded: '❌ breached (recorded)',
+};
+
+const PHASE_ICON: Record<MetricPhase, string> = {
+  Running: '⏳ Running',
+  Successful: '✅ Successful',
+  Failed: '❌ Failed',
+  Inconclusive: '❔ Inconclusive',
+  Error: '⛔ Error',
+};
+
+/** The monitoring row's detail: the window, the breach, the pause, the decisions, the revert and the evidence. */
+function monitoringDetail(m: MonitoringStatus): string {
+  const parts: string[] = [`window ${m.window} until ${m.endsAt}`];
+  if (m.breach) parts.push(`breach: ${m.breach.metric} ${m.breach.phase}: ${m.breach.message}`);
+  if (m.awaiting)
+    parts.push(
+      `awaiting rollback or keep from: ${m.awaiting.from.join(', ') || `nobody with ${m.awaiting.roles.join('/')}`}; until ${m.awaiting.deadline}, then ${m.awaiting.onTimeout}`,
+    );
+  for (const d of m.decisions)
+    parts.push(`${d.decision} by ${d.approver} (${d.role})${d.comment ? `: ${d.comment}` : ''}`);
+  if (m.revert) parts.push(`reverted in ${m.revert.sha.slice(0, 12)} (${m.revert.decidedBy})`);
+  if (m.rollbackOutcome) parts.push(`rollback: ${m.rollbackOutcome}`);
+  if (m.evidence) parts.push(`evidence ${m.evidence.path} in ${m.evidence.commit.slice(0, 12)}`);
+  if (m.continuedAsNew > 0) parts.push(`continued as new ${m.continuedAsNew}×`);
+  return parts.join('; ');
+}
 
 /** The monitor row's detail: the workload, replicas, the reason, the pause and the revert. */
 function rolloutDetail(r: RolloutStatus): string {

@@ -21,9 +21,13 @@ import { DEFAULT_BRANCH, publishRelease } from './repo';
 import type { RevertResult } from './revert';
 import { revertRelease } from './revert';
 import type { RevertInput } from '../../contract/delivery';
+import type { MonitoringEvidenceInput } from '../../contract/monitoring';
+import type { MonitoringEvidenceCommit } from './monitoring-evidence';
+import { MonitoringEvidenceInputError, publishMonitoringEvidence } from './monitoring-evidence';
 
 export { findReleaseCommit } from './repo';
 export type { RevertResult } from './revert';
+export type { MonitoringEvidenceCommit } from './monitoring-evidence';
 export type { GateAnnotationHook, GateAnnotationHooks, GitIdentity } from './render';
 export type { EvidenceBundleRef, EvidenceEntryRef, EvidenceIndex } from './evidence-bundle';
 export { verifyBundle } from './evidence-bundle';
@@ -64,6 +68,7 @@ export interface GitOpsDeps {
 export interface GitOpsActivities {
   commitRelease(input: GitOpsPublishInput): Promise<GitOpsCommit>;
   revertRelease(input: RevertInput): Promise<RevertResult>;
+  commitMonitoringEvidence(input: MonitoringEvidenceInput): Promise<MonitoringEvidenceCommit>;
 }
 
 export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
@@ -175,6 +180,45 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
         if (err instanceof ReleaseCommitNotFoundError) {
           throw ApplicationFailure.nonRetryable(message, FailureType.InvalidRequest);
         }
+        if (err instanceof GitOpsRejectedError)
+          throw ApplicationFailure.nonRetryable(message, FailureType.GitOpsRejected);
+        throw ApplicationFailure.retryable(message, err instanceof Error ? err.name : 'GitOpsError');
+      }
+    },
+
+    /**
+     * Commits the monitoring window's results (canonical JSON named by its sha256) as
+     * `releases/<model>/<version>/<environment>/monitoring/<sha256>.json`, with the trailers
+     * `Release-Id: <releaseId>#monitoring`, `Monitoring-Of: <release commit>` and `Monitoring-Outcome`. It changes no
+     * Deployment and no bundle.json, so nothing is redeployed; after a rollback it still lands.
+     *
+     * Idempotency key: the `Monitoring-Of` and `Release-Id` trailers together; a commit carrying both already on the
+     * branch is returned with `created: false`. Heartbeats each step. Non-retryable: InvalidRequest (a malformed input,
+     * or a commit that is not on the branch), UnsafePath, GitOpsRejected. Retryable: an unreachable remote, lost push
+     * races.
+     */
+    async commitMonitoringEvidence(input: MonitoringEvidenceInput): Promise<MonitoringEvidenceCommit> {
+      const ctx = Context.current();
+      try {
+        return await serial.run(() =>
+          publishMonitoringEvidence({
+            repoUrl: deps.repoUrl,
+            branch,
+            workRoot: deps.workRoot,
+            identity: author,
+            input,
+            maxAttempts: deps.maxPushAttempts,
+            signal: ctx.cancellationSignal,
+            onProgress: (progress) => ctx.heartbeat(progress),
+          }),
+        );
+      } catch (err) {
+        if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+        const message = withoutRemote(err instanceof Error ? err.message : String(err), deps.repoUrl);
+        if (err instanceof MonitoringEvidenceInputError || err instanceof ReleaseCommitNotFoundError) {
+          throw ApplicationFailure.nonRetryable(message, FailureType.InvalidRequest);
+        }
+        if (err instanceof UnsafePathError) throw ApplicationFailure.nonRetryable(message, FailureType.UnsafePath);
         if (err instanceof GitOpsRejectedError)
           throw ApplicationFailure.nonRetryable(message, FailureType.GitOpsRejected);
         throw ApplicationFailure.retryable(message, err instanceof Error ? err.name : 'GitOpsError');

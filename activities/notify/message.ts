@@ -12,6 +12,7 @@ const TITLES: Record<NotifyInput['event'], string> = {
   expired: '⌛ expired',
   failed: '⛔ failed',
   'rollout-stalled': '⏸️ rollout stalled',
+  'monitoring-breached': '📉 monitoring breached',
   'rolled-back': '↩️ rolled back',
 };
 

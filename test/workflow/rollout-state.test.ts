@@ -131,8 +131,9 @@ describe('request check of delivery releases', () => {
     contentGates: true,
     planned: true,
     delivering: true,
+    monitoring: true,
   };
-  const planned: PlanVersion = { ...delivering, delivering: false };
+  const planned: PlanVersion = { ...delivering, delivering: false, monitoring: false };
   it('takes image.push only from releases that can push (the check a running release started with stays)', () => {
     const pushing = { ...request, image: { ref: 'docker-daemon:app:ci', push: '127.0.0.1:5000/team/app' } };
     expect(requestSchemaFor(delivering).parse(pushing).image).toEqual(pushing.image);

@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parse } from 'csv-parse';
-import { describeHeader, detectFormat } from '../../evaluate/dataset';
+import { describeHeader, detectFormat, type DatasetFormat } from '../../evaluate/dataset';
 
 export type ColumnType = 'numerical' | 'categorical';
 
@@ -41,10 +41,97 @@ export interface ReadRequest {
   types: Map<string, ColumnType>;
   /** The file's part in messages: `--reference` or `--current`. */
   role: string;
+  /** The file's format when its name does not tell (a blob of the artifact store); by extension otherwise. */
+  format?: DatasetFormat;
 }
 
 /** Cells pandas reads as missing: skipped, as Evidently drops them before testing. */
 const MISSING = new Set(['', 'NA', 'N/A', 'NaN', 'nan', 'null', 'NULL', 'None']);
+
+/** Why a value cannot join its column: an array or object, or a non-number in a numerical column. */
+export type ValueProblem = 'not-scalar' | 'not-a-number';
+
+/**
+ * Collects values column by column into what the statistics need. A numerical column grows its Float64Array by half
+ * again (not double) when full: the slack at the end is at most a third of what it holds, not a half, and finish()
+ * trims it in place of a copy when little is left over. `mrel drift` and the drift provider both read through this.
+ */
+export class ColumnCollector {
+  private readonly columns = new Map<string, ColumnData>();
+
+  /** `types` fixes column types; a column not in it is typed by its first present value, written back into it. */
+  constructor(private readonly types: Map<string, ColumnType>) {}
+
+  /** Adds one cell (missing values are skipped); a value that does not fit is not added and its problem returned. */
+  add(name: string, raw: unknown): ValueProblem | undefined {
+    if (raw === undefined || raw === null) return undefined;
+    const text = typeof raw === 'string' ? raw.trim() : raw;
+    if (typeof text === 'string' && MISSING.has(text)) return undefined;
+    if (typeof text === 'object') return 'not-scalar';
+    let type = this.types.get(name);
+    const number = typeof text === 'number' ? text : typeof text === 'string' ? Number(text) : Number.NaN;
+    if (type === undefined) {
+      type = Number.isFinite(number) ? 'numerical' : 'categorical';
+      this.types.set(name, type);
+    }
+    let column = this.columns.get(name);
+    if (!column) {
+      column =
+        type === 'numerical'
+          ? { type, values: new Float64Array(1024), length: 0 }
+          : { type, counts: new Map(), length: 0 };
+      this.columns.set(name, column);
+    }
+    if (column.type === 'numerical') {
+      if (!Number.isFinite(number) || typeof text === 'boolean') return 'not-a-number';
+      if (column.length === column.values.length) {
+        const grown = new Float64Array(Math.ceil(column.values.length * 1.5));
+        grown.set(column.values);
+        column.values = grown;
+      }
+      column.values[column.length++] = number;
+    } else {
+      const key = String(text);
+      column.counts.set(key, (column.counts.get(key) ?? 0) + 1);
+      column.length++;
+    }
+    return undefined;
+  }
+
+  /** Whether `raw` would be added to `name` without a problem (nothing is added). */
+  accepts(name: string, raw: unknown): boolean {
+    if (raw === undefined || raw === null) return true;
+    const text = typeof raw === 'string' ? raw.trim() : raw;
+    if (typeof text === 'string' && MISSING.has(text)) return true;
+    if (typeof text === 'object') return false;
+    if (this.types.get(name) !== 'numerical') return true;
+    const number = typeof text === 'number' ? text : typeof text === 'string' ? Number(text) : Number.NaN;
+    return Number.isFinite(number) && typeof text !== 'boolean';
+  }
+
+  /** How many values `name` holds so far. */
+  count(name: string): number {
+    return this.columns.get(name)?.length ?? 0;
+  }
+
+  /** The columns in `names` order; a column without a single value is refused (`where` names the data). */
+  finish(names: readonly string[], where: string): Map<string, ColumnData> {
+    for (const name of names) {
+      const column = this.columns.get(name);
+      if (!column || column.length === 0) {
+        throw new DriftDataError(`${where}: column ${name} has no values (every row is empty or missing there)`);
+      }
+      if (column.type === 'numerical' && column.values.length !== column.length) {
+        // A view keeps the whole buffer alive: worth it only while the slack is small.
+        column.values =
+          column.values.length - column.length <= column.length / 8
+            ? column.values.subarray(0, column.length)
+            : column.values.slice(0, column.length);
+      }
+    }
+    return new Map(names.map((name) => [name, this.columns.get(name)!]));
+  }
+}
 
 /** Reads the columns of one file. The types it settled on are written back into `request.types`. */
 export async function readColumns(path: string, request: ReadRequest): Promise<Map<string, ColumnData>> {
@@ -57,7 +144,7 @@ export async function readColumns(path: string, request: ReadRequest): Promise<M
       cause: err,
     });
   }
-  const columns = new Map<string, ColumnData>();
+  const collector = new ColumnCollector(request.types);
   let names: string[] | undefined;
   // A JSON object may leave out a key whose value is missing: there only a column without any value is refused.
   const start = (available: readonly string[], checked = true): string[] => {
@@ -73,49 +160,21 @@ export async function readColumns(path: string, request: ReadRequest): Promise<M
     return names;
   };
   const add = (name: string, raw: unknown, line: number): void => {
-    if (raw === undefined || raw === null) return;
-    const text = typeof raw === 'string' ? raw.trim() : raw;
-    if (typeof text === 'string' && MISSING.has(text)) return;
-    if (typeof text === 'object') {
+    const problem = collector.add(name, raw);
+    if (problem === 'not-scalar') {
       throw new DriftDataError(`${where} line ${line}: column ${name} holds an array or object; give a scalar value`);
     }
-    let type = request.types.get(name);
-    const number = typeof text === 'number' ? text : typeof text === 'string' ? Number(text) : Number.NaN;
-    if (type === undefined) {
-      type = Number.isFinite(number) ? 'numerical' : 'categorical';
-      request.types.set(name, type);
-    }
-    let column = columns.get(name);
-    if (!column) {
-      column =
-        type === 'numerical'
-          ? { type, values: new Float64Array(1024), length: 0 }
-          : { type, counts: new Map(), length: 0 };
-      columns.set(name, column);
-    }
-    if (column.type === 'numerical') {
-      if (!Number.isFinite(number) || typeof text === 'boolean') {
-        throw new DriftDataError(
-          `${where} line ${line}: column ${name} is numerical but this value is not a number; ` +
-            `fix the value or pass --categorical ${name}`,
-        );
-      }
-      if (column.length === column.values.length) {
-        const grown = new Float64Array(column.values.length * 2);
-        grown.set(column.values);
-        column.values = grown;
-      }
-      column.values[column.length++] = number;
-    } else {
-      const key = String(text);
-      column.counts.set(key, (column.counts.get(key) ?? 0) + 1);
-      column.length++;
+    if (problem === 'not-a-number') {
+      throw new DriftDataError(
+        `${where} line ${line}: column ${name} is numerical but this value is not a number; ` +
+          `fix the value or pass --categorical ${name}`,
+      );
     }
   };
 
   const input = createReadStream(path, { highWaterMark: 1 << 20 });
   try {
-    if (detectFormat(path) === 'jsonl') {
+    if ((request.format ?? detectFormat(path)) === 'jsonl') {
       const lines = createInterface({ input, crlfDelay: Infinity });
       let line = 0;
       for await (const text of lines) {
@@ -166,12 +225,5 @@ export async function readColumns(path: string, request: ReadRequest): Promise<M
     input.destroy();
   }
   if (!names) throw new DriftDataError(`${where} has no header and no rows`);
-  for (const name of names) {
-    const column = columns.get(name);
-    if (!column || column.length === 0) {
-      throw new DriftDataError(`${where}: column ${name} has no values (every row is empty or missing there)`);
-    }
-    if (column.type === 'numerical') column.values = column.values.slice(0, column.length);
-  }
-  return new Map(names.map((name) => [name, columns.get(name)!]));
+  return collector.finish(names, where);
 }
