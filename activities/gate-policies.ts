@@ -8,6 +8,7 @@ import { zodProblems, type IssueLike } from '../contract/problems';
 import { costPolicyRoles, parseCostPolicy } from './cost/policy';
 import { evaluationPolicyProblems } from './evaluate/policy';
 import { licensePolicyProblems } from './license/policy-check';
+import { monitorPolicyProblems } from './monitor/analysis/policy';
 import { imagePolicySchema } from './scan/image/policy';
 import { scanPolicySchema } from './scan/policy';
 
@@ -27,6 +28,15 @@ export const GATE_POLICY_SECTIONS: GateSectionValidators = {
           `cost: review role "${role}" is not a known role (known: ${knownRoles.join(', ')}); add it under roles: in approvers.yaml or fix the name`,
       );
   },
+};
+
+/**
+ * Every section a release's policy is checked for at load: the gates' and the `monitor:` section (post-deploy
+ * analysis, which is not a gate: it runs after the commit).
+ */
+export const POLICY_SECTIONS: GateSectionValidators = {
+  ...GATE_POLICY_SECTIONS,
+  monitor: (section, { file, knownRoles }) => monitorPolicyProblems(section, knownRoles, file),
 };
 
 /** Full zod and zod/mini schemas alike: only safeParse and its issues are used. */

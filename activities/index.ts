@@ -8,6 +8,7 @@ import { createCostActivities } from './cost';
 import { createGitOpsActivities } from './gitops';
 import { createLicenseActivities } from './license';
 import { createMonitorActivities, type MonitorDeps } from './monitor';
+import { createAnalysisActivities } from './monitor/analysis/measure';
 import { createNotifyActivities, type NotifyDeps } from './notify';
 import { createScanActivities } from './scan';
 import { createImageScanActivities } from './scan/image';
@@ -37,6 +38,8 @@ export interface ReleaseActivityDeps {
   scheduleToStartTimeout?: string;
   /** The cluster the rollout watch follows; from MREL_KUBECONFIG, KUBECONFIG or in-cluster when not given. */
   monitor?: MonitorDeps;
+  /** The model servers' inference log (MREL_INFERENCE_LOG_DIR), which the drift and bias metrics read. */
+  inferenceLogDir?: string;
 }
 
 export function createReleaseActivities(deps: ReleaseActivityDeps) {
@@ -71,6 +74,8 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
       repository: { repoUrl: deps.gitops.repoUrl, branch: deps.gitops.branch, workRoot: deps.gitops.workRoot },
       ...deps.monitor,
     }),
+    // A monitor policy's Prometheus address is held to the same hosts and networks as a request's Prometheus.
+    ...createAnalysisActivities({ store, inferenceLogDir: deps.inferenceLogDir, sourcePolicy: deps.sourcePolicy }),
     ...createNotifyActivities(deps.notify ?? { uiUrl: 'http://localhost:8233', namespace: 'default' }),
   };
 }

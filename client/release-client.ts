@@ -19,7 +19,7 @@ import { trafficSchema } from '../activities/cost/traffic';
 import { requestSourceProblems } from '../activities/common/source-policy';
 import { ConfigError, loadSourcePolicy, resolveReleaseConfig } from '../config/loader';
 import { zodProblems } from '../contract/problems';
-import { GATE_POLICY_SECTIONS } from '../activities/gate-policies';
+import { POLICY_SECTIONS } from '../activities/gate-policies';
 import {
   decideUpdate,
   ModelNameKey,
@@ -97,7 +97,7 @@ export async function validateRequest(raw: unknown, configDir?: string): Promise
   let config: ReleaseConfig;
   let sourceProblems: string[];
   try {
-    config = await resolveReleaseConfig(parsed.data, GATE_POLICY_SECTIONS, configDir);
+    config = await resolveReleaseConfig(parsed.data, POLICY_SECTIONS, configDir);
     sourceProblems = await requestSourceProblems(parsed.data, await loadSourcePolicy(configDir));
   } catch (err) {
     if (err instanceof ConfigError) {

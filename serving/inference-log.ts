@@ -109,7 +109,9 @@ export class InferenceLog {
         this.options.onDrop?.(lines.length, 'write_failed');
         const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message.slice(0, 80);
         this.options.onError?.(
-          new Error(`${this.options.dir}: writing the ${this.options.prefix} log failed (${code}); ${lines.length} records dropped`),
+          new Error(
+            `${this.options.dir}: writing the ${this.options.prefix} log failed (${code}); ${lines.length} records dropped`,
+          ),
         );
         // A failed file may be half written: start a new one rather than append after a torn line.
         void this.file?.close().catch(() => {});

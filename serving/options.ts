@@ -208,7 +208,8 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): S
 function parseDigest(value: string, what: 'digest' | 'blob'): string {
   const hex = value.startsWith('sha256:') ? value.slice(7) : value;
   if (!/^[0-9a-f]{64}$/.test(hex)) {
-    const name = what === 'digest' ? 'MODEL_MANIFEST_DIGEST (--manifest-digest)' : 'MODEL_MANIFEST_BLOB (--manifest-blob)';
+    const name =
+      what === 'digest' ? 'MODEL_MANIFEST_DIGEST (--manifest-digest)' : 'MODEL_MANIFEST_BLOB (--manifest-blob)';
     throw new OptionsError(`${name}: not a sha256 digest; give sha256:<64 lowercase hex digits>`);
   }
   return hex;

@@ -70,7 +70,9 @@ export async function loadPredictor(model: VerifiedModel): Promise<Predictor> {
     ],
     threshold,
     predict(x, rows) {
-      return tf.tidy(() => run.probabilities(tf.tensor2d(x, [rows, run.inputDim], 'float32')).dataSync() as Float32Array);
+      return tf.tidy(
+        () => run.probabilities(tf.tensor2d(x, [rows, run.inputDim], 'float32')).dataSync() as Float32Array,
+      );
     },
     dispose: () => run.dispose(),
   };

@@ -28,6 +28,8 @@ const settingsSchema = z.object({
   MREL_ARTIFACT_STORE: z.string().optional(),
   // A kubeconfig file for the monitor stage's rollout watch; KUBECONFIG or the in-cluster service account otherwise.
   MREL_KUBECONFIG: z.string().min(1, 'must be the path of a kubeconfig file, or unset').optional(),
+  // The model server's inference log directory (its INFERENCE_LOG_DIR, shared with this worker): drift and bias read it.
+  MREL_INFERENCE_LOG_DIR: z.string().min(1, 'must be the path of the inference log directory, or unset').optional(),
   MREL_GITOPS_REPO: z.string().min(1).optional(),
   MREL_GITOPS_BRANCH: z.string().min(1).default('main'),
   MREL_SERVING_IMAGE: z.string().min(1).optional(),
@@ -68,6 +70,8 @@ export interface Settings {
   artifactStore?: string;
   /** The kubeconfig file the rollout watch uses (MREL_KUBECONFIG); else KUBECONFIG, else in-cluster, else none. */
   kubeconfig?: string;
+  /** The model server's inference log directory (MREL_INFERENCE_LOG_DIR); the drift and bias metrics need it. */
+  inferenceLogDir?: string;
   gitopsRepo: string;
   gitopsBranch: string;
   gitopsWorkRoot: string;
@@ -103,6 +107,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     storeRoot: e.MREL_STORE ?? join(dataDir, 'store'),
     artifactStore: e.MREL_ARTIFACT_STORE?.trim() || undefined,
     kubeconfig: e.MREL_KUBECONFIG,
+    inferenceLogDir: e.MREL_INFERENCE_LOG_DIR,
     gitopsRepo: e.MREL_GITOPS_REPO ?? join(dataDir, 'gitops.git'),
     gitopsBranch: e.MREL_GITOPS_BRANCH,
     gitopsWorkRoot: join(dataDir, 'gitops-work'),

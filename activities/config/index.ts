@@ -2,8 +2,9 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { ConfigError, DEFAULT_CONFIG_DIR, resolveReleaseConfig } from '../../config/loader';
 import { EVALUATION_TASK_QUEUE, FailureType } from '../../contract/definitions';
-import { GATE_POLICY_SECTIONS } from '../gate-policies';
+import { POLICY_SECTIONS } from '../gate-policies';
 import { resolveDelivery } from '../gitops/delivery-policy';
+import { resolveMonitor } from '../monitor/analysis/policy';
 import type { ReleaseConfig, ReleaseRequest } from '../../contract/types';
 
 export interface ConfigActivityDeps {
@@ -28,7 +29,7 @@ export function createConfigActivities(deps: ConfigActivityDeps = {}) {
       request: Pick<ReleaseRequest, 'policy' | 'environment'> & { model?: { name: string; version: string } },
     ): Promise<ReleaseConfig> {
       try {
-        const config = await resolveReleaseConfig(request, GATE_POLICY_SECTIONS, configDir);
+        const config = await resolveReleaseConfig(request, POLICY_SECTIONS, configDir);
         const taskQueues = {
           release: deps.taskQueues?.release ?? Context.current().info.taskQueue,
           evaluation: deps.taskQueues?.evaluation ?? (process.env.MREL_EVALUATION_TASK_QUEUE || EVALUATION_TASK_QUEUE),
@@ -46,11 +47,19 @@ export function createConfigActivities(deps: ConfigActivityDeps = {}) {
               config.policy.file,
             )
           : undefined;
+        // The environment's analysis window, templates expanded: the release measures by it after the rollout.
+        const monitor = resolveMonitor(
+          config.gatePolicies.monitor,
+          request.environment,
+          config.approval.allowedRoles,
+          config.policy.file,
+        );
         return {
           ...config,
           taskQueues,
           ...(scheduleToStartTimeout ? { scheduleToStartTimeout } : {}),
           ...(delivery ? { delivery } : {}),
+          ...(monitor ? { monitor } : {}),
         };
       } catch (err) {
         if (err instanceof ConfigError) {

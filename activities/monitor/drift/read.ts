@@ -7,8 +7,8 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { parse } from 'csv-parse';
 import { describeHeader, detectFormat, type DatasetFormat } from '../../evaluate/dataset';
+import { CsvFormatError, scanCsv } from './csv-scan';
 
 export type ColumnType = 'numerical' | 'categorical';
 
@@ -43,6 +43,8 @@ export interface ReadRequest {
   role: string;
   /** The file's format when its name does not tell (a blob of the artifact store); by extension otherwise. */
   format?: DatasetFormat;
+  /** How messages name the file when its path must not show (a blob of the artifact store); its path otherwise. */
+  name?: string;
 }
 
 /** Cells pandas reads as missing: skipped, as Evidently drops them before testing. */
@@ -135,14 +137,15 @@ export class ColumnCollector {
 
 /** Reads the columns of one file. The types it settled on are written back into `request.types`. */
 export async function readColumns(path: string, request: ReadRequest): Promise<Map<string, ColumnData>> {
-  const where = `${request.role} ${path}`;
+  const where = `${request.role} ${request.name ?? path}`;
   try {
     const info = await stat(path);
     if (!info.isFile()) throw new Error('not a regular file');
   } catch (err) {
-    throw new DriftDataError(`${where} cannot be read: ${(err as Error).message}; give a CSV or JSON Lines file`, {
-      cause: err,
-    });
+    // The error's own message holds the path, which a named file keeps to itself.
+    const why =
+      request.name === undefined ? (err as Error).message : ((err as NodeJS.ErrnoException).code ?? 'unreadable');
+    throw new DriftDataError(`${where} cannot be read: ${why}; give a CSV or JSON Lines file`, { cause: err });
   }
   const collector = new ColumnCollector(request.types);
   let names: string[] | undefined;
@@ -194,29 +197,23 @@ export async function readColumns(path: string, request: ReadRequest): Promise<M
         for (const name of wanted) add(name, row[name], line);
       }
     } else {
-      const parser = parse({ bom: true, skip_empty_lines: true, relax_column_count: false, info: true });
-      input.on('error', (err) => parser.destroy(err));
-      input.pipe(parser);
-      let indexes: number[] | undefined;
+      input.setEncoding('utf8');
+      let indexes: number[] = [];
       try {
-        for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
-          if (!indexes) {
-            const wanted = start(record.map((c) => c.trim()));
-            const header = record.map((c) => c.trim());
-            indexes = wanted.map((c) => header.indexOf(c));
-            continue;
-          }
-          for (let k = 0; k < indexes.length; k++) add(names![k]!, record[indexes[k]!], info.lines);
-        }
+        await scanCsv(input as AsyncIterable<string>, {
+          header: (fields) => {
+            const header = fields.map((c) => c.trim());
+            indexes = start(header).map((c) => header.indexOf(c));
+            return indexes;
+          },
+          record: (fields, line) => {
+            for (let k = 0; k < indexes.length; k++) add(names![k]!, fields[indexes[k]!], line);
+          },
+        });
       } catch (err) {
         if (err instanceof DriftDataError) throw err;
-        const code = (err as { code?: string }).code;
-        // csv-parse's messages quote the record: only its code and line are passed on.
-        if (code?.startsWith('CSV_') || code === 'INVALID_OPENING_QUOTE') {
-          const line = (err as { lines?: unknown }).lines;
-          throw new DriftDataError(
-            `${where}${typeof line === 'number' ? ` line ${line}` : ''}: malformed CSV (${code})`,
-          );
+        if (err instanceof CsvFormatError) {
+          throw new DriftDataError(`${where} line ${err.lines}: malformed CSV (${err.code})`);
         }
         throw err;
       }
