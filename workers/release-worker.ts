@@ -29,6 +29,8 @@ export async function createReleaseWorker(
       store: artifactStoreFor(settings),
       // MREL_KUBECONFIG names the cluster; without it KUBECONFIG or the in-cluster service account, else none.
       monitor: { env: settings.kubeconfig ? { ...process.env, MREL_KUBECONFIG: settings.kubeconfig } : process.env },
+      // The model servers' inference logs, which the drift and bias measurements read (MREL_INFERENCE_LOG_DIR).
+      ...(settings.inferenceLogDir === undefined ? {} : { inferenceLogDir: settings.inferenceLogDir }),
       // Releases started here schedule their evaluations on this queue: the evaluation workers must poll it.
       taskQueues: { release: settings.taskQueue, evaluation: settings.evaluationTaskQueue ?? EVALUATION_TASK_QUEUE },
       hfEndpoint: settings.hfEndpoint,

@@ -176,7 +176,7 @@ export class ReleaseState {
       endsAt: new Date(start + durationMs(policy.window)).toISOString(),
       metrics: policy.metrics.map((m) => ({
         ...emptyTally(m.name),
-        nextAt: new Date(start + durationMs(m.initialDelay ?? '0s')).toISOString(),
+        nextAt: new Date(start + (m.initialDelay === undefined ? 0 : durationMs(m.initialDelay))).toISOString(),
       })),
       kept: [],
       decisions: [],

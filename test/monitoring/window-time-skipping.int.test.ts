@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -108,6 +109,7 @@ async function run(
       taskQueue: queue,
       args: [request],
     });
+    for (let i = 0; i < 300 && (await handle.query(statusQuery)).stage !== 'approval'; i++) await delay(100);
     await handle.signal(approveSignal, { approver: 'amara' });
     if (during) await during({ query: () => handle.query(statusQuery) });
     return handle.result();
@@ -153,7 +155,7 @@ describe('a day-long monitoring window', () => {
     expect(m?.revert?.decidedBy).toBe('policy monitored-long (onBreach: rollback)');
     expect(status.reason).toMatch(/^monitoring breached: p95-latency Failed after 30 measurement\(s\)/);
     const log = await gitLog(gitops);
-    expect(log).toContain(`Rollback-Of: ${status.commit?.sha}`);
+    expect(log).toContain(`Rollback-Of: ${status.releaseId}`);
     expect(log).toContain('Monitoring-Outcome: breached');
   });
 });

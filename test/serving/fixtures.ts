@@ -104,6 +104,15 @@ export function serverEnv(model: CreditModel, extra: Record<string, string> = {}
   };
 }
 
+const started = new Set<ChildProcess>();
+
+/** Kills every server this process started that is still running (a test that timed out never reaches its finally). */
+export async function stopAll(): Promise<void> {
+  const running = [...started].filter((c) => c.exitCode === null && c.signalCode === null);
+  await Promise.all(running.map((c) => new Promise((resolve) => c.once('exit', resolve).kill('SIGKILL'))));
+  started.clear();
+}
+
 /**
  * Starts `serving/main.ts` as its own process (node with the tsx loader, so that signals reach the server itself) on
  * 127.0.0.1 port 0. Resolves once it prints `ready` (with the port it printed on `listening`), or rejects with its
@@ -119,6 +128,7 @@ export function startServer(env: Record<string, string>, args: string[] = []): P
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  started.add(child);
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));

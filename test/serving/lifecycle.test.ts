@@ -7,7 +7,7 @@ import { request as httpRequest, type ClientRequest } from 'node:http';
 import { cp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   creditModel,
   metricsOf,
@@ -15,6 +15,7 @@ import {
   refusedStart,
   serverEnv,
   startServer,
+  stopAll,
   tabularRequest,
   total,
   type CreditModel,
@@ -25,6 +26,8 @@ let model: CreditModel;
 beforeAll(async () => {
   model = await creditModel();
 });
+
+afterEach(stopAll);
 
 describe('start', () => {
   it('refuses a tampered weight file, naming it, when the manifest is mounted', async () => {

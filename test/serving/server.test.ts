@@ -12,6 +12,7 @@ import {
   post,
   serverEnv,
   startServer,
+  stopAll,
   tabularRequest,
   total,
   type CreditModel,
@@ -29,6 +30,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.stop();
+  await stopAll();
 });
 
 const infer = () => `${server.url}/v2/models/credit/infer`;

@@ -1,8 +1,8 @@
 /**
- * Streams a CSV or JSON Lines file (by extension: .jsonl/.ndjson) into what the drift statistics need per column:
- * the numbers of a numerical column in a growing Float64Array (8 bytes a value: KS and Wasserstein are exact, so the
- * values themselves are kept, never row objects), the counts per category of a categorical one. Errors name the
- * file, the column and the line, never a cell's content: the file may not be the dataset the user meant.
+ * Streams a CSV (csv-scan.ts) or JSON Lines file (by extension: .jsonl/.ndjson) into what the drift statistics need
+ * per column: the numbers of a numerical column in a growing Float64Array (8 bytes a value: KS and Wasserstein are
+ * exact, so the values themselves are kept, never row objects), the counts per category of a categorical one. Errors
+ * name the file, the column and the line, never a cell's content: the file may not be the dataset the user meant.
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
