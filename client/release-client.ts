@@ -407,20 +407,29 @@ export async function decideRollout(
   if (!parsed.success)
     throw new ReleaseClientError('INVALID_REQUEST', `the ${decision} is invalid`, zodProblems(parsed.error));
   const before = await getRelease(client, releaseId);
-  if (before.rollout?.state !== 'paused') {
-    const where = before.rollout ? `its rollout is ${before.rollout.state}` : `it is in stage ${before.stage}`;
+  // A breached monitoring window or a stalled rollout: whichever is paused now.
+  const pausedOf = (s: ReleaseStatus) =>
+    s.monitoring?.state === 'paused' ? s.monitoring : s.rollout?.state === 'paused' ? s.rollout : undefined;
+  const paused = pausedOf(before);
+  if (paused === undefined) {
+    const where = before.monitoring
+      ? `its monitoring window is ${before.monitoring.state}`
+      : before.rollout
+        ? `its rollout is ${before.rollout.state}`
+        : `it is in stage ${before.stage}`;
     throw new ReleaseClientError(
       'INVALID_REQUEST',
-      `release ${releaseId} does not wait for a rollout decision (${where}); rollback and keep count only while a stalled rollout is paused`,
+      `release ${releaseId} does not wait for a rollback or keep (${where}); they count only while a stalled rollout or a breached monitoring window is paused`,
     );
   }
-  const decisions = before.rollout.decisions.length;
+  const target = paused === before.monitoring ? 'monitoring' : 'rollout';
+  const decisions = paused.decisions.length;
   const refused = before.refused.length + (before.refusedOmitted ?? 0);
   await handleFor(client, releaseId).signal(decision === 'rollback' ? rollbackSignal : keepSignal, parsed.data);
   const until = Date.now() + waitMs;
   for (;;) {
     const status = await getRelease(client, releaseId);
-    if ((status.rollout?.decisions.length ?? 0) > decisions) return { accepted: true, status };
+    if ((status[target]?.decisions.length ?? 0) > decisions) return { accepted: true, status };
     if (status.refused.length + (status.refusedOmitted ?? 0) > refused) {
       const last = status.refused[status.refused.length - 1];
       return { accepted: false, reason: last?.reason ?? 'refused', status };

@@ -40,10 +40,10 @@ export const METRIC_TEMPLATES = {
     interval: '5m',
   },
   'error-rate': {
-    description: 'share of requests answered 5xx or counted as errors; args.threshold (a share, default 0.01)',
+    description:
+      'share of requests the server failed (5xx) or shed (429); client errors (other 4xx) do not count; args.threshold (a share, default 0.01)',
     query:
-      `((sum(rate(${MODEL_SERVER_METRICS.requests}{${RELEASE_SELECTOR},code=~"5.."}[{{args.range}}])) or vector(0))` +
-      ` + (sum(rate(${MODEL_SERVER_METRICS.errors}{${RELEASE_SELECTOR}}[{{args.range}}])) or vector(0)))` +
+      `(sum(rate(${MODEL_SERVER_METRICS.requests}{${RELEASE_SELECTOR},code=~"5..|429"}[{{args.range}}])) or vector(0))` +
       ` / sum(rate(${MODEL_SERVER_METRICS.requests}{${RELEASE_SELECTOR}}[{{args.range}}]))`,
     successCondition: 'len(result) > 0 && result[0] <= {{args.threshold}}',
     failureCondition: 'len(result) > 0 && result[0] > {{args.threshold}}',
