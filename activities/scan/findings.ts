@@ -109,3 +109,32 @@ export function finding(
 export function isIncomplete(ruleId: string): boolean {
   return (RULES as Record<string, RuleInfo>)[ruleId]?.incomplete === true;
 }
+
+const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+
+/**
+ * A module or global name read from a file, fit for a message: a plain dotted Python identifier as it is, anything
+ * else quoted by `printable`. Raw tensor bytes taken for a pickle "import" binary garbage, and a hostile file can put
+ * terminal escapes there: neither may reach a report, a log or the workflow history.
+ */
+export function printableName(name: string): string {
+  return PLAIN_NAME.test(name) && name.length <= 80 ? name : printable(name);
+}
+
+/**
+ * A string read from a file, double-quoted, with every character outside printable ASCII escaped (`\xNN`, `\uNNNN`)
+ * and cut to `max` characters: enough to recognise it, too little to carry a payload.
+ */
+export function printable(text: string, max = 40): string {
+  const chars = [...text];
+  let out = '';
+  for (const c of chars.slice(0, max)) {
+    const code = c.codePointAt(0) ?? 0;
+    if (c === '"' || c === '\\') out += `\\${c}`;
+    else if (code >= 0x20 && code <= 0x7e) out += c;
+    else if (code <= 0xff) out += `\\x${code.toString(16).padStart(2, '0')}`;
+    else if (code <= 0xffff) out += `\\u${code.toString(16).padStart(4, '0')}`;
+    else out += `\\u{${code.toString(16)}}`;
+  }
+  return `"${out}"${chars.length > max ? '…' : ''}`;
+}

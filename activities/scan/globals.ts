@@ -5,6 +5,7 @@
  * as unknown (or, in strict mode, as not allowlisted).
  */
 import type { Severity } from '../../contract/types';
+import { printable } from './findings';
 
 /** `'*'` denies every name in the module and its submodules; a list denies those names (and their attributes). */
 type DenyEntry = { names: '*' | readonly string[]; severity: Severity; why: string };
@@ -396,7 +397,7 @@ export class GlobalPolicy {
     const parts = name.split('.');
     for (const part of parts.slice(1)) {
       if (part.startsWith('__') || DANGEROUS_ATTRIBUTES.has(part) || this.deny[part]?.names === '*')
-        return { kind: 'denied', severity: 'critical', why: `reaches "${part}" through a dotted name` };
+        return { kind: 'denied', severity: 'critical', why: `reaches ${printable(part)} through a dotted name` };
     }
     if (module === '' || /[^A-Za-z0-9_.]/.test(module) || /[^A-Za-z0-9_.]/.test(name))
       return { kind: 'denied', severity: 'critical', why: 'is not a plain Python identifier (obfuscation)' };

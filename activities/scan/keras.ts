@@ -5,7 +5,7 @@
  */
 import { FormatError } from '../formats/errors';
 import { HDF5_WINDOW_BYTES, hdf5AttributeText, readHdf5RootAttributes } from '../formats/hdf5';
-import { finding, type ScanFinding } from './findings';
+import { finding, printable, printableName, type ScanFinding } from './findings';
 import type { RandomAccess } from './reader';
 
 const KERAS_MODULES = /^(keras|tf_keras|tensorflow|tensorflow\.keras|keras_core|keras_nlp|keras_hub|keras_cv)(\.|$)/;
@@ -38,7 +38,7 @@ export function kerasConfigFindings(config: unknown, path: string, offset?: numb
               ? 'marshalled Python bytecode'
               : 'a Python function';
         findings.push(
-          finding('keras.lambda', path, `Lambda layer ${JSON.stringify(layerName)} runs ${how} when loaded`, at),
+          finding('keras.lambda', path, `Lambda layer ${printable(layerName, 80)} runs ${how} when loaded`, at),
         );
       }
       const module = typeof obj.module === 'string' ? obj.module : undefined;
@@ -54,7 +54,7 @@ export function kerasConfigFindings(config: unknown, path: string, offset?: numb
             finding(
               'keras.custom-object',
               path,
-              `${className}${registered ? ` (registered as ${JSON.stringify(registered)})` : ''} comes from module ${JSON.stringify(module ?? '?')}: loading needs that Python code`,
+              `${printableName(className)}${registered ? ` (registered as ${printable(registered, 80)})` : ''} comes from module ${printable(module ?? '?', 80)}: loading needs that Python code`,
               at,
             ),
           );

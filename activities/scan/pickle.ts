@@ -6,7 +6,7 @@
  */
 import type { Severity } from '../../contract/types';
 import { npyItemSize as dtypeSize } from '../formats/npy';
-import { finding, type ScanFinding } from './findings';
+import { finding, printable, printableName, type ScanFinding } from './findings';
 import type { GlobalPolicy } from './globals';
 import type { ByteReader } from './reader';
 
@@ -768,7 +768,7 @@ class Machine {
       return;
     }
     const itemSize = dtypeSize(descr);
-    if (itemSize === undefined) this.fail(`joblib array of dtype "${descr}": its size is unknown`, at);
+    if (itemSize === undefined) this.fail(`joblib array of dtype ${printable(descr)}: its size is unknown`, at);
     let count = 1n;
     for (const d of shape.items) count *= BigInt((d as { v: number | bigint }).v);
     const alignment = items.get('numpy_array_alignment_bytes');
@@ -811,7 +811,7 @@ function safeInt(text: string): number | bigint {
 
 function safeIndex(text: string, at: number): number {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 0) throw new PickleError(`memo index "${text.slice(0, 40)}" is not a number`, at);
+  if (!Number.isInteger(n) || n < 0) throw new PickleError(`memo index ${printable(text)} is not a number`, at);
   return n;
 }
 
@@ -831,9 +831,10 @@ export function classifyImports(walk: PickleWalk, path: string, policy: GlobalPo
   for (const imp of walk.imports.values()) {
     const cls = policy.classify(imp.module, imp.name);
     if (cls.kind === 'allowed') continue;
-    const what = `${imp.module}.${imp.name}`;
+    // Module and name come from the file: a binary stream taken for a pickle "imports" whatever bytes follow.
+    const what = `${printableName(imp.module)}.${printableName(imp.name)}`;
     const use = imp.firstCall
-      ? ` and calls it${imp.firstCall.arg !== undefined ? ` with ${JSON.stringify(imp.firstCall.arg)}` : ''} (${imp.firstCall.op} at byte ${imp.firstCall.offset})`
+      ? ` and calls it${imp.firstCall.arg !== undefined ? ` with ${printable(imp.firstCall.arg, 80)}` : ''} (${imp.firstCall.op} at byte ${imp.firstCall.offset})`
       : '';
     const times = imp.count > 1 ? ` (${imp.count} times)` : '';
     if (cls.kind === 'denied') {

@@ -5,6 +5,8 @@
  * Fail closed: a file whose format is not recognised, that does not parse, or that hits a limit produces a finding
  * whose rule is marked incomplete, and the report says so.
  */
+import { FormatError } from '../formats/errors';
+import { readTfjsManifest, TFJS_MANIFEST_LIMIT, tfjsShardPath } from '../formats/tfjs';
 import type { ScanPolicy } from './policy';
 import { DEFAULT_SCAN_POLICY } from './policy-defaults';
 import { scanGzip, scanTar, scanZip, type ArchiveKind } from './archive';
@@ -68,6 +70,8 @@ interface Ctx {
   modelFiles: ReadonlySet<string>;
   /** Files other files name as their raw tensor data (TF.js shards, ONNX external data). */
   references: Set<string>;
+  /** TF.js shards whose size is what their model.json declares (see `declaredTfjsShards`). */
+  tfjsShards: ReadonlySet<string>;
   signal?: AbortSignal;
   progress: (bytes: number) => void;
 }
@@ -85,10 +89,12 @@ export async function scanTargets(targets: ScanTarget[], options: ScanOptions = 
     globals,
     modelFiles: new Set(targets.map((t) => t.path)),
     references: new Set(),
+    tfjsShards: new Set(),
     signal: options.signal,
     progress: (bytes) =>
       options.onProgress?.({ file: current, filesDone: done, filesTotal: targets.length, bytes: bytesBefore + bytes }),
   };
+  ctx.tfjsShards = await declaredTfjsShards(targets, policy.limits.maxJsonBytes, options.signal);
   const unknown: FileReport[] = [];
   for (const target of targets) {
     if (options.signal?.aborted) throw options.signal.reason ?? new Error('scan cancelled');
@@ -135,6 +141,74 @@ export async function scanTargets(targets: ScanTarget[], options: ScanOptions = 
   return { files, findings, incomplete: findings.some((f) => isIncomplete(f.ruleId)), bytes: bytesBefore };
 }
 
+/**
+ * The TF.js weight shards among `targets` that are raw tensor data by their model.json: every shard of the group is
+ * among the targets and together they hold exactly the bytes the group's weights declare (dtype × shape, quantized
+ * weights at their stored width). Such bytes can start like any format's magic (0x80 0x02 is a pickle's PROTO), so
+ * they are not sniffed. A shard whose size does not match is sniffed as before: a pickle renamed to a shard name is
+ * still walked. Groups with string weights (no fixed width) or a manifest with issues never match.
+ */
+async function declaredTfjsShards(
+  targets: ScanTarget[],
+  maxJsonBytes: number,
+  signal?: AbortSignal,
+): Promise<Set<string>> {
+  const sizes = new Map(targets.map((t) => [t.path, t.size]));
+  const matched = new Set<string>();
+  const mismatched = new Set<string>();
+  const limit = Math.min(maxJsonBytes, TFJS_MANIFEST_LIMIT);
+  for (const target of targets) {
+    if (signal?.aborted) throw signal.reason ?? new Error('scan cancelled');
+    if (target.size > limit) continue;
+    const json = await readTfjsModelJson(target.file, limit);
+    if (json === undefined) continue;
+    let manifest;
+    try {
+      manifest = readTfjsManifest(json, target.path);
+    } catch (err) {
+      if (err instanceof FormatError) continue;
+      throw err;
+    }
+    if (manifest.issues.length > 0) continue;
+    for (const group of manifest.groups) {
+      const shards = (group.paths ?? []).map((p) => tfjsShardPath(target.path, p));
+      // NaN when a shard is not among the targets or a weight has no fixed width: it equals nothing.
+      const held = shards.reduce((n: number, s) => n + ((s === undefined ? undefined : sizes.get(s)) ?? NaN), 0);
+      const declared = group.weights.reduce((n, w) => n + (w.type === undefined ? NaN : w.storedBytes), 0);
+      const fits = shards.length > 0 && held === declared;
+      for (const shard of shards) if (shard !== undefined) (fits ? matched : mismatched).add(shard);
+    }
+  }
+  // A shard two groups disagree about is sniffed.
+  for (const shard of mismatched) matched.delete(shard);
+  return matched;
+}
+
+/**
+ * The parsed file when it is JSON with a TF.js weights manifest; undefined otherwise, and when it cannot be read or
+ * parsed (the scan proper reports that).
+ */
+async function readTfjsModelJson(file: string, limit: number): Promise<unknown> {
+  let handle: SyncFile;
+  try {
+    handle = SyncFile.open(file);
+  } catch {
+    return undefined;
+  }
+  try {
+    const size = handle.size;
+    if (size > limit || detectHead(handle.readNow(8192, 0), size) !== 'json') return undefined;
+    const bytes = await readAt(handle, 0, size);
+    if (!bytes.includes('weightsManifest')) return undefined;
+    const json: unknown = JSON.parse(bytes.toString('utf8').replace(/^\uFEFF/, ''));
+    return isTfjsModel(json) ? json : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    handle.close();
+  }
+}
+
 /** `<dir>/variables/variables.data-NNNNN-of-NNNNN` beside `<dir>/saved_model.pb` is the checkpoint's tensor data. */
 function isSavedModelVariables(path: string, files: ReadonlySet<string>): boolean {
   const m = /^(.*?)(?:^|\/)variables\/variables\.data-\d{5}-of-\d{5}$/.exec(path);
@@ -149,15 +223,17 @@ async function scanFile(target: ScanTarget, ctx: Ctx): Promise<FileReport> {
   try {
     const head = handle.readNow(HEAD_BYTES, 0);
     const reader = () => new ByteReader(new FileSource(handle, size, 0, head));
-    let format: Format | string = detectHead(head, size);
-    if ((format === 'unknown' || format === 'protobuf') && (await isTfCheckpointIndex(handle, size)))
-      format = 'tf-checkpoint-index';
     const out = (fmt: string, findings: ScanFinding[]): FileReport => ({
       path: target.path,
       format: fmt,
       size,
       findings,
     });
+    // Text is scanned whatever names it: a config or a model.json listed as a shard must not hide a secret or a Lambda.
+    if (ctx.tfjsShards.has(target.path) && size === target.size && !looksLikeText(head)) return out('tfjs-weights', []);
+    let format: Format | string = detectHead(head, size);
+    if ((format === 'unknown' || format === 'protobuf') && (await isTfCheckpointIndex(handle, size)))
+      format = 'tf-checkpoint-index';
     const path = target.path;
     switch (format) {
       case 'empty':

@@ -11,7 +11,23 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CreditRow } from '../../scripts/credit-data';
-import { tabularRequest } from '../serving/fixtures';
+
+/** The fair credit model's feature columns, and the protected columns the server counts predictions by. */
+const COLUMNS: [keyof CreditRow, string][] = [
+  ['income', 'FP32'],
+  ['debt_ratio', 'FP32'],
+  ['tenure', 'FP32'],
+  ['region', 'BYTES'],
+  ['group', 'BYTES'],
+  ['sex', 'BYTES'],
+];
+
+/** The KServe v2 request for rows: one tensor per column. */
+function inferRequest(rows: CreditRow[]): Record<string, unknown> {
+  return {
+    inputs: COLUMNS.map(([name, datatype]) => ({ name, shape: [rows.length], datatype, data: rows.map((r) => r[name]) })),
+  };
+}
 
 export interface LivePrometheus {
   url: string;
@@ -149,7 +165,7 @@ export function generateLoad(url: string, model: string, rows: CreditRow[], traf
         const res = await fetch(`${url}/v2/models/${model}/infer`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(tabularRequest(slice)),
+          body: JSON.stringify(inferRequest(slice)),
         });
         await res.arrayBuffer();
         answered[res.status] = (answered[res.status] ?? 0) + 1;

@@ -15,7 +15,7 @@ import { renderStatus } from '../../client/format';
 import { TERMINAL_STAGES, type ReleaseStatus } from '../../contract/types';
 import { FIXTURE_CONFIG_DIR } from '../helpers/config-dirs';
 import { approve, createDrillEnv, finalStatus, waitFor, type DrillEnv, type WorkerProcess } from '../drills/harness';
-import { evaluatedRequest, storeModel, trainModelFixture, type ModelFixture } from '../evaluate/fixtures';
+import { evaluatedRequest, storeModel, trainModelFixture, useBackend, type ModelFixture } from '../evaluate/fixtures';
 import { startServer, stopAll, type ServerProcess } from '../serving/fixtures';
 import { generateLoad, startLivePrometheus, type LivePrometheus, type Traffic } from './live';
 
@@ -77,6 +77,8 @@ beforeAll(async () => {
   env.workerEnv.MREL_INFERENCE_LOG_DIR = logDir;
   // Its own evaluation queue: other files' evaluation workers read other stores.
   env.workerEnv.MREL_EVALUATION_TASK_QUEUE = `${env.taskQueue}-evaluation`;
+  // Trained on the backend the workers predict with, as the evaluation tests do.
+  await useBackend();
   fair = await trainModelFixture(env.dir, 'fair', 1500, 3000);
   await writeFile(join(fair.dir, 'README.md'), '---\nlicense: mit\n---\n');
   // The manifest digest the release's acquire will compute for these bytes: what the model server is started with.
@@ -93,6 +95,7 @@ afterAll(async () => {
 
 interface Served {
   server: ServerProcess;
+  answered(): Record<number, number>;
   stop(): Promise<Record<number, number>>;
 }
 
@@ -113,6 +116,7 @@ async function serve(model: string, traffic: Traffic, extra: Record<string, stri
   const load = generateLoad(server.url, model, fair.rows, traffic);
   return {
     server,
+    answered: () => load.answered,
     async stop() {
       await load.stop();
       await server.stop();
@@ -132,7 +136,8 @@ async function release(model: string, environment: 'staging' | 'production'): Pr
     240_000,
     250,
   );
-  expect(waiting.stage, waiting.reason).toBe('approval');
+  const failed = waiting.gates.filter((g) => g.verdict === 'fail' || g.verdict === 'error');
+  expect(waiting.stage, `${waiting.reason} ${JSON.stringify(failed.map((g) => g.findings))}`).toBe('approval');
   await approve(env.client, releaseId, environment === 'production' ? ['amara', 'boris'] : ['amara']);
   return releaseId;
 }
@@ -158,9 +163,14 @@ describe('the monitoring window on live traffic', () => {
       expect(measured.stage, measured.reason).toBe('monitoring');
       await releaseWorker.kill();
       await releaseWorker.start();
-      const status = await finalStatus(env.client, id, 180_000);
+      const status = await finalStatus(env.client, id, 180_000).catch(async (err) => {
+        const log = await readFile(releaseWorker.logFile, 'utf8');
+        console.error('DEBUG', JSON.stringify((await getRelease(env.client, id)).monitoring), log.slice(-6000));
+        throw err;
+      });
       expect(status.stage, status.reason).toBe('released');
       expect(status.monitoring?.state).toBe('passed');
+      expect(served.answered()[200] ?? 0).toBeGreaterThan(0);
       expect(status.reason).toMatch(/monitoring window 24s passed: 4 metric\(s\)/);
       for (const name of ['latency', 'errors', 'data-drift', 'bias-drift']) {
         const t = tally(status, name);

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { createReleaseActivities } from '../../activities';
 import { temporalTestServerPath } from '../../scripts/temporal-cli';
+import { recordHistory } from '../helpers/histories';
 import {
   approveSignal,
   keepSignal,
@@ -81,6 +82,7 @@ async function run(
   name: string,
   policy: string,
   during?: (handle: { query: () => Promise<ReleaseStatus> }) => Promise<void>,
+  history?: string,
 ): Promise<{ status: ReleaseStatus; gitops: string }> {
   const gitops = join(dir, `${name}.git`);
   await exec('git', ['init', '--quiet', '--bare', '--initial-branch=main', gitops]);
@@ -112,7 +114,9 @@ async function run(
     for (let i = 0; i < 300 && (await handle.query(statusQuery)).stage !== 'approval'; i++) await delay(100);
     await handle.signal(approveSignal, { approver: 'amara' });
     if (during) await during({ query: () => handle.query(statusQuery) });
-    return handle.result();
+    const result = await handle.result();
+    if (history !== undefined) await recordHistory(env.client, workflowId, history);
+    return result;
   });
   return { status, gitops };
 }
@@ -146,7 +150,7 @@ describe('a day-long monitoring window', () => {
   });
 
   it('rolls back when a metric fails hours into the window, with the revert and the breach in Git', async () => {
-    const { status, gitops } = await run('breaching', 'monitored-long');
+    const { status, gitops } = await run('breaching', 'monitored-long', undefined, 'monitored-rolled-back');
     expect(status.stage).toBe('rolled-back');
     const m = status.monitoring;
     expect(m?.state).toBe('rolled-back');
@@ -177,7 +181,7 @@ describe('a breached window that pauses for people', () => {
       const handle = env.client.workflow.getHandle(releaseWorkflowId('paused', '1.0.0', 'staging'));
       await handle.signal(keepSignal, { approver: 'boris', comment: 'looks fine to me' });
       await handle.signal(keepSignal, { approver: 'amara', comment: 'latency is a known batch job' });
-    });
+    }, 'monitored-kept');
     expect(status.stage).toBe('released');
     expect(status.monitoring?.kept).toEqual(['p95-latency']);
     expect(status.monitoring?.decisions).toMatchObject([{ approver: 'amara', decision: 'keep' }]);

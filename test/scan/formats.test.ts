@@ -254,7 +254,7 @@ describe('TF.js, text files and unknown formats', () => {
     ]);
   });
 
-  it('a shard whose first byte reads as a pickle opcode is tensor data once model.json names it', async () => {
+  it('a shard whose first byte reads as a pickle opcode is TF.js weights once model.json declares its size', async () => {
     // float32 bytes that start with 0x63 ("c", GLOBAL) or 0x28 ("(", MARK) and do not walk as a pickle.
     const shard = Buffer.from(Float32Array.from([3.2e21, -1.5, 0.25, 7, 1e-3, 42]).buffer);
     shard[0] = 0x63;
@@ -276,8 +276,8 @@ describe('TF.js, text files and unknown formats', () => {
       'tfjs-sniff/stray.bin',
     ]);
     expect(report.files.map((f) => [f.path, f.format])).toEqual([
-      ['tfjs-sniff/a.bin', 'tensor-data'],
-      ['tfjs-sniff/b.bin', 'tensor-data'],
+      ['tfjs-sniff/a.bin', 'tfjs-weights'],
+      ['tfjs-sniff/b.bin', 'tfjs-weights'],
       ['tfjs-sniff/model.json', 'tfjs-model'],
       ['tfjs-sniff/stray.bin', expect.stringMatching(/pickle/)],
     ]);
