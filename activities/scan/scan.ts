@@ -230,7 +230,14 @@ async function scanFile(target: ScanTarget, ctx: Ctx): Promise<FileReport> {
       findings,
     });
     // Text is scanned whatever names it: a config or a model.json listed as a shard must not hide a secret or a Lambda.
-    if (ctx.tfjsShards.has(target.path) && size === target.size && !looksLikeText(head)) return out('tfjs-weights', []);
+    if (ctx.tfjsShards.has(target.path) && size === target.size && !looksLikeText(head)) {
+      if (detectHead(head, size) !== 'pickle') return out('tfjs-weights', []);
+      // Float bytes may begin like a pickle's PROTO opcode. Only a shard that walks as a whole pickle is one (someone
+      // may load it with pickle); one that breaks off is tensor data whose first bytes happened to match.
+      const walk = await walkPickle(reader(), target.path, pickleOptions(ctx));
+      if (walk.findings.some((f) => f.ruleId === 'pickle.parse-error')) return out('tfjs-weights', []);
+      return out(walk.kind, pickleFindings(walk, target.path, ctx));
+    }
     let format: Format | string = detectHead(head, size);
     if ((format === 'unknown' || format === 'protobuf') && (await isTfCheckpointIndex(handle, size)))
       format = 'tf-checkpoint-index';

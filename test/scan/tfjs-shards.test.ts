@@ -1,9 +1,9 @@
 /**
  * TF.js weight shards are raw little-endian tensor bytes, and those can start like a pickle (0x80 0x02 is PROTO 2).
- * A shard whose size is what its model.json declares is TF.js weights and is not walked as a pickle; a shard of any
- * other size, or a real pickle put where a shard should be, is still caught. Findings never carry raw bytes.
+ * A shard whose size is what its model.json declares is TF.js weights unless it walks as a whole pickle; a shard of
+ * any other size, or a real pickle put where a shard should be (of any size), is still caught. Findings never carry raw bytes.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { describe, expect } from 'vitest';
 import { gateFindings, scanVerdict } from '../../activities/scan';
@@ -133,6 +133,35 @@ open('model/group1-shard1of1.bin', 'wb').write(pickle.dumps(Evil(), protocol=2))
         message: expect.stringMatching(/imports posix\.system and calls it with "echo pwned"/),
       }),
     ]);
+    expect(verdictOf(report)).toBe('fail');
+  });
+
+  test('a real pickle named as the shard, of exactly the declared size, is still caught', async ({ tmp }) => {
+    await mkdir(join(tmp, 'model'), { recursive: true });
+    await python(
+      `import os, pickle
+class Evil:
+    def __reduce__(self):
+        return (os.system, ('echo pwned',))
+data = pickle.dumps(Evil(), protocol=2)
+open('model/group1-shard1of1.bin', 'wb').write(data)
+open('size', 'w').write(str(len(data)))
+`,
+      tmp,
+    );
+    const size = Number(await readFile(join(tmp, 'size'), 'utf8'));
+    // A manifest that declares exactly the pickle's bytes: a bool mask of that many elements.
+    await put(
+      tmp,
+      'model/model.json',
+      JSON.stringify({
+        weightsManifest: [
+          { paths: ['group1-shard1of1.bin'], weights: [{ name: 'mask', shape: [size], dtype: 'bool' }] },
+        ],
+      }),
+    );
+    const report = await scan(tmp, ['model/model.json', 'model/group1-shard1of1.bin']);
+    expect(dangerous(report, 'model/group1-shard1of1.bin')).toHaveLength(1);
     expect(verdictOf(report)).toBe('fail');
   });
 
