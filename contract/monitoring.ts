@@ -108,6 +108,19 @@ export interface EvaluationBaseline {
   biasDriftThreshold: number;
 }
 
+/** The fairness gate's between-group metrics (activities/evaluate/fairness.ts BETWEEN_GROUP_METRICS; a test keeps them equal). */
+export const FAIRNESS_METRIC_NAMES = [
+  'demographicParityDifference',
+  'demographicParityRatio',
+  'equalOpportunityDifference',
+  'equalOpportunityRatio',
+  'equalizedOddsDifference',
+  'equalizedOddsRatio',
+  'statisticalParityDifference',
+  'disparateImpact',
+  'averageOddsDifference',
+] as const;
+
 /** Input of the `measureMetric` activity: one measurement of one metric. */
 export interface MeasureInput {
   metric: MonitorMetric;

@@ -7,7 +7,6 @@
  */
 import { continueAsNew, isCancellation, sleep, workflowInfo } from '@temporalio/workflow';
 import { workloadOf } from '../contract/delivery';
-import { durationMs } from '../contract/duration';
 import { clip } from '../contract/limits';
 import type {
   Measurement,
@@ -18,7 +17,7 @@ import type {
   MonitorPolicy,
   ReleaseLabels,
 } from '../contract/monitoring';
-import { evaluationBaseline } from '../activities/monitor/bias/baseline';
+import { evaluationBaseline } from './evaluation-baseline';
 import { nowIso } from './handlers';
 import { askPeople, rollBack, watcher, type MonitorOutcome } from './monitor';
 import { GITOPS_ROUNDS, MONITOR_HISTORY_BYTES, MONITOR_HISTORY_EVENTS, MONITOR_ROUNDS } from './plan';
@@ -171,7 +170,13 @@ async function conclude(
   const result: MonitoringResult = {
     outcome,
     ...(monitoring.breach
-      ? { breach: { metric: monitoring.breach.metric, phase: monitoring.breach.phase, message: monitoring.breach.message } }
+      ? {
+          breach: {
+            metric: monitoring.breach.metric,
+            phase: monitoring.breach.phase,
+            message: monitoring.breach.message,
+          },
+        }
       : {}),
     metrics: monitoring.metrics,
     startedAt: monitoring.startedAt,
@@ -205,11 +210,17 @@ async function conclude(
       `commit the monitoring results of ${request.model.name}@${request.model.version} → ${request.environment}`,
       GITOPS_ROUNDS,
     );
-    state.updateMonitoring({ evidence: { commit: evidence.commit, path: evidence.path, sha256: evidence.sha256 } }, nowIso());
+    state.updateMonitoring(
+      { evidence: { commit: evidence.commit, path: evidence.path, sha256: evidence.sha256 } },
+      nowIso(),
+    );
     return final;
   } catch (err) {
     if (isCancellation(err)) throw err;
-    return { ...final, reason: `${final.reason ?? final.stage}; the monitoring results could not be committed: ${failureMessage(err)}` };
+    return {
+      ...final,
+      reason: `${final.reason ?? final.stage}; the monitoring results could not be committed: ${failureMessage(err)}`,
+    };
   }
 }
 

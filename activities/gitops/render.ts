@@ -373,6 +373,8 @@ function modelEnv(input: GitOpsReleaseInput): EnvVar[] {
     { name: 'MODEL_MANIFEST_DIGEST', value: sha256Ref(manifest.manifestDigest) },
     // Where the manifest itself is stored, by digest (only manifests passed by reference name it).
     ...('blob' in manifest ? [{ name: 'MODEL_MANIFEST_BLOB', value: sha256Ref(manifest.blob) }] : []),
+    // The model server counts predictions per protected group for the bias-drift measurement (serving/).
+    ...(request.evaluation ? [{ name: 'GROUP_COLUMNS', value: request.evaluation.protected.join(',') }] : []),
   ];
 }
 

@@ -51,7 +51,14 @@ describe('the release plan and the registry', () => {
       evaluation: { dataset: 'file:///data/eval.csv', label: 'y', protected: ['group'], favorable: 1 },
       requestedBy: 'ci',
     };
-    const version = { hardened: true, notifying: true, contentGates: true, planned: true, delivering: true, monitoring: true };
+    const version = {
+      hardened: true,
+      notifying: true,
+      contentGates: true,
+      planned: true,
+      delivering: true,
+      monitoring: true,
+    };
     const planned = phasesFor(full, version)
       .flatMap((phase) => phase.gates)
       .filter((step) => step.activity !== undefined);

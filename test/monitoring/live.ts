@@ -25,7 +25,12 @@ const COLUMNS: [keyof CreditRow, string][] = [
 /** The KServe v2 request for rows: one tensor per column. */
 function inferRequest(rows: CreditRow[]): Record<string, unknown> {
   return {
-    inputs: COLUMNS.map(([name, datatype]) => ({ name, shape: [rows.length], datatype, data: rows.map((r) => r[name]) })),
+    inputs: COLUMNS.map(([name, datatype]) => ({
+      name,
+      shape: [rows.length],
+      datatype,
+      data: rows.map((r) => r[name]),
+    })),
   };
 }
 

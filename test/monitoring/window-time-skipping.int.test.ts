@@ -175,13 +175,18 @@ describe('a breached window that pauses for people', () => {
   }
 
   it('keeps the model when a release manager says keep, refusing an ml-lead, and the window goes on', async () => {
-    const { status } = await run('paused', 'monitored-pause', async ({ query }) => {
-      const paused = await untilPaused(query);
-      expect(paused.monitoring?.awaiting).toMatchObject({ roles: ['release-manager'], from: ['amara'] });
-      const handle = env.client.workflow.getHandle(releaseWorkflowId('paused', '1.0.0', 'staging'));
-      await handle.signal(keepSignal, { approver: 'boris', comment: 'looks fine to me' });
-      await handle.signal(keepSignal, { approver: 'amara', comment: 'latency is a known batch job' });
-    }, 'monitored-kept');
+    const { status } = await run(
+      'paused',
+      'monitored-pause',
+      async ({ query }) => {
+        const paused = await untilPaused(query);
+        expect(paused.monitoring?.awaiting).toMatchObject({ roles: ['release-manager'], from: ['amara'] });
+        const handle = env.client.workflow.getHandle(releaseWorkflowId('paused', '1.0.0', 'staging'));
+        await handle.signal(keepSignal, { approver: 'boris', comment: 'looks fine to me' });
+        await handle.signal(keepSignal, { approver: 'amara', comment: 'latency is a known batch job' });
+      },
+      'monitored-kept',
+    );
     expect(status.stage).toBe('released');
     expect(status.monitoring?.kept).toEqual(['p95-latency']);
     expect(status.monitoring?.decisions).toMatchObject([{ approver: 'amara', decision: 'keep' }]);

@@ -11,9 +11,23 @@ import { activityOptions, GATE_STAGES, phasesFor, type PlanVersion } from '../..
 import { ReleaseState } from '../../workflows/release-state';
 import { requestSchemaFor } from '../../workflows/request-check';
 
-const NEW: PlanVersion = { hardened: true, notifying: true, contentGates: true, planned: true, delivering: true, monitoring: true };
+const NEW: PlanVersion = {
+  hardened: true,
+  notifying: true,
+  contentGates: true,
+  planned: true,
+  delivering: true,
+  monitoring: true,
+};
 const HARDENED: PlanVersion = { ...NEW, planned: false, delivering: false, monitoring: false };
-const V0: PlanVersion = { hardened: false, notifying: false, contentGates: false, planned: false, delivering: false, monitoring: false };
+const V0: PlanVersion = {
+  hardened: false,
+  notifying: false,
+  contentGates: false,
+  planned: false,
+  delivering: false,
+  monitoring: false,
+};
 
 const request: ReleaseRequest = {
   model: { name: 'credit-risk', version: '1.0.0', source: 'file:///models/credit-risk' },

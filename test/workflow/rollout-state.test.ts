@@ -52,7 +52,7 @@ describe('rollout decisions', () => {
     const outcome = state.decideRollout({ approver: 'amara' }, 'rollback', at(5));
     expect(outcome.accepted).toBe(false);
     expect(state.status.refused.at(-1)).toMatchObject({ approver: 'amara', decision: 'rollback' });
-    expect(outcome.reason).toMatch(/only while a stalled rollout waits for people/);
+    expect(outcome.reason).toMatch(/only while a stalled rollout or a breached monitoring window waits for people/);
     expect(state.rolloutDecision).toBeUndefined();
   });
 

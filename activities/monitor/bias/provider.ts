@@ -24,7 +24,7 @@ import {
 } from '../../evaluate/fairness';
 import type { MonitorDataDeps, ProviderOutcome } from '../drift/provider';
 import { readInferenceLog, emptyStats } from '../inference-log';
-import { FAIRNESS_METRIC_NAMES } from './baseline';
+import { FAIRNESS_METRIC_NAMES } from '../../../contract/monitoring';
 
 export const DEFAULT_BIAS_MIN_ROWS = 30;
 export const DEFAULT_BIAS_RESAMPLES = 1000;

@@ -15,7 +15,7 @@ import {
   DEFAULT_BIAS_DRIFT_THRESHOLD,
   evaluationBaseline,
   FAIRNESS_METRIC_NAMES,
-} from '../../../activities/monitor/bias/baseline';
+} from '../../../workflows/evaluation-baseline';
 
 const REQUEST: Pick<ReleaseRequest, 'evaluation'> = {
   evaluation: { dataset: 'file:///data/eval.csv', label: 'approved', protected: ['sex'], favorable: 'yes' },
@@ -112,11 +112,11 @@ describe('evaluationBaseline', () => {
   it("knows the gate's metric names, and imports only contract code (the workflow calls it)", async () => {
     expect([...FAIRNESS_METRIC_NAMES]).toEqual([...BETWEEN_GROUP_METRICS]);
     const source = await readFile(
-      fileURLToPath(new URL('../../../activities/monitor/bias/baseline.ts', import.meta.url)),
+      fileURLToPath(new URL('../../../workflows/evaluation-baseline.ts', import.meta.url)),
       'utf8',
     );
     const imports = [...source.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
     expect(imports.length).toBeGreaterThan(0);
-    for (const from of imports) expect(from).toMatch(/^\.\.\/\.\.\/\.\.\/contract\//);
+    for (const from of imports) expect(from).toMatch(/^\.\.\/contract\//);
   });
 });

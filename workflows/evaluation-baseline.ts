@@ -9,21 +9,10 @@
  *
  * Pure and deterministic, importing only contract/: the release workflow calls it.
  */
-import type { EvaluationBaseline } from '../../../contract/monitoring';
-import type { GateResult, PinnedArtifact, ReleaseRequest } from '../../../contract/types';
+import { FAIRNESS_METRIC_NAMES, type EvaluationBaseline } from '../contract/monitoring';
 
-/** The fairness gate's between-group metrics (activities/evaluate/fairness.ts BETWEEN_GROUP_METRICS; a test keeps them equal). */
-export const FAIRNESS_METRIC_NAMES = [
-  'demographicParityDifference',
-  'demographicParityRatio',
-  'equalOpportunityDifference',
-  'equalOpportunityRatio',
-  'equalizedOddsDifference',
-  'equalizedOddsRatio',
-  'statisticalParityDifference',
-  'disparateImpact',
-  'averageOddsDifference',
-] as const;
+export { FAIRNESS_METRIC_NAMES } from '../contract/monitoring';
+import type { GateResult, PinnedArtifact, ReleaseRequest } from '../contract/types';
 
 export const DEFAULT_BIAS_DRIFT_THRESHOLD = 0.05;
 /** The annotation's key as the gate writes it and as it is rendered on the Deployment. */
