@@ -7,8 +7,7 @@ import { createConfigActivities } from './config';
 import { createCostActivities } from './cost';
 import { createGitOpsActivities } from './gitops';
 import { createLicenseActivities } from './license';
-import { createMonitorActivities, type MonitorDeps } from './monitor';
-import { createAnalysisActivities } from './monitor/analysis/measure';
+import { createMeasureActivities, createMonitorActivities, type MonitorDeps } from './monitor';
 import { createNotifyActivities, type NotifyDeps } from './notify';
 import { createScanActivities } from './scan';
 import { createImageScanActivities } from './scan/image';
@@ -75,7 +74,7 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
       ...deps.monitor,
     }),
     // A monitor policy's Prometheus address is held to the same hosts and networks as a request's Prometheus.
-    ...createAnalysisActivities({ store, inferenceLogDir: deps.inferenceLogDir, sourcePolicy: deps.sourcePolicy }),
+    ...createMeasureActivities({ store, inferenceLogDir: deps.inferenceLogDir, sourcePolicy: deps.sourcePolicy }),
     ...createNotifyActivities(deps.notify ?? { uiUrl: 'http://localhost:8233', namespace: 'default' }),
   };
 }

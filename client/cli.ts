@@ -239,8 +239,8 @@ export function buildProgram(
       .command(decision)
       .description(
         decision === 'rollback'
-          ? 'roll back a stalled rollout the release paused on (a revert commit; the rollback is watched)'
-          : 'keep a stalled rollout the release paused on and watch it once more',
+          ? 'roll back a release paused on a stalled rollout or a breached monitoring window (a revert commit; the rollback is watched)'
+          : 'keep a release paused on a stalled rollout (watched once more) or a breached monitoring window (the window goes on without that metric)',
       )
       .argument('<release-id>', 'e.g. release/credit-risk/1.0.0/production')
       .requiredOption(

@@ -392,7 +392,7 @@ export async function retryRelease(client: Client, releaseId: string, requestedB
 }
 
 /**
- * Sends `rollback` or `keep` to a release whose stalled rollout waits for people, then reads the status until the
+ * Sends `rollback` or `keep` to a release whose stalled rollout or breached monitoring window waits for people, then reads the status until the
  * release shows the decision counted or refused (signals have no answer of their own). Refused at once, without a
  * signal, when the release is not paused.
  */

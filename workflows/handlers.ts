@@ -76,11 +76,11 @@ export function installHandlers(state: ReleaseState, publish: () => void): void 
   };
   setHandler(rollbackSignal, (raw) => applyRollout(raw, 'rollback'), {
     description:
-      'Roll back a stalled rollout the release paused on: {"approver": "<id with a role the delivery policy names>", "comment": "…"}. A revert commit, then the rollback is watched.',
+      'Roll back a release paused on a stalled rollout or a breached monitoring window: {"approver": "<id with a role the policy names>", "comment": "…"}. A revert commit, then the rollback is watched.',
   });
   setHandler(keepSignal, (raw) => applyRollout(raw, 'keep'), {
     description:
-      'Keep a stalled rollout the release paused on and watch it once more: {"approver": "<id>", "comment": "…"}.',
+      'Keep a release paused on a stalled rollout (watched once more) or a breached monitoring window (it goes on without that metric): {"approver": "<id>", "comment": "…"}.',
   });
   setHandler(
     retrySignal,

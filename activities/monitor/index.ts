@@ -12,6 +12,8 @@ import { activityContext, throttledHeartbeat } from '../common/activity-context'
 import { CommitAncestry, type GitOpsRepositoryRef } from './commit-ancestry';
 import { KubeApiError, KubeClient, KubeConfigError, NO_CLUSTER_REASON, loadKubeConfig } from './kube';
 import { followRollout } from './rollout';
+import { createAnalysisActivities, type AnalysisDeps } from './analysis/measure';
+import type { Measurement, MeasureInput } from '../../contract/monitoring';
 
 export { loadKubeConfig, KubeClient, NO_CLUSTER_REASON } from './kube';
 export { followRollout } from './rollout';
@@ -121,4 +123,23 @@ function validate(input: RolloutWatchInput): void {
       FailureType.InvalidRequest,
     );
   }
+}
+
+/**
+ * The `measureMetric` activity: a provider's failure is an Error measurement, never a failed activity; a malformed
+ * input (a permanent ProductError) fails at once instead of being retried.
+ */
+export function createMeasureActivities(deps: AnalysisDeps = {}) {
+  const analysis = createAnalysisActivities(deps);
+  return {
+    async measureMetric(input: MeasureInput): Promise<Measurement> {
+      try {
+        return await analysis.measureMetric(input);
+      } catch (err) {
+        if (err instanceof ProductError && err.permanent)
+          throw ApplicationFailure.nonRetryable(err.message, err.code, err.details);
+        throw err;
+      }
+    },
+  };
 }
