@@ -17,6 +17,7 @@ import { readVerifiedModel } from './model-files';
 import type { ServerOptions } from './options';
 import { decide, decodeMatrix, encodeTabular, loadPredictor, ValueError, type Predictor } from './predictor';
 import {
+  DATATYPES,
   parseFeedbackRequest,
   parseInferRequest,
   parseJsonBody,
@@ -29,19 +30,7 @@ import {
 const RECENT_REQUESTS = 100_000;
 /** A body declared or sent above the limit is drained up to this many times the limit, so the client reads the 413. */
 const DRAIN_FACTOR = 4;
-const NUMERIC = new Set([
-  'UINT8',
-  'UINT16',
-  'UINT32',
-  'UINT64',
-  'INT8',
-  'INT16',
-  'INT32',
-  'INT64',
-  'FP16',
-  'FP32',
-  'FP64',
-]);
+const NUMERIC = new Set<string>(DATATYPES.filter((t) => t !== 'BOOL' && t !== 'BYTES'));
 
 export interface ServerLog {
   info(message: string): void;

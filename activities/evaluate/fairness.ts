@@ -4,6 +4,7 @@
  * resample is a multinomial draw over the cells (the same distribution as resampling rows with replacement, which is
  * what Fairlearn's MetricFrame does), so its cost does not grow with the number of rows.
  */
+import { FAIRNESS_METRIC_NAMES } from '../../contract/monitoring';
 import { quantileSorted, SeededRandom } from './random';
 
 /** Cells per group in a counts array: true positives, false positives, true negatives, false negatives. */
@@ -39,18 +40,11 @@ export interface BetweenGroupMetrics {
 
 export type BetweenGroupMetricName = keyof BetweenGroupMetrics;
 
-/** Every between-group metric, in report order (also the names a policy may bound). */
-export const BETWEEN_GROUP_METRICS = [
-  'demographicParityDifference',
-  'demographicParityRatio',
-  'equalOpportunityDifference',
-  'equalOpportunityRatio',
-  'equalizedOddsDifference',
-  'equalizedOddsRatio',
-  'statisticalParityDifference',
-  'disparateImpact',
-  'averageOddsDifference',
-] as const satisfies readonly BetweenGroupMetricName[];
+/**
+ * Every between-group metric, in report order (also the names a policy may bound). The list lives in the contract,
+ * where the monitoring window's bias baseline reads the same names from the gate's results.
+ */
+export const BETWEEN_GROUP_METRICS = FAIRNESS_METRIC_NAMES satisfies readonly BetweenGroupMetricName[];
 
 /**
  * Adds each row's outcome to its group's cell. `yTrue`/`yPred` are 1 for the favorable label. `counts` has

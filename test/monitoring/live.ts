@@ -5,12 +5,11 @@
  * overloads the server.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:http';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CreditRow } from '../../scripts/credit-data';
+import { freePort } from '../cost/prometheus';
 
 /** The fair credit model's feature columns, and the protected columns the server counts predictions by. */
 const COLUMNS: [keyof CreditRow, string][] = [
@@ -41,14 +40,6 @@ export interface LivePrometheus {
   /** Resolves once Prometheus has scraped `target` successfully. */
   scraped(target: string): Promise<void>;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 export async function startLivePrometheus(dir: string): Promise<LivePrometheus> {
