@@ -28,7 +28,10 @@ let releaseWorker: WorkerProcess;
 let logDir: string;
 let configDir: string;
 
-/** The window: latency and errors from Prometheus every 2 s, drift and bias from the inference log every 6 s. */
+/**
+ * The window: latency and errors from Prometheus every 2 s, drift and bias from the inference log every 6 s. The
+ * latency bound is loose: the test shares two cores with other work, and overload is what the errors metric catches.
+ */
 function livePolicy(prometheusUrl: string, base: string): string {
   return `${base.trimEnd()}
 # Post-deploy analysis against the test's Prometheus and the model servers' inference log.
@@ -40,7 +43,7 @@ monitor:
   metrics:
     - name: latency
       template: p95-latency
-      args: { threshold: 0.5, range: 10s }
+      args: { threshold: 2, range: 10s }
       initialDelay: 3s
       interval: 2s
     - name: errors
