@@ -38,8 +38,15 @@ const layerZones = [
   },
   {
     target: './workers',
-    from: ['./client', ...PRODUCT_OUTSIDERS],
+    from: [...PRODUCT_OUTSIDERS],
     message: 'workers/ wire workflows, activities and config (DESIGN.md, Layout).',
+  },
+  {
+    // Workers connect and encrypt exactly as the client does: they share client/connection/ and nothing else of it.
+    target: './workers',
+    from: './client',
+    except: ['./connection'],
+    message: 'workers/ may share only client/connection/ (the Temporal connection and the payload codec) of client/.',
   },
   {
     target: './serving',

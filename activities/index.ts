@@ -12,6 +12,7 @@ import { createNotifyActivities, type NotifyDeps } from './notify';
 import { createScanActivities } from './scan';
 import { createImageScanActivities } from './scan/image';
 import type { ArtifactStore } from './store/artifact-store';
+import { verifyDecision, type DecisionToVerify, type DecisionVerdict } from './trust/verify-decision';
 import { FilesystemStore } from './store/filesystem';
 
 export interface ReleaseActivityDeps {
@@ -76,6 +77,13 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
     // A monitor policy's Prometheus address is held to the same hosts and networks as a request's Prometheus.
     ...createMeasureActivities({ store, inferenceLogDir: deps.inferenceLogDir, sourcePolicy: deps.sourcePolicy }),
     ...createNotifyActivities(deps.notify ?? { uiUrl: 'http://localhost:8233', namespace: 'default' }),
+    /**
+     * A decision's SSH signature against the approver's keys (a local activity of the release's decision handlers):
+     * pure apart from `now`, which the workflow passes, so the verdict in history is what an audit reaches again.
+     */
+    async verifyDecision(input: Omit<DecisionToVerify, 'now'> & { now: string }): Promise<DecisionVerdict> {
+      return verifyDecision({ ...input, now: new Date(input.now) });
+    },
   };
 }
 

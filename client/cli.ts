@@ -9,7 +9,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { parseDocument } from 'yaml';
 import type { Client } from '@temporalio/client';
-import type { DecideOutcome, ReleaseStatus } from '../contract/types';
+import type { DecideInput, DecideOutcome, ReleaseStatus } from '../contract/types';
 import { EXIT, RELEASE_ERROR_EXIT, ReleaseClientError } from './errors';
 import type { ClientOptions } from './release-client';
 import { COMMAND_MODULES, type RegisterCommands } from './commands';
@@ -21,7 +21,7 @@ export { EXIT } from './errors';
 /** The release commands defined here; they need the Temporal client, which loads only when one of them runs. */
 const RELEASE_COMMANDS = ['start', 'status', 'approve', 'reject', 'retry', 'rollback', 'keep', 'watch', 'list'];
 /** Global options that take a value (so their value is not taken for the command name). */
-const GLOBAL_VALUE_OPTIONS = ['--address', '--namespace'];
+const GLOBAL_VALUE_OPTIONS = ['--address', '--namespace', '--profile'];
 
 /** The Temporal client half of the start API, loaded on first use. */
 const releaseClient = () => import('./release-client');
@@ -131,10 +131,22 @@ export function buildProgram(
   };
   const program = new Command('mrel')
     .description('Release machine-learning models through modelrelease (Temporal).')
+    // No defaults here: unset, the Temporal config profile decides, then localhost:7233 and `default`.
     .addOption(
-      new Option('--address <host:port>', 'Temporal frontend').env('TEMPORAL_ADDRESS').default('localhost:7233'),
+      new Option('--address <host:port>', 'Temporal frontend (default: the profile, else localhost:7233)').env(
+        'TEMPORAL_ADDRESS',
+      ),
     )
-    .addOption(new Option('--namespace <ns>', 'Temporal namespace').env('TEMPORAL_NAMESPACE').default('default'))
+    .addOption(
+      new Option('--namespace <ns>', 'Temporal namespace (default: the profile, else default)').env(
+        'TEMPORAL_NAMESPACE',
+      ),
+    )
+    .addOption(
+      new Option('--profile <name>', 'profile of the Temporal config file (TEMPORAL_CONFIG_FILE)').env(
+        'TEMPORAL_PROFILE',
+      ),
+    )
     .option('--json', 'print machine-readable JSON')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
@@ -142,7 +154,8 @@ export function buildProgram(
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
   const print = (value: unknown, text: string): void => io.out(globals().json ? JSON.stringify(value, null, 2) : text);
   const client = async (): Promise<Client> => {
-    const c = await connect({ address: globals().address, namespace: globals().namespace });
+    const { address, namespace, profile } = globals();
+    const c = await connect({ address, namespace, profile });
     outcome.clients.push(c);
     return c;
   };
@@ -187,13 +200,23 @@ export function buildProgram(
       .argument('<release-id>', 'e.g. release/credit-risk/1.0.0/production')
       .requiredOption('--as <approver>', 'your approver id in config/approvers.yaml')
       .option('--comment <text>', 'why (shown in the status and the evidence)')
-      .action(async (id: string, opts: { as: string; comment?: string }) => {
+      .option(
+        '--sign-with <key>',
+        'sign the decision with this SSH key (ssh-keygen -Y sign): a private key file, or the .pub of a key in ssh-agent',
+      )
+      .action(async (id: string, opts: { as: string; comment?: string; signWith?: string }) => {
         const { decide } = await releaseClient();
-        const answer: DecideOutcome = await decide(await client(), id, {
-          approver: opts.as,
-          decision,
-          ...(opts.comment === undefined ? {} : { comment: opts.comment }),
-        });
+        const c = await client();
+        const comment = opts.comment === undefined ? {} : { comment: opts.comment };
+        // Signed over the release's run and the model its gates judged, as the status shows them now.
+        const signed =
+          opts.signWith === undefined
+            ? {}
+            : await (
+                await import('./sign')
+              ).signReleaseDecision(c, id, { decision, ...comment }, { keyFile: opts.signWith });
+        const input: DecideInput = { approver: opts.as, decision, ...comment, ...signed };
+        const answer: DecideOutcome = await decide(c, id, input);
         const text = answer.accepted
           ? `${decision === 'approve' ? 'approved' : 'rejected'} ${id} as ${opts.as}\n\n${renderStatus(answer.status)}`
           : `refused: ${answer.reason ?? 'no reason given'}`;

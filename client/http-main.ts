@@ -1,13 +1,24 @@
 /**
- * Entry point of the HTTP start endpoint (routes in client/http-server.ts). Environment:
- *   PORT (default 8080), HOST (default 127.0.0.1), MREL_HTTP_TOKEN (bearer token; unset: no authentication; set but
- *   empty or blank: refused at start, so that a missing secret never silently turns authentication off),
+ * Entry point of the HTTP start endpoint (routes in client/http-server.ts, callers in client/http-auth.ts).
+ * Environment:
+ *   PORT (default 8080), HOST (default 127.0.0.1),
+ *   MREL_HTTP_OIDC_ISSUER + MREL_HTTP_OIDC_AUDIENCE (OIDC bearer tokens: the issuer URL, the audience they are for),
+ *   MREL_HTTP_TOKENS_FILE (static tokens by SHA-256; default config/http-tokens.yaml when it exists),
+ *   MREL_HTTP_RATE (requests a minute per caller, default 60), MREL_HTTP_UNMAPPED (none, or start,read: what callers
+ *   who are no approver may do; default none),
  *   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, MREL_TASK_QUEUE (the release worker's queue), MREL_CONFIG_DIR.
+ * Without OIDC or tokens the door is open for local use and serves loopback only: any other HOST is refused at start.
+ * MREL_HTTP_TOKEN (the single unhashed token of earlier versions) is refused, with how to move it into the tokens
+ * file, so that an upgrade never silently serves without authentication.
  * Stops on SIGINT/SIGTERM: no new connections, in-flight requests finish (up to 10 s), then the Temporal
  * connection closes.
  */
+import { access } from 'node:fs/promises';
 import type { Server } from 'node:http';
+import { DEFAULT_CONFIG_DIR } from '../config/loader';
+import { loadHttpTokens } from '../config/http-tokens';
 import { RELEASE_TASK_QUEUE } from '../contract/definitions';
+import { createDoorAuth, doorAuthSettings, requireAuthOffLoopback, type DoorAuth } from './http-auth';
 import { createHttpServer } from './http-server';
 import { connectClient } from './release-client';
 
@@ -22,20 +33,22 @@ function port(raw: string | undefined): number {
   return n;
 }
 
-/** The bearer token from MREL_HTTP_TOKEN: undefined only when the variable is unset. */
-function httpToken(raw: string | undefined): string | undefined {
-  if (raw === undefined) return undefined;
-  if (raw.trim() === '') {
-    throw new Error(
-      'environment variable MREL_HTTP_TOKEN is set but empty: set it to a secret (e.g. `openssl rand -hex 32`), or unset it to serve without authentication on 127.0.0.1',
-    );
-  }
-  if (/\s/.test(raw)) {
-    throw new Error(
-      'environment variable MREL_HTTP_TOKEN contains whitespace: a bearer token is one word (e.g. `openssl rand -hex 32`)',
-    );
-  }
-  return raw;
+/** The door's authentication from the environment and the tokens file; undefined when none is configured. */
+async function doorAuth(configDir: string): Promise<{ auth?: DoorAuth; ratePerMinute: number }> {
+  const settings = doorAuthSettings(process.env, configDir);
+  const { path, explicit } = settings.tokensFile;
+  const present =
+    explicit ||
+    (await access(path).then(
+      () => true,
+      () => false,
+    ));
+  const tokens = present ? await loadHttpTokens(path) : [];
+  const configured = settings.oidc !== undefined || tokens.length > 0;
+  const auth = configured
+    ? createDoorAuth({ oidc: settings.oidc, tokens, configDir, unmapped: settings.unmapped })
+    : undefined;
+  return { auth, ratePerMinute: settings.ratePerMinute };
 }
 
 function listen(server: Server, portNumber: number, host: string): Promise<void> {
@@ -51,20 +64,28 @@ function listen(server: Server, portNumber: number, host: string): Promise<void>
 async function main(): Promise<void> {
   const portNumber = port(process.env.PORT);
   const host = process.env.HOST || '127.0.0.1';
-  const token = httpToken(process.env.MREL_HTTP_TOKEN);
+  const configDir = process.env.MREL_CONFIG_DIR || DEFAULT_CONFIG_DIR;
+  // Every refusal of the settings comes before Temporal is reached for.
+  const { auth, ratePerMinute } = await doorAuth(configDir);
+  requireAuthOffLoopback(host, auth);
   const client = await connectClient();
   const server = createHttpServer({
     client,
     taskQueue: process.env.MREL_TASK_QUEUE || RELEASE_TASK_QUEUE,
     configDir: process.env.MREL_CONFIG_DIR || undefined,
-    token,
+    auth,
+    ratePerMinute,
   });
   await listen(server, portNumber, host);
   const address = server.address();
   const shown = address && typeof address === 'object' ? `${host}:${address.port}` : `${host}:${portNumber}`;
-  console.log(`modelrelease HTTP start endpoint on http://${shown}${token ? ' (bearer token required)' : ''}`);
-  if (!token && !['127.0.0.1', 'localhost', '::1'].includes(host)) {
-    console.warn(`warning: listening on ${host} without MREL_HTTP_TOKEN: anyone who can reach it can start releases`);
+  console.log(`modelrelease HTTP start endpoint on http://${shown}`);
+  if (auth) {
+    console.log(`authentication: ${auth.methods.join('; ')}; at most ${ratePerMinute} requests a minute per caller`);
+  } else {
+    console.log(
+      `open for local use: no authentication (loopback only), decisions name their approver in the body; set MREL_HTTP_OIDC_ISSUER/MREL_HTTP_OIDC_AUDIENCE or MREL_HTTP_TOKENS_FILE to require tokens`,
+    );
   }
 
   let stopping = false;

@@ -5,23 +5,40 @@
  *   POST /releases                    body: ReleaseRequest → 201 started, 200 when it already existed
  *   GET  /releases?model=&stage=&environment=&limit=   → 200 ReleaseSummary[]
  *   GET  /releases/<id>                                → 200 ReleaseStatus
- *   POST /releases/<id>/decisions     body: {approver, decision: approve|reject, comment?} → 200 DecideOutcome
- *   POST /releases/<id>/rollout-decisions  body: {approver, decision: rollback|keep, comment?} → 200 (counted or refused)
- *   GET  /healthz                                      → 200 (never needs the token)
+ *   POST /releases/<id>/decisions     body: {approver?, decision: approve|reject, comment?, signature…?} → 200
+ *                                     DecideOutcome
+ *   POST /releases/<id>/rollout-decisions  body: {approver?, decision: rollback|keep, comment?} → 200 (counted or refused)
+ *   GET  /healthz                                      → 200 (never needs a token)
+ *
+ * Who calls (client/http-auth.ts): every other route needs `Authorization: Bearer <token>`, an OIDC token or a static
+ * one, and the decision counts as the approver that approvers.yaml maps the caller to; a body `approver` that names
+ * someone else is refused (403), and a caller mapped to no approver may only start and read, where MREL_HTTP_UNMAPPED
+ * says so. Without `auth` the door is open for local use: it serves loopback only, and the body names the approver
+ * (as `mrel approve --as` does). Each caller gets `ratePerMinute` requests a minute, counted by identity, and failed
+ * authentications by remote address (429 with Retry-After).
  *
  * A release id contains slashes (`release/<model>/<version>/<environment>`); it may be sent raw or URL-encoded.
- * Errors answer `{error, code, problems}`: 400 INVALID_REQUEST, 401 UNAUTHORIZED, 404 NOT_FOUND, 405, 409
- * RELEASE_ENDED, 413, 415, 503 UNAVAILABLE or WORKER_UNAVAILABLE (with Retry-After), 500 INTERNAL (details only in
- * the server log). A client too slow with its headers or body (see HttpTimeouts) gets 408, headers over
- * MAX_HEADER_BYTES 431, a request that is not HTTP 400, in the same JSON shape, and the connection closes.
+ * Errors answer `{error, code, problems}`: 400 INVALID_REQUEST, 401 UNAUTHORIZED (with WWW-Authenticate), 403
+ * FORBIDDEN, 404 NOT_FOUND, 405, 409 RELEASE_ENDED, 413, 415, 429 RATE_LIMITED, 503 UNAVAILABLE or
+ * WORKER_UNAVAILABLE (with Retry-After), 500 INTERNAL (details only in the server log). A client too slow with its
+ * headers or body (see HttpTimeouts) gets 408, headers over MAX_HEADER_BYTES 431, a request that is not HTTP 400, in
+ * the same JSON shape, and the connection closes.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/client';
 import { zodProblems } from '../contract/problems';
 import { z } from 'zod';
 import { decideInputSchema, modelNameSchema, modelRefSchema, rolloutDecisionInputSchema } from '../contract/types';
+import {
+  DEFAULT_RATE_PER_MINUTE,
+  DoorRefusal,
+  isLoopbackHost,
+  RateLimiter,
+  type Caller,
+  type DoorAuth,
+  type UnmappedAction,
+} from './http-auth';
 import { decide, decideRollout, getRelease, listReleases, ReleaseClientError, startRelease } from './release-client';
 
 /** Request bodies larger than this are refused with 413 before they are parsed. */
@@ -63,8 +80,15 @@ export interface HttpServerDeps {
   taskQueue?: string;
   /** config/ directory that requests are validated against (default: the repository's, or MREL_CONFIG_DIR). */
   configDir?: string;
-  /** When set, every route but /healthz requires `Authorization: Bearer <token>`. */
-  token?: string;
+  /**
+   * Who may call (client/http-auth.ts createDoorAuth). Without it the door is open for local use and refuses to
+   * listen anywhere but loopback.
+   */
+  auth?: DoorAuth;
+  /** Requests a minute per caller (default DEFAULT_RATE_PER_MINUTE). */
+  ratePerMinute?: number;
+  /** The rate limiter's clock (default Date.now). */
+  now?: () => number;
   /** Where unexpected errors are logged (their details never reach the caller). Default: console.error. */
   logError?: (message: string, err: unknown) => void;
   /** Limits on slow clients (defaults: DEFAULT_HTTP_TIMEOUTS). */
@@ -100,16 +124,20 @@ const decisionBodySchema = decideInputSchema.strict();
 const rolloutBodySchema = rolloutDecisionInputSchema
   .extend({ decision: z.enum(['rollback', 'keep'], { message: 'decision must be rollback or keep' }) })
   .strict();
+// Behind authentication the approver is the caller's: a body may leave it out.
+const authDecisionBodySchema = decisionBodySchema.partial({ approver: true });
+const authRolloutBodySchema = rolloutBodySchema.partial({ approver: true });
+
+/** An open door's caller (no auth: loopback only), or an authenticated one. */
+type DoorCaller = { open: true } | ({ open: false } & Caller);
 
 /**
  * Builds the HTTP server of the start API (not yet listening: call `listen`). Starting the same release twice
  * answers the existing one (200, `started: false`), so callers may retry a POST safely.
  */
 export function createHttpServer(deps: HttpServerDeps): Server {
-  if (deps.token !== undefined && (deps.token.trim().length === 0 || /\s/.test(deps.token))) {
-    throw new Error('the HTTP token must be one non-empty word: leave it unset to serve without authentication');
-  }
-  const tokenDigest = deps.token === undefined ? undefined : sha256(deps.token);
+  const auth = deps.auth;
+  const limiter = new RateLimiter(deps.ratePerMinute ?? DEFAULT_RATE_PER_MINUTE, deps.now);
   const logError = deps.logError ?? ((message, err) => console.error(message, err));
 
   const timeouts = { ...DEFAULT_HTTP_TIMEOUTS, ...deps.timeouts };
@@ -129,6 +157,9 @@ export function createHttpServer(deps: HttpServerDeps): Server {
       if (responding.get(req.socket) === res) responding.delete(req.socket);
     });
     void handle(req, res).catch((err: unknown) => {
+      if (err instanceof DoorRefusal) {
+        return sendError(res, err.status, err.code, err.message, [], err.headers);
+      }
       if (err instanceof HttpError) return sendError(res, err.status, err.code, err.message, err.problems, err.headers);
       if (err instanceof ReleaseClientError) {
         const status = STATUS_BY_CODE[err.code];
@@ -154,6 +185,80 @@ export function createHttpServer(deps: HttpServerDeps): Server {
     socket.destroy();
   });
 
+  // An open door must never be reachable from elsewhere, whoever called listen().
+  server.on('listening', () => {
+    const address = server.address();
+    if (auth || address === null || typeof address !== 'object' || isLoopbackHost(address.address)) return;
+    server.close();
+    server.emit(
+      'error',
+      new Error(
+        `refusing to serve on ${address.address} without authentication: pass auth (OIDC or static tokens), or listen on 127.0.0.1`,
+      ),
+    );
+  });
+
+  /** Who is calling, counted against their rate: by identity once known, by remote address until then. */
+  async function admit(req: IncomingMessage): Promise<DoorCaller> {
+    const byAddress = `address:${req.socket.remoteAddress ?? ''}`;
+    if (!auth) {
+      limit(limiter.take(byAddress));
+      return { open: true };
+    }
+    // An address that keeps failing is turned away before its next guess is even checked.
+    limit(limiter.wait(byAddress));
+    let caller: Caller;
+    try {
+      caller = await auth.authenticate(req.headers.authorization);
+    } catch (err) {
+      if (err instanceof DoorRefusal && err.status === 401) limiter.take(byAddress);
+      throw err;
+    }
+    limit(limiter.take(`caller:${caller.identity}`));
+    return { open: false, ...caller };
+  }
+
+  function limit(waitSeconds: number): void {
+    if (waitSeconds === 0) return;
+    throw new DoorRefusal(
+      429,
+      'RATE_LIMITED',
+      `too many requests from this caller (at most ${limiter.perMinute} a minute); retry in ${waitSeconds} s`,
+      { 'retry-after': String(waitSeconds) },
+    );
+  }
+
+  /** Refuses a caller who is no approver unless MREL_HTTP_UNMAPPED lets such callers do `action`. */
+  function permit(caller: DoorCaller, action: UnmappedAction): void {
+    if (caller.open || caller.approver !== undefined || auth?.unmapped.includes(action)) return;
+    throw new DoorRefusal(
+      403,
+      'FORBIDDEN',
+      `${caller.identity} is mapped to no approver in approvers.yaml (approvers.<id>.identities), and callers who are no approver may not ${action === 'start' ? 'start releases' : 'read releases'} here (MREL_HTTP_UNMAPPED)`,
+    );
+  }
+
+  /** The approver a decision counts for: the caller's own; a body naming anyone else is refused. */
+  function approverFor(caller: DoorCaller, named: string | undefined): string {
+    // An open door's body schema requires the approver: it is the only word on who decides there.
+    if (caller.open) return named ?? '';
+    if (caller.approver === undefined) {
+      throw new DoorRefusal(
+        403,
+        'FORBIDDEN',
+        `${caller.identity} is mapped to no approver, so it may not decide: list it under approvers.<id>.identities in approvers.yaml`,
+      );
+    }
+    if (named !== undefined && named !== caller.approver) {
+      throw new DoorRefusal(
+        403,
+        'FORBIDDEN',
+        `the body names approver "${named}", but ${caller.identity} is approver "${caller.approver}": leave approver out, or send your own`,
+      );
+    }
+    return caller.approver;
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
@@ -161,14 +266,14 @@ export function createHttpServer(deps: HttpServerDeps): Server {
       allow(req, ['GET']);
       return send(res, 200, { status: 'ok' });
     }
-    if (tokenDigest && !authorized(req.headers.authorization, tokenDigest)) {
-      throw new HttpError(401, 'UNAUTHORIZED', 'send Authorization: Bearer <token>', [], {
-        'www-authenticate': 'Bearer realm="modelrelease"',
-      });
-    }
+    const caller = await admit(req);
 
     if (path === '/releases') {
-      if (allow(req, ['GET', 'POST']) === 'GET') return send(res, 200, await listReleases(deps.client, filter(url)));
+      if (allow(req, ['GET', 'POST']) === 'GET') {
+        permit(caller, 'read');
+        return send(res, 200, await listReleases(deps.client, filter(url)));
+      }
+      permit(caller, 'start');
       const started = await startRelease(deps.client, await readJson(req), {
         taskQueue: deps.taskQueue,
         configDir: deps.configDir,
@@ -181,23 +286,29 @@ export function createHttpServer(deps: HttpServerDeps): Server {
       const rest = path.slice('/releases/'.length);
       if (req.method === 'POST' && rest.endsWith('/rollout-decisions')) {
         const releaseId = decodeId(rest.slice(0, -'/rollout-decisions'.length));
-        const body = rolloutBodySchema.safeParse(await readJson(req));
+        const body = (caller.open ? rolloutBodySchema : authRolloutBodySchema).safeParse(await readJson(req));
         if (!body.success) {
           throw new HttpError(400, 'INVALID_REQUEST', 'the rollout decision is invalid', zodProblems(body.error));
         }
-        const { decision, ...input } = body.data;
-        return send(res, 200, await decideRollout(deps.client, releaseId, decision, input));
+        const { decision, approver, ...input } = body.data;
+        const decided = { ...input, approver: approverFor(caller, approver) };
+        return send(res, 200, await decideRollout(deps.client, releaseId, decision, decided));
       }
       if (req.method === 'POST') {
         if (!rest.endsWith('/decisions')) throw notFound(path);
         const releaseId = decodeId(rest.slice(0, -'/decisions'.length));
-        const body = decisionBodySchema.safeParse(await readJson(req));
+        const body = (caller.open ? decisionBodySchema : authDecisionBodySchema).safeParse(await readJson(req));
         if (!body.success) {
           throw new HttpError(400, 'INVALID_REQUEST', 'the decision is invalid', zodProblems(body.error));
         }
-        return send(res, 200, await decide(deps.client, releaseId, body.data));
+        return send(
+          res,
+          200,
+          await decide(deps.client, releaseId, { ...body.data, approver: approverFor(caller, body.data.approver) }),
+        );
       }
       allow(req, ['GET']);
+      permit(caller, 'read');
       return send(res, 200, await getRelease(deps.client, decodeId(rest)));
     }
 
@@ -336,17 +447,6 @@ function filter(url: URL): { model?: string; stage?: string; environment?: strin
   }
   if (problems.length > 0) throw new HttpError(400, 'INVALID_REQUEST', 'the query is invalid', problems);
   return out;
-}
-
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest();
-}
-
-/** Compares digests so that neither the token's content nor its length shows in the timing. */
-function authorized(header: string | undefined, tokenDigest: Buffer): boolean {
-  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header ?? '');
-  const given = sha256(match?.[1] ?? '');
-  return timingSafeEqual(given, tokenDigest) && match !== null;
 }
 
 function temporalUnavailable(err: unknown): boolean {

@@ -13,7 +13,7 @@ import {
   type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
+import { ApplicationFailure, TypedSearchAttributes, type DataConverter } from '@temporalio/common';
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { trafficSchema } from '../activities/cost/traffic';
 import { requestSourceProblems } from '../activities/common/source-policy';
@@ -37,6 +37,14 @@ import {
 } from '../contract/definitions';
 import type { modelReleaseWorkflow } from '../workflows/model-release';
 import { ReleaseClientError } from './errors';
+import { CodecKeyConfigError, codecDataConverter, loadCodecKeys } from './connection/payload-codec';
+import {
+  describeTemporalConnection,
+  loadTemporalConnectionConfig,
+  temporalConnectOptions,
+  TemporalConnectionConfigError,
+  type TemporalConnectionConfig,
+} from './connection/temporal-connection';
 import {
   releaseRequestSchema,
   retryInputSchema,
@@ -54,17 +62,37 @@ export { ReleaseClientError };
 export interface ClientOptions {
   address?: string;
   namespace?: string;
+  /** A profile of the Temporal config file; else TEMPORAL_PROFILE, else `default`. */
+  profile?: string;
 }
 
-export async function connectClient(options: ClientOptions = {}): Promise<Client> {
-  const address = options.address ?? process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
+/**
+ * A client connected as the environment configures it (client/connection/temporal-connection.ts: config profile,
+ * TEMPORAL_* variables, TLS, API key), with the payload codec when MREL_CODEC_KEYS or MREL_CODEC_KEY_FILE is set.
+ * Explicit options win over both.
+ */
+export async function connectClient(
+  options: ClientOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Client> {
+  let config: TemporalConnectionConfig;
+  let dataConverter: DataConverter | undefined;
   try {
-    const connection = await Connection.connect({ address, connectTimeout: 5_000 });
-    return new Client({ connection, namespace: options.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default' });
+    config = loadTemporalConnectionConfig(env, options);
+    dataConverter = codecDataConverter(loadCodecKeys(env));
+  } catch (err) {
+    if (err instanceof TemporalConnectionConfigError || err instanceof CodecKeyConfigError) {
+      throw new ReleaseClientError('INVALID_REQUEST', 'the Temporal connection is not configured right', err.problems);
+    }
+    throw err;
+  }
+  try {
+    const connection = await Connection.connect({ ...temporalConnectOptions(config), connectTimeout: 5_000 });
+    return new Client({ connection, namespace: config.namespace, ...(dataConverter ? { dataConverter } : {}) });
   } catch (err) {
     throw new ReleaseClientError(
       'UNAVAILABLE',
-      `cannot reach Temporal at ${address}: ${(err as Error).message}. Is \`npm start\` (or the server) running? Set TEMPORAL_ADDRESS otherwise.`,
+      `cannot reach Temporal at ${describeTemporalConnection(config)}: ${(err as Error).message}. Is \`npm start\` (or the server) running? Set TEMPORAL_ADDRESS or a profile (TEMPORAL_PROFILE) otherwise.`,
       [],
       { cause: err },
     );

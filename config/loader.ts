@@ -58,10 +58,23 @@ export async function loadApprovers(configDir = DEFAULT_CONFIG_DIR): Promise<Loa
   if (!parsed.success) throw new ConfigError(loaded.file, zodProblems(parsed.error));
   const known = Object.keys(parsed.data.roles);
   const problems: string[] = [];
+  // A key or identity shared by two approvers would let either claim the other's decisions.
+  const owners = new Map<string, string>();
+  const claim = (value: string, field: string, what: string) => {
+    const first = owners.get(value);
+    if (first === undefined) owners.set(value, field);
+    else problems.push(`${field} is the same ${what} as ${first}; each ${what} belongs to one approver`);
+  };
   for (const [id, approver] of Object.entries(parsed.data.approvers)) {
     approver.roles.forEach((role, i) => {
       if (!known.includes(role)) problems.push(unknownRole(`approvers.${id}.roles[${i}]`, role, known));
     });
+    approver.keys?.forEach((line, i) =>
+      claim(`key ${line.trim().split(/\s+/)[1]}`, `approvers.${id}.keys[${i}]`, 'key'),
+    );
+    approver.identities?.forEach((identity, i) =>
+      claim(`identity ${identity}`, `approvers.${id}.identities[${i}]`, 'identity'),
+    );
   }
   if (problems.length > 0) throw new ConfigError(loaded.file, problems);
   return { ...parsed.data, file: loaded.file, digest: loaded.digest };
@@ -243,12 +256,14 @@ export async function resolveReleaseConfig(
     allowedRoles: rule.allowedRoles,
     requiredRoles: rule.requiredRoles.map((r) => ({ ...r, reason: `policy ${policy.name}` })),
     timeout: policy.approval.timeout,
+    allowUnsigned: rule.allowUnsigned ?? request.environment !== 'production',
   };
   return {
     policy: { name: policy.name, file: policy.file, digest: policy.digest },
     approversFile: { file: approvers.file, digest: approvers.digest },
     approval,
     approvers: Object.fromEntries(Object.entries(approvers.approvers).map(([id, a]) => [id, a.roles])),
+    ...approverKeys(approvers),
     gatePolicies: Object.fromEntries(
       Object.entries(policy).filter(
         ([key]) => !['approval', 'description', 'notifications', 'name', 'file', 'digest'].includes(key),
@@ -266,6 +281,14 @@ export async function resolveReleaseConfig(
     waivers: waivers.waivers,
     ...(waivers.file ? { waiversFile: { file: waivers.file, digest: waivers.digest as string } } : {}),
   };
+}
+
+/** `approverKeys` for the approvers who list SSH keys; nothing when none do (snapshots stay as they were). */
+function approverKeys(approvers: LoadedApprovers): Pick<ReleaseConfig, 'approverKeys'> {
+  const entries = Object.entries(approvers.approvers)
+    .filter(([, a]) => a.keys !== undefined && a.keys.length > 0)
+    .map(([id, a]) => [id, (a.keys ?? []).map((line) => line.trim())]);
+  return entries.length > 0 ? { approverKeys: Object.fromEntries(entries) } : {};
 }
 
 /**

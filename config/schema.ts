@@ -8,6 +8,64 @@ export { NOTIFICATION_EVENTS };
 
 const ROLE = z.string().regex(/^[a-z][a-z0-9-]*$/, 'roles are lower-case words joined by "-" (e.g. release-manager)');
 
+/** The SSH key types decisions may be signed with (activities/trust/sshsig.ts verifies them). */
+export const SSH_KEY_TYPES = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'ssh-rsa',
+];
+/** How many wire fields each key type's blob holds: the type name, then its numbers or points. */
+const SSH_KEY_FIELDS: Record<string, number> = { 'ssh-ed25519': 2, 'ssh-rsa': 3 };
+
+/**
+ * Whether an authorized_keys line has the form of a supported key: its type, base64, and a blob whose fields fit
+ * exactly (a line cut short when pasted fails here). The config activity parses each key fully before a release uses
+ * it. Says nothing of the line's content.
+ */
+export function sshKeyLineProblem(line: string): string | undefined {
+  const [type, data] = line.trim().split(/\s+/);
+  if (type === undefined || data === undefined) {
+    return 'is not an SSH public key: give the line of its .pub file (`<type> <base64> [comment]`)';
+  }
+  if (!SSH_KEY_TYPES.includes(type)) {
+    return `is not a supported SSH key type (supported: ${SSH_KEY_TYPES.join(', ')}); certificates, security keys (sk-) and DSA are not`;
+  }
+  if (data.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(data)) {
+    return 'holds a key that is not valid base64: copy the line of the .pub file again';
+  }
+  const blob = Buffer.from(data, 'base64');
+  const fields: string[] = [];
+  for (let offset = 0; offset < blob.length;) {
+    const length = offset + 4 <= blob.length ? blob.readUInt32BE(offset) : Number.POSITIVE_INFINITY;
+    if (offset + 4 + length > blob.length) return 'holds a key that is cut short: copy the line of the .pub file again';
+    fields.push(blob.subarray(offset + 4, offset + 4 + length).toString('latin1'));
+    offset += 4 + length;
+  }
+  if (fields[0] !== type || fields.length !== (SSH_KEY_FIELDS[type] ?? 3)) {
+    return `holds a key that is not of its type ${type}: copy the line of the .pub file again`;
+  }
+  return undefined;
+}
+
+const sshKeyLineSchema = z
+  .string()
+  .max(16_384, 'an SSH public key line is at most 16384 characters')
+  .superRefine((line, ctx) => {
+    const problem = sshKeyLineProblem(line);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/** Who the authenticated HTTP door maps to an approver: an OIDC issuer and subject, or a static token's name. */
+const IDENTITY = z
+  .string()
+  .max(1024)
+  .regex(
+    /^(oidc:https?:\/\/[^\s#]+#\S+|token:[A-Za-z0-9][A-Za-z0-9._-]*)$/,
+    'identities are oidc:<issuer URL>#<subject> or token:<name> (e.g. oidc:https://issuer.example.com#1234, token:ci)',
+  );
+
 export const approversFileSchema = z
   .object({
     roles: z.record(ROLE, z.object({ description: z.string().optional() }).strict()),
@@ -18,6 +76,10 @@ export const approversFileSchema = z
           name: z.string().optional(),
           email: z.string().optional(),
           roles: z.array(ROLE).min(1, 'give every approver at least one role'),
+          /** SSH public keys (authorized_keys lines) whose signatures count as this approver's decisions. */
+          keys: z.array(sshKeyLineSchema).max(32, 'at most 32 keys per approver').optional(),
+          /** Who the HTTP door maps to this approver: `oidc:<issuer>#<subject>`, `token:<name>`. */
+          identities: z.array(IDENTITY).max(32, 'at most 32 identities per approver').optional(),
         })
         .strict(),
     ),
@@ -30,6 +92,11 @@ export const environmentApprovalSchema = z
     minApprovers: z.number().int().min(1, 'at least one approver is required'),
     allowedRoles: z.array(ROLE).min(1, 'name at least one role whose approval counts'),
     requiredRoles: z.array(z.object({ role: ROLE, count: z.number().int().min(1).default(1) }).strict()).default([]),
+    /**
+     * Whether decisions without an SSH signature (the Temporal UI's Send Signal, `mrel approve` without
+     * `--sign-with`) count here, marked unsigned. Default: false for `production`, true elsewhere.
+     */
+    allowUnsigned: z.boolean({ error: 'allowUnsigned must be true or false' }).optional(),
   })
   .strict();
 

@@ -6,6 +6,7 @@
  */
 import type { EnvironmentDelivery, ModelArtifact, ReplicaCounts } from './delivery';
 import { z } from 'zod';
+import { decisionSignatureSchema } from './decision-payload';
 import type { NotificationEvent } from './notification-events';
 import type { MonitoringStatus, MonitorPolicy } from './monitoring';
 import { MAX_APPROVER_CHARS, MAX_COMMENT_CHARS } from './limits';
@@ -339,7 +340,7 @@ export interface GateInput {
   earlier: EarlierGate[];
 }
 
-export const decisionInputSchema = z.object({
+export const decisionInputSchema = decisionSignatureSchema.extend({
   approver: z
     .string()
     .min(1, 'approver is required (who is deciding?)')
@@ -364,6 +365,25 @@ export interface Decision {
   decision: 'approve' | 'reject';
   comment?: string;
   at: string;
+  /** The SSH signature the release verified (TRUST_PATCH releases): the key's fingerprint and what was signed. */
+  signed?: SignedBy;
+  /** Counted without a signature, where the environment's policy allows unsigned decisions. */
+  unsigned?: true;
+}
+
+/** A verified SSH signature of a decision: enough for `mrel verify` to check it again against approvers.yaml. */
+export interface SignedBy {
+  /** `SHA256:…` as `ssh-keygen -l` prints it. */
+  fingerprint: string;
+  keyType: string;
+  signedAt: string;
+  /** The run and manifest digest the signed payload bound (contract/decision-payload.ts). */
+  runId: string;
+  manifestDigest: string;
+  /** The armored signature (≤ 4 KiB). */
+  signature: string;
+  /** sha256:<hex> of the signed payload: a second signature over the same decision is a replay. */
+  payloadDigest: string;
 }
 
 export interface RefusedDecision {
@@ -408,6 +428,11 @@ export interface ApprovalRule {
   requiredRoles: RoleRequirement[];
   /** Temporal duration string, e.g. "72h". */
   timeout: string;
+  /**
+   * Whether unsigned decisions count (marked unsigned). Absent in snapshots taken before signed decisions: those
+   * releases count every decision as they always did.
+   */
+  allowUnsigned?: boolean;
 }
 
 export { NOTIFICATION_EVENTS, type NotificationEvent } from './notification-events';
@@ -451,6 +476,11 @@ export interface ReleaseConfig {
   approval: ApprovalRule;
   /** approver id → roles, from config/approvers.yaml. */
   approvers: Record<string, string[]>;
+  /**
+   * approver id → their SSH public keys (authorized_keys lines), for approvers with `keys:` in approvers.yaml; signed
+   * decisions are verified against these. Absent in snapshots taken before signed decisions.
+   */
+  approverKeys?: Record<string, string[]>;
   /** The policy's gate sections (`scan:`, `license:`, …), each validated by its gate's schema at load. */
   gatePolicies: Record<string, unknown>;
   /** Waivers from config/waivers.yaml scoped to this release (expiry is checked when a gate runs). */

@@ -47,6 +47,12 @@ export const SYSTEM_REQUIREMENTS = [
   { need: 'chromium (Temporal UI test)', file: '/usr/bin/chromium', apt: 'chromium' },
   { need: 'openssl (the HTTPS example test makes its certificates)', command: 'openssl', apt: 'openssl' },
   {
+    need: 'ssh-keygen (signed decisions: keys and signatures in the trust tests)',
+    command: 'ssh-keygen',
+    apt: 'openssh-client',
+  },
+  { need: 'ssh-agent (signing through an agent in the trust tests)', command: 'ssh-agent', apt: 'openssh-client' },
+  {
     need: 'chattr (a GitOps remote that cannot store objects, in the hardening tests)',
     command: 'chattr',
     apt: 'e2fsprogs',

@@ -7,7 +7,7 @@ import { createEvaluationActivities, type BackendInfo } from '../activities/eval
 import { loadSourcePolicy } from '../config/loader';
 import { EVALUATION_TASK_QUEUE } from '../contract/definitions';
 import { HEARTBEAT_THROTTLE, keepAliveInterceptor } from './keep-alive';
-import { artifactStoreFor, type Settings } from './settings';
+import { artifactStoreFor, workerConnectOptions, workerDataConverter, type Settings } from './settings';
 
 export interface EvaluationWorkerOptions {
   backend: BackendInfo;
@@ -22,10 +22,11 @@ export interface EvaluationWorkerOptions {
 }
 
 export async function createEvaluationWorker(settings: Settings, options: EvaluationWorkerOptions): Promise<Worker> {
-  const connection = options.connection ?? (await NativeConnection.connect({ address: settings.address }));
+  const connection = options.connection ?? (await NativeConnection.connect(workerConnectOptions(settings)));
   return Worker.create({
     connection,
     namespace: settings.namespace,
+    ...workerDataConverter(settings),
     taskQueue: options.taskQueue ?? settings.evaluationTaskQueue ?? EVALUATION_TASK_QUEUE,
     activities: createEvaluationActivities({
       store: artifactStoreFor(settings),

@@ -8,7 +8,7 @@
 import { Runtime } from '@temporalio/worker';
 import { initBackend, parseBackendPreference } from '../activities/evaluate';
 import { createEvaluationWorker } from './evaluation-worker';
-import { loadSettings, runtimeTelemetry } from './settings';
+import { describeWorkerConnection, loadSettings, runtimeTelemetry } from './settings';
 
 async function main(): Promise<void> {
   // Everything the worker writes (evidence, reports) is private to its user.
@@ -20,7 +20,9 @@ async function main(): Promise<void> {
   const worker = await createEvaluationWorker(settings, { backend });
   const taskQueue = worker.options.taskQueue;
   const skipped = backend.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
-  console.log(`evaluation worker on ${settings.address}, queue ${taskQueue}, tfjs backend ${backend.name}`);
+  console.log(
+    `evaluation worker on ${describeWorkerConnection(settings)}, queue ${taskQueue}, tfjs backend ${backend.name}`,
+  );
   if (skipped) console.log(`  (skipped: ${skipped})`);
   if (settings.metricsAddress) console.log(`  metrics: http://${settings.metricsAddress}/metrics`);
   await worker.run();

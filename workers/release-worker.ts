@@ -1,10 +1,17 @@
 /** Builds the release worker (CPU task queue): used by workers/release.ts, `npm start` and the tests. */
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createReleaseActivities } from '../activities';
-import { loadSourcePolicy } from '../config/loader';
+import { DEFAULT_CONFIG_DIR, loadSourcePolicy } from '../config/loader';
 import { HEARTBEAT_THROTTLE, keepAliveInterceptor } from './keep-alive';
 import { EVALUATION_TASK_QUEUE } from '../contract/definitions';
-import { artifactStoreFor, loadSourceCa, type Settings } from './settings';
+import {
+  artifactStoreFor,
+  loadSigningKey,
+  loadSourceCa,
+  workerConnectOptions,
+  workerDataConverter,
+  type Settings,
+} from './settings';
 import { workflowSource } from './workflow-bundle';
 
 export { WORKFLOWS_PATH } from './paths';
@@ -16,10 +23,11 @@ export async function createReleaseWorker(
   const workflows = options.workflowBundle
     ? { workflowBundle: options.workflowBundle }
     : await workflowSource(settings.workflowBundle);
-  const connection = options.connection ?? (await NativeConnection.connect({ address: settings.address }));
+  const connection = options.connection ?? (await NativeConnection.connect(workerConnectOptions(settings)));
   return Worker.create({
     connection,
     namespace: settings.namespace,
+    ...workerDataConverter(settings),
     taskQueue: settings.taskQueue,
     ...workflows,
     activities: createReleaseActivities({
@@ -43,6 +51,9 @@ export async function createReleaseWorker(
         branch: settings.gitopsBranch,
         workRoot: settings.gitopsWorkRoot,
         servingImage: settings.servingImage,
+        // The bundle keeps copies of the policy and approvers.yaml the release was judged by; a key signs the evidence.
+        configDir: settings.configDir ?? DEFAULT_CONFIG_DIR,
+        signingKey: await loadSigningKey(settings),
       },
       notify: { uiUrl: settings.uiUrl ?? 'http://localhost:8233', namespace: settings.namespace },
     }),

@@ -4,7 +4,7 @@
  */
 import { Runtime } from '@temporalio/worker';
 import { createReleaseWorker } from './release-worker';
-import { loadSettings, runtimeTelemetry } from './settings';
+import { describeWorkerConnection, loadSettings, runtimeTelemetry } from './settings';
 
 async function main(): Promise<void> {
   // Everything the worker writes (store, evidence, clones) is private to its user, git's files included.
@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   // Fixed for the process once it connects: metrics (MREL_METRICS_ADDRESS) must be set up before.
   Runtime.install({ telemetryOptions: runtimeTelemetry(settings) });
   const worker = await createReleaseWorker(settings);
-  console.log(`release worker on ${settings.address}, namespace ${settings.namespace}, queue ${settings.taskQueue}`);
+  console.log(`release worker on ${describeWorkerConnection(settings)}, queue ${settings.taskQueue}`);
   if (settings.metricsAddress) console.log(`  metrics: http://${settings.metricsAddress}/metrics`);
   await worker.run();
 }

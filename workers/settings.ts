@@ -5,6 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
+import type { DataConverter } from '@temporalio/common';
 import type { TelemetryOptions } from '@temporalio/worker';
 import { z } from 'zod';
 import { sourceOverridesEnvSchema } from '../config/schema';
@@ -13,13 +14,24 @@ import { ENGINE_HISTOGRAM_BUCKETS } from '../workflows/release-metrics';
 import { PROJECT_ROOT } from './paths';
 import type { ArtifactStore } from '../activities/store/artifact-store';
 import { artifactStoreFromEnv } from '../activities/store/select';
+import { parseSigningKey, type ReleaseSigningKey } from '../activities/gitops/attest';
+import {
+  CodecKeyConfigError,
+  codecDataConverter,
+  loadCodecKeys,
+  type CodecKey,
+} from '../client/connection/payload-codec';
+import {
+  describeTemporalConnection,
+  loadTemporalConnectionConfig,
+  temporalConnectOptions,
+  TemporalConnectionConfigError,
+  type TemporalConnectOptions,
+  type TemporalConnectionConfig,
+} from '../client/connection/temporal-connection';
 
+// TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the rest of the connection: loadTemporalConnectionConfig, as in the CLI.
 const settingsSchema = z.object({
-  TEMPORAL_ADDRESS: z
-    .string()
-    .regex(/^[^:\s]+:\d+$/, 'must be host:port, e.g. localhost:7233')
-    .default('localhost:7233'),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   MREL_TASK_QUEUE: z.string().min(1).default(RELEASE_TASK_QUEUE),
   MREL_EVALUATION_TASK_QUEUE: z.string().min(1).default(EVALUATION_TASK_QUEUE),
   MREL_DATA_DIR: z.string().min(1).default(join(PROJECT_ROOT, '.data')),
@@ -50,11 +62,21 @@ const settingsSchema = z.object({
     .refine(isMetricsAddress, 'must be ip:port, e.g. 127.0.0.1:9464 (0.0.0.0:9464 lets another host scrape it)')
     .optional(),
   MREL_UI_URL: z.string().url('must be the Temporal UI base URL, e.g. https://temporal.example.com').optional(),
+  // The release signing key (Ed25519, PKCS8 PEM): a file, or the PEM itself. Unset: releases commit no attestation.
+  MREL_SIGNING_KEY_FILE: z.string().min(1, 'must be the path of a PKCS8 PEM Ed25519 private key, or unset').optional(),
+  MREL_SIGNING_KEY: z.string().min(1, 'must be a PKCS8 PEM Ed25519 private key, or unset').optional(),
 });
 
 export interface Settings {
   address: string;
   namespace: string;
+  /**
+   * The whole connection as configured (profile, TLS, API key): loadSettings fills it; without it the worker
+   * connects in plaintext to `address`.
+   */
+  temporal?: TemporalConnectionConfig;
+  /** The payload codec's keys (MREL_CODEC_KEYS or MREL_CODEC_KEY_FILE); payloads stay plain without them. */
+  codecKeys?: CodecKey[];
   taskQueue: string;
   /**
    * The evaluation worker's queue; the release workflow schedules evaluations on `evaluation`, so the release worker
@@ -88,19 +110,40 @@ export interface Settings {
   metricsAddress?: string;
   /** Base URL of the Temporal UI, for links in notifications. */
   uiUrl?: string;
+  /**
+   * The release signing key (MREL_SIGNING_KEY_FILE, a path, or MREL_SIGNING_KEY, the PEM itself); loadSigningKey reads
+   * it. Releases then commit `attestation.dsse.json`; its public half goes in config/signing-keys/<keyid>.pub.
+   */
+  signingKey?: { file: string } | { pem: string };
 }
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const parsed = settingsSchema.safeParse(env);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `environment variable ${i.path.join('.')}: ${i.message}`);
-    throw new Error(lines.join('\n'));
+  const lines = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => `environment variable ${i.path.join('.')}: ${i.message}`);
+  let temporal: TemporalConnectionConfig | undefined;
+  let codecKeys: CodecKey[] | undefined;
+  try {
+    temporal = loadTemporalConnectionConfig(env);
+  } catch (err) {
+    if (!(err instanceof TemporalConnectionConfigError)) throw err;
+    lines.push(...err.problems);
   }
+  try {
+    codecKeys = loadCodecKeys(env);
+  } catch (err) {
+    if (!(err instanceof CodecKeyConfigError)) throw err;
+    lines.push(...err.problems);
+  }
+  if (!parsed.success || temporal === undefined || lines.length > 0) throw new Error(lines.join('\n'));
   const e = parsed.data;
   const dataDir = isAbsolute(e.MREL_DATA_DIR) ? e.MREL_DATA_DIR : join(process.cwd(), e.MREL_DATA_DIR);
   return {
-    address: e.TEMPORAL_ADDRESS,
-    namespace: e.TEMPORAL_NAMESPACE,
+    address: temporal.address,
+    namespace: temporal.namespace,
+    temporal,
+    ...(codecKeys === undefined ? {} : { codecKeys }),
     taskQueue: e.MREL_TASK_QUEUE,
     evaluationTaskQueue: e.MREL_EVALUATION_TASK_QUEUE,
     dataDir,
@@ -120,7 +163,31 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     workflowBundle: e.MREL_WORKFLOW_BUNDLE,
     metricsAddress: e.MREL_METRICS_ADDRESS || undefined,
     uiUrl: e.MREL_UI_URL,
+    ...(e.MREL_SIGNING_KEY_FILE !== undefined
+      ? { signingKey: { file: e.MREL_SIGNING_KEY_FILE } }
+      : e.MREL_SIGNING_KEY !== undefined
+        ? { signingKey: { pem: e.MREL_SIGNING_KEY } }
+        : {}),
   };
+}
+
+/**
+ * The release signing key, read once when a worker starts so that a missing or broken key stops the worker instead of
+ * failing every release; undefined when none is configured. Errors name the variable, never the key.
+ */
+export async function loadSigningKey(settings: Pick<Settings, 'signingKey'>): Promise<ReleaseSigningKey | undefined> {
+  const configured = settings.signingKey;
+  if (configured === undefined) return undefined;
+  if ('pem' in configured) return parseSigningKey(configured.pem, 'environment variable MREL_SIGNING_KEY');
+  let pem: string;
+  try {
+    pem = await readFile(configured.file, 'utf8');
+  } catch (err) {
+    throw new Error(
+      `environment variable MREL_SIGNING_KEY_FILE: ${configured.file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); point it at the release signing key, or unset it`,
+    );
+  }
+  return parseSigningKey(pem, `environment variable MREL_SIGNING_KEY_FILE (${configured.file})`);
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
@@ -192,4 +259,26 @@ export function runtimeTelemetry(settings: Pick<Settings, 'metricsAddress'>): Te
 export function artifactStoreFor(settings: Settings, env: NodeJS.ProcessEnv = process.env): ArtifactStore {
   const store = { MREL_ARTIFACT_STORE: settings.artifactStore ?? 'file', MREL_STORE: settings.storeRoot };
   return artifactStoreFromEnv({ ...env, ...store }, settings.dataDir);
+}
+
+/** How a worker connects: the configured connection, or plaintext to `address` for settings built by hand. */
+export function workerConnectOptions(settings: Pick<Settings, 'address' | 'temporal'>): TemporalConnectOptions {
+  return settings.temporal ? temporalConnectOptions(settings.temporal) : { address: settings.address };
+}
+
+/** The worker's data converter: the payload codec when keys are configured, so it reads what the client wrote. */
+export function workerDataConverter(settings: Pick<Settings, 'codecKeys'>): { dataConverter?: DataConverter } {
+  const dataConverter = codecDataConverter(settings.codecKeys);
+  return dataConverter ? { dataConverter } : {};
+}
+
+/** Where and how the worker connects, and whether it encrypts payloads: for its startup line; never a secret. */
+export function describeWorkerConnection(
+  settings: Pick<Settings, 'address' | 'namespace' | 'temporal' | 'codecKeys'>,
+): string {
+  const where = settings.temporal
+    ? describeTemporalConnection(settings.temporal)
+    : `${settings.address} (namespace ${settings.namespace})`;
+  const [current] = settings.codecKeys ?? [];
+  return current ? `${where}, payloads encrypted with key ${current.id}` : where;
 }

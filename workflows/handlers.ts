@@ -22,9 +22,13 @@ import {
   type DecideInput,
 } from '../contract/types';
 import type { DecisionOutcome, ReleaseState } from './release-state';
+import { admitDecision, type Admission } from './trust';
 
-/** Registers every handler of one release; `publish` shows a change (details, search attributes, memo). */
-export function installHandlers(state: ReleaseState, publish: () => void): void {
+/**
+ * Registers every handler of one release; `publish` shows a change (details, search attributes, memo). With
+ * `trusted` (TRUST_PATCH releases) decisions are admitted by their signatures first (workflows/trust.ts).
+ */
+export function installHandlers(state: ReleaseState, publish: () => void, options: { trusted?: boolean } = {}): void {
   setHandler(statusQuery, () => state.status, {
     description: 'The release as it stands: stage, gate verdicts, approvals, refused decisions, what is awaited.',
   });
@@ -34,12 +38,25 @@ export function installHandlers(state: ReleaseState, publish: () => void): void 
     publish();
     return outcome;
   };
-  const applySignal = (raw: unknown, decision: 'approve' | 'reject'): void => {
+  /** A decision admitted by its signature (or as unsigned where the policy allows) before it applies. */
+  const applyTrusted = async (decision: DecideInput): Promise<DecisionOutcome> => {
+    const early = lateDecision(decision);
+    const admitted: Admission = early ? { refused: early } : await admitDecision(state, decision);
+    const late = lateDecision(decision);
+    const outcome =
+      'refused' in admitted || late
+        ? state.refuse(decision, late ?? (admitted as { refused: string }).refused, nowIso())
+        : state.decide(decision, nowIso(), admitted.proof);
+    publish();
+    return outcome;
+  };
+  const applySignal = async (raw: unknown, decision: 'approve' | 'reject'): Promise<void> => {
     const read = readSignal(raw, decision);
     if ('refused' in read) {
       state.refuse(read.refused, read.reason, nowIso());
       publish();
-    } else apply(read.decision);
+    } else if (options.trusted) await applyTrusted(read.decision);
+    else apply(read.decision);
   };
   setHandler(approveSignal, (raw) => applySignal(raw, 'approve'), {
     description:
@@ -49,17 +66,24 @@ export function installHandlers(state: ReleaseState, publish: () => void): void 
     description:
       'Reject: {"approver": "<id>", "comment": "why"}. Ends the release as rejected, with the comment as reason.',
   });
-  setHandler(decideUpdate, (decision) => ({ ...apply(decision), status: state.status }), {
-    description:
-      'Approve or reject with an answer: {"approver", "decision": "approve"|"reject", "comment"?, "validUntil"?}.',
-    validator: (decision) => {
-      const check = decideInputSchema.safeParse(decision);
-      if (!check.success)
-        throw new Error(clip(check.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')));
-      const late = lateDecision(check.data);
-      if (late) throw new Error(late);
+  setHandler(
+    decideUpdate,
+    async (decision) => ({
+      ...(options.trusted ? await applyTrusted(decision) : apply(decision)),
+      status: state.status,
+    }),
+    {
+      description:
+        'Approve or reject with an answer: {"approver", "decision": "approve"|"reject", "comment"?, "validUntil"?}.',
+      validator: (decision) => {
+        const check = decideInputSchema.safeParse(decision);
+        if (!check.success)
+          throw new Error(clip(check.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')));
+        const late = lateDecision(check.data);
+        if (late) throw new Error(late);
+      },
     },
-  });
+  );
   const applyRollout = (raw: unknown, decision: 'rollback' | 'keep'): void => {
     const parsed = rolloutDecisionInputSchema.safeParse(raw);
     if (parsed.success) state.decideRollout(parsed.data, decision, nowIso());

@@ -32,6 +32,7 @@ import {
   NOTIFICATIONS_PATCH,
   phasesFor,
   RELEASE_PLAN_PATCH,
+  TRUST_PATCH,
   type PlanVersion,
 } from './plan';
 import { monitorRollout } from './monitor';
@@ -48,6 +49,7 @@ export {
   MONITORING_PATCH,
   NOTIFICATIONS_PATCH,
   RELEASE_PLAN_PATCH,
+  TRUST_PATCH,
 } from './plan';
 
 /**
@@ -77,7 +79,8 @@ function planVersion(): PlanVersion {
   const planned = hardened && notifying && contentGates && patched(RELEASE_PLAN_PATCH);
   const delivering = planned && patched(DELIVERY_PATCH);
   const monitoring = delivering && patched(MONITORING_PATCH);
-  return { hardened, notifying, contentGates, planned, delivering, monitoring };
+  const trusted = monitoring && patched(TRUST_PATCH);
+  return { hardened, notifying, contentGates, planned, delivering, monitoring, trusted };
 }
 
 async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
@@ -88,7 +91,7 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
   const state = new ReleaseState(request, workflowInfo().workflowId, views, nowIso());
   // Releases from before the content gates carry no RiskLevel.
   const publish = publisher(state, { memo: version.hardened, risk: phases.length > 1 });
-  installHandlers(state, publish);
+  installHandlers(state, publish, { trusted: version.trusted === true });
   publishIdentity(request);
   publish();
   const steps = new Steps(state, version, publish);
@@ -138,7 +141,7 @@ async function resumeMonitoring(input: ReleaseRequest, resume: MonitoringResume)
   const views = phases.map((p) => ({ stage: p.stage, gates: p.gates.map((g) => g.name) }));
   const state = ReleaseState.resumed(resume, request, workflowInfo().workflowId, views, nowIso());
   const publish = publisher(state, { memo: true, risk: true });
-  installHandlers(state, publish);
+  installHandlers(state, publish, { trusted: version.trusted === true });
   publish();
   const steps = new Steps(state, version, publish);
   const watched = await monitorWindow(state, steps, publish);

@@ -41,6 +41,11 @@ export const DELIVERY_PATCH = 'delivery-v1';
  * rollout (the `monitoring` stage), continuing as new when the history grows.
  */
 export const MONITORING_PATCH = 'monitoring-v1';
+/**
+ * Releases started with TRUST_PATCH verify the SSH signature a decision carries (the key's fingerprint recorded), and
+ * count an unsigned one only where the environment's policy allows it (marked unsigned).
+ */
+export const TRUST_PATCH = 'trust-v1';
 
 /** Which plan a release runs: the patches its history carries (all of them for a new release). */
 export interface PlanVersion {
@@ -53,6 +58,8 @@ export interface PlanVersion {
   delivering: boolean;
   /** MONITORING_PATCH: the live model is analysed for the policy's window. */
   monitoring: boolean;
+  /** TRUST_PATCH: decisions are verified by their SSH signatures. */
+  trusted?: boolean;
 }
 
 /** How a step's activity is retried. Each has a hardened counterpart (rounds of a few quick attempts). */

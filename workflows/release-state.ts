@@ -24,6 +24,7 @@ import type {
   ReleaseRequest,
   ReleaseStatus,
   RetryState,
+  SignedBy,
   RoleRequirement,
   TerminalStage,
   Verdict,
@@ -419,7 +420,11 @@ export class ReleaseState {
   }
 
   /** Applies a decision from a signal or the decide update; refused ones are recorded with why. */
-  decide(input: DecideInput, now: string): DecisionOutcome {
+  /**
+   * `proof` (TRUST_PATCH releases): the verified signature the decision carried, or that it counts unsigned where the
+   * policy allows; recorded on the decision and in the evidence.
+   */
+  decide(input: DecideInput, now: string, proof?: { signed: SignedBy } | { unsigned: true }): DecisionOutcome {
     const reason = this.config
       ? refusalReason(input.decision, input.approver, {
           config: this.config,
@@ -433,7 +438,7 @@ export class ReleaseState {
     if (reason !== undefined) return this.refuse(input, reason, now);
     const config = this.config as ReleaseConfig;
     const roles = eligibleRoles(input.approver, config, this.extraRequirements);
-    const decision: Decision = { ...withComment(input), role: roles[0] as string, roles, at: now };
+    const decision: Decision = { ...withComment(input), role: roles[0] as string, roles, at: now, ...proof };
     if (input.decision === 'reject') {
       this.rejection = decision;
     } else {
@@ -442,6 +447,12 @@ export class ReleaseState {
     this.status.updatedAt = now;
     this.refreshAwaiting();
     return { accepted: true };
+  }
+
+  /** Digests of the signed payloads already counted: the same signed decision never counts twice. */
+  signedPayloads(): string[] {
+    const counted = [...this.status.approvals, ...(this.rejection ? [this.rejection] : [])];
+    return counted.flatMap((d) => (d.signed ? [d.signed.payloadDigest] : []));
   }
 
   /** Records a decision that changes nothing, with why. */
@@ -591,7 +602,7 @@ export class ReleaseState {
     const s = this.status;
     const parts: string[] = [];
     if (s.approvals.length > 0)
-      parts.push(`approved by ${s.approvals.map((a) => `${a.approver} (${a.role})`).join(', ')}`);
+      parts.push(`approved by ${s.approvals.map((a) => `${a.approver} (${a.role})${signedNote(a)}`).join(', ')}`);
     if (this.rejection)
       parts.push(`rejected by ${this.rejection.approver}: ${this.rejection.comment ?? 'no reason given'}`);
     if (s.awaiting) {
@@ -664,6 +675,12 @@ function rolloutDetail(r: RolloutStatus): string {
   if (r.revert) parts.push(`reverted in ${r.revert.sha.slice(0, 12)} (${r.revert.decidedBy})`);
   if (r.rollbackOutcome) parts.push(`rollback: ${r.rollbackOutcome}`);
   return parts.join('; ');
+}
+
+/** How a decision was made: signed with which key, or unsigned (nothing for releases from before signatures). */
+function signedNote(d: Decision): string {
+  if (d.signed) return ` signed ${d.signed.keyType} ${d.signed.fingerprint}`;
+  return d.unsigned ? ' unsigned' : '';
 }
 
 /** The recorded part of a decision, bounded: refused signals arrive unvalidated and may carry anything. */

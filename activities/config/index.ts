@@ -5,6 +5,7 @@ import { EVALUATION_TASK_QUEUE, FailureType } from '../../contract/definitions';
 import { POLICY_SECTIONS } from '../gate-policies';
 import { resolveDelivery } from '../gitops/delivery-policy';
 import { resolveMonitor } from '../monitor/analysis/policy';
+import { parseAuthorizedKey, SshSigError } from '../trust/sshsig';
 import type { ReleaseConfig, ReleaseRequest } from '../../contract/types';
 
 export interface ConfigActivityDeps {
@@ -30,6 +31,7 @@ export function createConfigActivities(deps: ConfigActivityDeps = {}) {
     ): Promise<ReleaseConfig> {
       try {
         const config = await resolveReleaseConfig(request, POLICY_SECTIONS, configDir);
+        checkApproverKeys(config);
         const taskQueues = {
           release: deps.taskQueues?.release ?? Context.current().info.taskQueue,
           evaluation: deps.taskQueues?.evaluation ?? (process.env.MREL_EVALUATION_TASK_QUEUE || EVALUATION_TASK_QUEUE),
@@ -69,4 +71,23 @@ export function createConfigActivities(deps: ConfigActivityDeps = {}) {
       }
     },
   };
+}
+
+/**
+ * Parses every approver's SSH key as signature checks will: the loader checks their form, this their content (a
+ * point on its curve, an RSA modulus of at least 2048 bits), so a bad key fails the release's config, not a decision.
+ */
+function checkApproverKeys(config: ReleaseConfig): void {
+  const problems: string[] = [];
+  for (const [id, lines] of Object.entries(config.approverKeys ?? {})) {
+    lines.forEach((line, i) => {
+      try {
+        parseAuthorizedKey(line);
+      } catch (err) {
+        if (!(err instanceof SshSigError)) throw err;
+        problems.push(`approvers.${id}.keys[${i}]: ${err.message}`);
+      }
+    });
+  }
+  if (problems.length > 0) throw new ConfigError(config.approversFile.file, problems);
 }

@@ -20,6 +20,10 @@ import { DEFAULT_AUTHOR, renderRelease } from './render';
 import { DEFAULT_BRANCH, publishRelease } from './repo';
 import type { RevertResult } from './revert';
 import { revertRelease } from './revert';
+import { configSnapshots, renderAttestation, type ReleaseSigningKey } from './attest';
+import { renderMlBom } from './ml-bom';
+import { sha256Hex } from '../common/canonical-json';
+import { loadManifest } from '../store/manifest';
 import type { RevertInput } from '../../contract/delivery';
 import type { MonitoringEvidenceInput } from '../../contract/monitoring';
 import type { MonitoringEvidenceCommit } from './monitoring-evidence';
@@ -63,6 +67,16 @@ export interface GitOpsDeps {
   maxPushAttempts?: number;
   /** Where the evidence blobs of a release are read from; required for releases whose input carries `evidence`. */
   store?: ArtifactStore;
+  /**
+   * The release signing key (MREL_SIGNING_KEY_FILE or MREL_SIGNING_KEY): a release with evidence then commits
+   * `attestation.dsse.json` signed with it. Unset: no attestation.
+   */
+  signingKey?: ReleaseSigningKey;
+  /**
+   * The config folder the releases' policies and approvers.yaml come from: the bundle of a release then holds copies of
+   * those whose digest its evidence records, so that `mrel verify` checks approvals against the files as they were.
+   */
+  configDir?: string;
 }
 
 export interface GitOpsActivities {
@@ -97,13 +111,28 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
       const ctx = Context.current();
       validate(input);
       const evidenceBundle =
-        input.evidence === undefined ? undefined : await bundleOf(input, input.evidence, deps.store, ctx);
-      const files = renderRelease(input, {
+        input.evidence === undefined
+          ? undefined
+          : await bundleOf(input, input.evidence, deps.store, ctx, deps.configDir);
+      const renderOptions = {
         servingImage: deps.servingImage,
         author,
         gateAnnotations: deps.gateAnnotations,
         evidenceBundle,
-      });
+      };
+      let files = renderRelease(input, renderOptions);
+      if (evidenceBundle !== undefined) {
+        const signed = await signedEvidence(files, input, deps, ctx);
+        // The workload names its attestation; the attestation covers the workload's images, not its annotations.
+        if (signed.attestation !== undefined) {
+          files = renderRelease(input, {
+            ...renderOptions,
+            attestation: `sha256:${sha256Hex(signed.attestation.content)}`,
+          });
+        }
+        for (const file of [signed.mlBom, signed.attestation])
+          if (file !== undefined) files.set(file.path, file.content);
+      }
       try {
         const result = await serial.run(() =>
           publishRelease({
@@ -233,6 +262,7 @@ async function bundleOf(
   evidence: EvidenceBundleRef,
   store: ArtifactStore | undefined,
   ctx: Context,
+  configDir: string | undefined,
 ): Promise<RenderedBundle> {
   if (store === undefined) {
     throw ApplicationFailure.nonRetryable(
@@ -247,6 +277,11 @@ async function bundleOf(
       ctx.heartbeat({ step: 'evidence', read: i, of: evidence.entries.length });
       const sha256 = entry.sha256.replace(/^sha256:/, '');
       entries.push({ name: entry.name, sha256, bytes: await store.read(sha256, MAX_EVIDENCE_BLOB_BYTES) });
+    }
+    if (configDir !== undefined) {
+      const named = new Set(entries.map((e) => e.name));
+      for (const copy of await configSnapshots(configDir, evidence.index))
+        if (!named.has(copy.name)) entries.push(copy);
     }
     const { request, releaseId } = input;
     return renderEvidenceBundle({
@@ -274,6 +309,42 @@ async function bundleOf(
       err instanceof BlobNotFoundError ? 'BlobNotFound' : 'EvidenceReadError',
     );
   }
+}
+
+type RenderedFile = { path: string; content: string };
+
+/**
+ * The ML-BOM and, with a signing key, the attestation, both beside `bundle.json`. The model's file list comes from the
+ * store (a manifest by reference): a manifest the store does not hold (yet) is retried, one that does not match the
+ * release's manifest digest is refused.
+ */
+async function signedEvidence(
+  files: Map<string, string | Buffer>,
+  input: GitOpsReleaseInput,
+  deps: GitOpsDeps,
+  ctx: Context,
+): Promise<{ mlBom: RenderedFile; attestation?: RenderedFile }> {
+  ctx.heartbeat({ step: 'attest' });
+  let manifest;
+  try {
+    manifest = await loadManifest(deps.store as ArtifactStore, input.manifest);
+  } catch (err) {
+    if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+    const message = `ML-BOM: ${err instanceof Error ? err.message : String(err)}`;
+    if (err instanceof SyntaxError || /does not match manifest digest/.test(message)) {
+      throw ApplicationFailure.nonRetryable(message, FailureType.DigestMismatch);
+    }
+    if (err instanceof BlobTooLargeError) throw ApplicationFailure.nonRetryable(message, FailureType.InvalidRequest);
+    // A manifest not (yet) in the store, or a store that cannot be reached: retried.
+    throw ApplicationFailure.retryable(
+      message,
+      err instanceof BlobNotFoundError ? 'BlobNotFound' : 'ManifestReadError',
+    );
+  }
+  const mlBom = renderMlBom(input, manifest);
+  if (deps.signingKey === undefined) return { mlBom };
+  const withBom = new Map(files).set(mlBom.path, mlBom.content);
+  return { mlBom, attestation: renderAttestation({ input, files: withBom, mlBomPath: mlBom.path }, deps.signingKey) };
 }
 
 function validate(input: GitOpsPublishInput): void {

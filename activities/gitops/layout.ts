@@ -160,6 +160,8 @@ export const POLICY_ANNOTATIONS = {
   modelArtifact: 'model-artifact',
   /** How the pod gets the model: `image-volume`, `init-container`, or `unavailable` (no registry artifact). */
   modelMount: 'model-mount',
+  /** `sha256:<hex>` of the release's signed `attestation.dsse.json` (releases committed with a signing key). */
+  attestation: 'attestation',
 } as const;
 
 /** `policy.modelrelease.io/<name>`; the name must already be a valid annotation name part. */

@@ -79,6 +79,8 @@ export interface RenderOptions {
   gateAnnotations?: GateAnnotationHooks;
   /** The release's evidence bundle: its files are committed with the overlay, its digest annotates the Deployment. */
   evidenceBundle?: RenderedBundle;
+  /** `sha256:<hex>` of the release's attestation, annotated on the workload (which the attestation does not cover). */
+  attestation?: string;
 }
 
 /** Repository path → file content (text, or the bytes of an evidence blob), in a stable order. */
@@ -118,7 +120,12 @@ function renderInferenceService(
     name: model,
     labels: sortedRecord({ ...baseLabels(model), ...releaseLabels(input) }),
     podLabels: releaseLabels(input),
-    annotations: policyAnnotations(input, options.gateAnnotations ?? {}, options.evidenceBundle?.digest),
+    annotations: policyAnnotations(
+      input,
+      options.gateAnnotations ?? {},
+      options.evidenceBundle?.digest,
+      options.attestation,
+    ),
     sizing: deploymentSizing(input.gates),
     pod: servingPod(input, delivery),
     port: SERVING_PORT,
@@ -144,7 +151,13 @@ function renderDeployment(input: GitOpsReleaseInput, options: RenderOptions, fil
     resources: ['../../base'],
     patches: [{ path: LAYOUT_FILES.deploymentPatch }],
   };
-  const patch = deploymentPatch(input, servingImage, options.gateAnnotations ?? {}, options.evidenceBundle?.digest);
+  const patch = deploymentPatch(
+    input,
+    servingImage,
+    options.gateAnnotations ?? {},
+    options.evidenceBundle?.digest,
+    options.attestation,
+  );
   files.set(`${paths.base}/${LAYOUT_FILES.deployment}`, toYaml(baseDeployment(model, servingImage)));
   files.set(`${paths.base}/${LAYOUT_FILES.service}`, toYaml(baseService(model)));
   files.set(`${paths.base}/${LAYOUT_FILES.kustomization}`, toYaml(base));
@@ -168,6 +181,7 @@ export function policyAnnotations(
   input: GitOpsReleaseInput,
   hooks: GateAnnotationHooks = {},
   evidenceBundle?: string,
+  attestation?: string,
 ): Record<string, string> {
   const { manifest, policy } = input;
   const annotations: Record<string, string> = {
@@ -184,6 +198,7 @@ export function policyAnnotations(
       .join(',');
   }
   if (evidenceBundle !== undefined) annotations[POLICY_ANNOTATIONS.evidenceBundle] = sha256Ref(evidenceBundle);
+  if (attestation !== undefined) annotations[POLICY_ANNOTATIONS.attestation] = sha256Ref(attestation);
   if (input.delivery !== undefined) {
     const artifact = modelArtifact(input);
     if (artifact !== undefined) annotations[POLICY_ANNOTATIONS.modelArtifact] = artifact.reference;
@@ -318,6 +333,7 @@ function deploymentPatch(
   servingImage: string,
   hooks: GateAnnotationHooks,
   evidenceBundle: string | undefined,
+  attestation?: string,
 ): DeploymentPatch {
   const { request } = input;
   const sizing = deploymentSizing(input.gates);
@@ -333,7 +349,11 @@ function deploymentPatch(
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name: request.model.name, labels, annotations: policyAnnotations(input, hooks, evidenceBundle) },
+    metadata: {
+      name: request.model.name,
+      labels,
+      annotations: policyAnnotations(input, hooks, evidenceBundle, attestation),
+    },
     spec: {
       replicas: sizing.replicas ?? 1,
       // Kubernetes then reports ProgressDeadlineExceeded when the policy's rollout timeout runs out, not at its own 10m.

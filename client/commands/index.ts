@@ -16,4 +16,7 @@ export const COMMAND_MODULES: Record<string, () => Promise<RegisterCommands>> = 
   evaluate: async () => (await import('./evaluate')).register,
   cost: async () => (await import('./cost')).register,
   drift: async () => (await import('./drift')).register,
+  verify: async () => (await import('./verify')).register,
+  'codec-server': async () => (await import('./codec-server')).register,
+  'admission-webhook': async () => (await import('./admission-webhook')).register,
 };

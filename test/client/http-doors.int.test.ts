@@ -1,6 +1,7 @@
 /**
  * The HTTP door against clients that misbehave at the socket level (raw `net` connections on 127.0.0.1), the 503s a
- * caller can retry, and the entry point's refusal of an empty token. No release worker is needed for any of it.
+ * caller can retry, and the entry point's refusal of the unhashed MREL_HTTP_TOKEN. No release worker is needed for any
+ * of it.
  */
 import { execFile } from 'node:child_process';
 import type { Server } from 'node:http';
@@ -10,7 +11,9 @@ import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ReleaseClientError } from '../../client/errors';
+import { createDoorAuth } from '../../client/http-auth';
 import { createHttpServer, MAX_HEADER_BYTES } from '../../client/http-server';
+import { sha256Hex } from './http-auth-fixtures';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const TOKEN = 'doors-token-91c2';
@@ -36,7 +39,8 @@ beforeAll(async () => {
   });
   server = createHttpServer({
     client,
-    token: TOKEN,
+    // A caller who is no approver, allowed to start and read: what these tests do.
+    auth: createDoorAuth({ tokens: [{ name: 'doors', sha256: sha256Hex(TOKEN) }], unmapped: ['start', 'read'] }),
     timeouts: { headersMs: 1_000, requestMs: 1_500, keepAliveMs: 1_000 },
     logError: (_message, err) => logged.push(err),
   });
@@ -170,31 +174,34 @@ describe('HTTP door: answers a caller can act on', () => {
 });
 
 describe('HTTP door: the token', () => {
-  const start = (token: string) =>
+  const start = (env: Record<string, string>) =>
     promisify(execFile)(process.execPath, ['--import', 'tsx', 'client/http-main.ts'], {
       cwd: REPO,
       // Temporal is unreachable at this address: a refusal has to come before any connection attempt.
-      env: { ...process.env, MREL_HTTP_TOKEN: token, TEMPORAL_ADDRESS: '127.0.0.1:1', PORT: '0' },
+      env: { ...process.env, ...env, TEMPORAL_ADDRESS: '127.0.0.1:1', PORT: '0' },
       timeout: 30_000,
     }).then(
       () => ({ code: 0, stderr: '' }),
       (err: { code?: number; stderr?: string }) => ({ code: err.code, stderr: err.stderr ?? '' }),
     );
 
-  it('an empty or blank MREL_HTTP_TOKEN refuses to start, before reaching for Temporal', async () => {
-    for (const token of ['', '   ']) {
-      const { code, stderr } = await start(token);
+  it('MREL_HTTP_TOKEN of earlier versions, set at all, refuses to start and says how to hash it into the tokens file', async () => {
+    for (const token of ['', '   ', 'two words', 'a-real-secret-3f9c']) {
+      const { code, stderr } = await start({ MREL_HTTP_TOKEN: token });
       expect(code).toBe(1);
-      expect(stderr).toMatch(/^mrel-http: environment variable MREL_HTTP_TOKEN is set but empty: set it to a secret/);
+      expect(stderr).toMatch(/^mrel-http: environment variable MREL_HTTP_TOKEN is no longer read: put its digest/);
+      expect(stderr).toContain('config/http-tokens.yaml');
       expect(stderr).not.toMatch(/Temporal/);
+      expect(stderr).not.toContain('a-real-secret');
     }
   });
 
-  it('a token with whitespace in it is refused too (it could never match a Bearer header)', async () => {
-    const { code, stderr } = await start('two words');
-    expect(code).toBe(1);
-    expect(stderr).toMatch(/MREL_HTTP_TOKEN contains whitespace/);
-    expect(stderr).not.toContain('two words');
-    expect(() => createHttpServer({ client: {} as Client, token: ' ' })).toThrow(/one non-empty word/);
+  it('an open door (no auth) refuses to listen anywhere but loopback', async () => {
+    const open = createHttpServer({ client: {} as Client });
+    const failed = new Promise<Error>((resolve) => open.once('error', resolve));
+    open.listen(0, '0.0.0.0');
+    expect((await failed).message).toMatch(/^refusing to serve on 0\.0\.0\.0 without authentication/);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(open.listening).toBe(false);
   });
 });

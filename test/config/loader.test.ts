@@ -36,6 +36,7 @@ describe('config loader', () => {
       allowedRoles: ['release-manager', 'ml-lead', 'ml-ethics'],
       requiredRoles: [{ role: 'release-manager', count: 1, reason: 'policy default' }],
       timeout: '72h',
+      allowUnsigned: true,
     });
     expect(config.policy).toEqual({
       name: 'default',
@@ -43,6 +44,28 @@ describe('config loader', () => {
       digest: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
     expect(config.approvers.dana).toEqual(['ml-ethics', 'ml-lead']);
+  });
+
+  it('counts only signed decisions in production unless the policy says allowUnsigned; unsigned ones elsewhere', async () => {
+    const rule = '      minApprovers: 1\n      allowedRoles: [release-manager]\n';
+    await writeFile(
+      join(configDir(), 'policies', 'signed.yaml'),
+      `approval:\n  timeout: 72h\n  environments:\n    production:\n${rule}    staging:\n${rule}    dev:\n${rule}      allowUnsigned: false\n`,
+    );
+    const allowUnsigned = async (environment: string) =>
+      (await resolveReleaseConfig({ policy: 'signed', environment }, GATE_POLICY_SECTIONS, configDir())).approval
+        .allowUnsigned;
+    expect(await allowUnsigned('production')).toBe(false);
+    expect(await allowUnsigned('staging')).toBe(true);
+    expect(await allowUnsigned('dev')).toBe(false);
+    await writeFile(
+      join(configDir(), 'policies', 'bad.yaml'),
+      `approval:\n  timeout: 72h\n  environments:\n    production:\n${rule}      allowUnsigned: sometimes\n`,
+    );
+    const problems = await problemsOf(
+      resolveReleaseConfig({ policy: 'bad', environment: 'production' }, GATE_POLICY_SECTIONS, configDir()),
+    );
+    expect(problems.join('\n')).toContain('approval.environments.production.allowUnsigned');
   });
 
   it('names the file, the field and the known roles for an unknown role', async () => {

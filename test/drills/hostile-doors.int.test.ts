@@ -18,8 +18,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 import { MAX_REQUEST_FILE_BYTES, readRequestFile } from '../../client/cli';
 import { ReleaseClientError } from '../../client/errors';
+import { createDoorAuth } from '../../client/http-auth';
 import { createHttpServer, MAX_BODY_BYTES } from '../../client/http-server';
 import { validateRequest } from '../../client/release-client';
+import { approversWithIdentities, sha256Hex } from '../client/http-auth-fixtures';
 
 const SEED = 20_250_614;
 const TOKEN = 'hostile-doors-token';
@@ -27,6 +29,7 @@ const TOKEN = 'hostile-doors-token';
 const HANG_MS = 20_000;
 
 let dir: string;
+let approversDir: string;
 let connection: Connection;
 let client: Client;
 let server: Server;
@@ -50,13 +53,19 @@ beforeAll(async () => {
     traffic: { averageRequestsPerSecond: 1, peakRequestsPerSecond: 2, compute: { msPerRequest: 3 } },
   };
   validRequestText = JSON.stringify(validRequest);
+  approversDir = await approversWithIdentities({ amara: ['token:hostile'] });
   connection = await Connection.connect({ address: inject('temporalAddress') });
   client = new Client({ connection, namespace: 'default' });
   server = createHttpServer({
     client,
     // No worker polls this queue: releases the door accepts are started and then wait.
     taskQueue: `hostile-doors-${process.pid}`,
-    token: TOKEN,
+    // The token is amara's: decisions that name anyone else are refused (403) before they reach the release.
+    auth: createDoorAuth({
+      tokens: [{ name: 'hostile', sha256: sha256Hex(TOKEN) }],
+      configDir: approversDir,
+    }),
+    ratePerMinute: 1_000_000,
     logError: (message, err) => logged.push({ message, err }),
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -69,6 +78,7 @@ afterAll(async () => {
   if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   await connection?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
+  if (approversDir) await rm(approversDir, { recursive: true, force: true });
   expect(logged).toEqual([]);
 });
 
@@ -241,7 +251,7 @@ const bodyCall = fc.record({
 
 type Call = typeof anyCall extends fc.Arbitrary<infer T> ? T : never;
 
-const ALLOWED = new Set([200, 201, 400, 401, 404, 405, 413, 415]);
+const ALLOWED = new Set([200, 201, 400, 401, 403, 404, 405, 413, 415]);
 
 interface ErrorBody {
   error: string;

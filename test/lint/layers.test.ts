@@ -133,6 +133,19 @@ describe('scripts/ and test/', () => {
   });
 });
 
+describe('workers', () => {
+  it('refuses the client beyond its connection module', async () => {
+    expect(
+      await errorsFor(importing(`import { startRelease } from '../client/release-client';`), 'workers/settings.ts'),
+    ).toEqual([expect.stringMatching(/^import-x\/no-restricted-paths: .*only client\/connection/)]);
+  });
+
+  it('allows the connection and the payload codec they share with the client', async () => {
+    const code = `import { loadCodecKeys } from '../client/connection/payload-codec';\nimport { loadTemporalConnectionConfig } from '../client/connection/temporal-connection';\nexport const used = [loadCodecKeys, loadTemporalConnectionConfig];\n`;
+    expect(await errorsFor(code, 'workers/settings.ts')).toEqual([]);
+  });
+});
+
 describe('contract', () => {
   it('refuses packages other than zod and Temporal definitions', async () => {
     expect(await errorsFor(importing(`import { parse } from 'yaml';`), 'contract/location.ts')).toEqual([

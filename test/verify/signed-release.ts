@@ -1,0 +1,199 @@
+/**
+ * A real signed release for the verify tests: approvers with SSH keys made by ssh-keygen, decisions signed by hand
+ * with `ssh-keygen -Y sign`, an Ed25519 release signing key, the manifest and evidence in a filesystem store, and the
+ * commit made by the gitops activity into a bare repository. `tamper` rewrites that commit as someone with push
+ * rights could.
+ */
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { GitOpsPublishInput } from '../../activities/gitops';
+import { createGitOpsActivities } from '../../activities/gitops';
+import { parseSigningKey } from '../../activities/gitops/attest';
+import { sha256Hex } from '../../activities/common/canonical-json';
+import { FilesystemStore } from '../../activities/store';
+import { manifestDigest, storeManifest } from '../../activities/store/manifest';
+import { DECISION_NAMESPACE, decisionPayload } from '../../contract/decision-payload';
+import type { Decision } from '../../contract/types';
+import { runCli } from '../../client/cli';
+import { bareRepo, cloneOf, commitRelease, deliveredRelease, gitIn } from '../gitops/fixtures';
+import { makeKey, signByHand, sshFingerprint, type TestKey } from '../trust/ssh-tools';
+
+const REPO_POLICY = new URL('../../config/policies/default.yaml', import.meta.url);
+
+export interface SignedRelease {
+  bare: string;
+  configDir: string;
+  releaseId: string;
+  input: GitOpsPublishInput;
+  keys: { alice: TestKey; bob: TestKey; stranger: TestKey };
+}
+
+export interface SignedReleaseOptions {
+  /** approvers.yaml as of the release lists this key for bob instead of the one he signs with. */
+  bobListedKey?: 'own' | 'stranger';
+  /** Bob's signature is over another comment than the one the evidence records for him. */
+  forgedBob?: boolean;
+  /** Who approved (default both). */
+  approvers?: ('alice' | 'bob')[];
+}
+
+function approversYaml(keys: SignedRelease['keys'], bobKey: TestKey): string {
+  return [
+    'roles:',
+    '  release-manager: {}',
+    '  ml-lead: {}',
+    '  ml-ethics: {}',
+    'approvers:',
+    '  alice:',
+    '    roles: [release-manager]',
+    `    keys: ['${keys.alice.line}']`,
+    '  bob:',
+    '    roles: [ml-lead]',
+    `    keys: ['${bobKey.line}']`,
+    '',
+  ].join('\n');
+}
+
+/** Writes a config folder: approvers.yaml, the repository's default policy, and the trusted signing keys. */
+export async function writeConfig(dir: string, approvers: string, trustedPems: string[]): Promise<string> {
+  await mkdir(join(dir, 'policies'), { recursive: true });
+  await mkdir(join(dir, 'signing-keys'), { recursive: true });
+  await writeFile(join(dir, 'approvers.yaml'), approvers);
+  await copyFile(REPO_POLICY, join(dir, 'policies', 'default.yaml'));
+  for (const pem of trustedPems) {
+    await writeFile(join(dir, 'signing-keys', `${parseSigningKey(pem, 'test').keyid}.pub`), publicPemOf(pem));
+  }
+  return dir;
+}
+
+export function newSigningKeyPem(): string {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  return privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
+export function publicPemOf(privatePem: string): string {
+  const { privateKey } = parseSigningKey(privatePem, 'test');
+  return createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }).toString();
+}
+
+/** Commits a signed release of sentiment@1.4.0 to production (2 approvals: release-manager and ml-lead). */
+export async function signedRelease(tmp: string, options: SignedReleaseOptions = {}): Promise<SignedRelease> {
+  const keyDir = join(tmp, 'keys');
+  await mkdir(keyDir, { recursive: true });
+  const keys = {
+    alice: await makeKey(keyDir, 'alice', 'ed25519'),
+    bob: await makeKey(keyDir, 'bob', 'ecdsa-256'),
+    stranger: await makeKey(keyDir, 'stranger', 'ed25519'),
+  };
+  const signingPem = newSigningKeyPem();
+  const approvers = approversYaml(keys, options.bobListedKey === 'stranger' ? keys.stranger : keys.bob);
+  const configDir = await writeConfig(join(tmp, 'config'), approvers, [signingPem]);
+
+  const store = new FilesystemStore(join(tmp, 'store'));
+  const base = deliveredRelease();
+  const files = [
+    { path: 'group1-shard1of1.bin', size: 4096, sha256: 'a'.repeat(64) },
+    { path: 'model.json', size: 120, sha256: 'b'.repeat(64) },
+  ];
+  const ref = await storeManifest(store, {
+    model: 'sentiment',
+    version: '1.4.0',
+    source: base.manifest.source,
+    resolvedRevision: base.manifest.resolvedRevision,
+    files,
+    totalSize: 4216,
+    manifestDigest: manifestDigest(files),
+  });
+  const manifest = { ...ref, ...(base.manifest.artifact ? { artifact: base.manifest.artifact } : {}) };
+
+  const sign = async (approver: 'alice' | 'bob', role: string, at: string, comment: string): Promise<Decision> => {
+    const signedAt = at;
+    const payload = decisionPayload({
+      releaseId: base.releaseId,
+      runId: base.runId,
+      manifestDigest: manifest.manifestDigest,
+      decision: 'approve',
+      comment: approver === 'bob' && options.forgedBob ? 'not what I said' : comment,
+      signedAt,
+    });
+    const signature = await signByHand(keyDir, keys[approver], DECISION_NAMESPACE, payload);
+    return {
+      approver,
+      role,
+      roles: [role],
+      decision: 'approve',
+      comment,
+      at,
+      signed: {
+        fingerprint: await sshFingerprint(keys[approver].publicFile),
+        keyType: approver === 'alice' ? 'ssh-ed25519' : 'ecdsa-sha2-nistp256',
+        signedAt,
+        runId: base.runId,
+        manifestDigest: `sha256:${manifest.manifestDigest}`,
+        signature,
+        payloadDigest: `sha256:${sha256Hex(payload)}`,
+      },
+    };
+  };
+  const who = options.approvers ?? ['alice', 'bob'];
+  const approvals = [
+    ...(who.includes('alice')
+      ? [await sign('alice', 'release-manager', '2025-01-01T11:00:00.000Z', 'calendar slot agreed')]
+      : []),
+    ...(who.includes('bob') ? [await sign('bob', 'ml-lead', '2025-01-01T12:30:00.000Z', 'quality fine')] : []),
+  ];
+
+  const scan = await store.putBytes('{"gate":"scan","findings":[]}\n', { path: 'evidence/scan.json' });
+  const policyText = await readFile(join(configDir, 'policies', 'default.yaml'));
+  const input: GitOpsPublishInput = {
+    ...base,
+    manifest,
+    approvals,
+    evidence: {
+      entries: [{ name: 'gates/scan.json', sha256: scan.sha256 }],
+      index: {
+        policy: { name: 'default', file: 'config/policies/default.yaml', digest: sha256Hex(policyText) },
+        approvers: { file: 'config/approvers.yaml', digest: sha256Hex(approvers) },
+        decisions: approvals,
+        refusedDecisions: [],
+        gates: base.gates.map((g) => ({
+          gate: g.gate,
+          verdict: g.verdict,
+          summary: g.summary,
+          ...(g.gate === 'scan' ? { evidenceSha256: scan.sha256 } : {}),
+        })),
+      },
+    },
+  };
+  const bare = await bareRepo(tmp);
+  const activities = createGitOpsActivities({
+    repoUrl: bare,
+    workRoot: join(tmp, 'work'),
+    store,
+    configDir,
+    signingKey: parseSigningKey(signingPem, 'test signing key'),
+  });
+  await commitRelease(activities, input);
+  return { bare, configDir, releaseId: base.releaseId, input, keys };
+}
+
+/**
+ * Rewrites the release commit (the branch's only commit) after `edit` changed its files, keeping its message and so
+ * its Release-Id trailer, and force-pushes it.
+ */
+export async function tamper(bare: string, tmp: string, edit: (dir: string) => Promise<void>): Promise<void> {
+  const { dir, git } = await cloneOf(bare, tmp, `tamper-${Math.random().toString(36).slice(2)}`);
+  await edit(dir);
+  await git.raw(['add', '-A']);
+  await git.raw(['commit', '-q', '--amend', '--no-edit', '--no-verify']);
+  await gitIn(dir).raw(['push', '-q', '-f', 'origin', 'HEAD:refs/heads/main']);
+}
+
+/** Runs `mrel verify` and returns its exit code and output lines. */
+export async function verify(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(['verify', ...args], { out: (l) => out.push(l), err: (l) => err.push(l) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
