@@ -14,6 +14,7 @@ import { signReleaseDecision } from '../../client/sign';
 import { decideUpdate } from '../../contract/definitions';
 import type { DecideInput, ReleaseStatus } from '../../contract/types';
 import { FIXTURE_CONFIG_DIR } from '../helpers/config-dirs';
+import { recordHistory } from '../helpers/histories';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 import { makeKey, sshFingerprint, type TestKey } from './ssh-tools';
 
@@ -102,6 +103,7 @@ describe('signed decisions', () => {
       accepted: true,
     });
     const done = (await env.client.workflow.getHandle(id).result()) as ReleaseStatus;
+    await recordHistory(env.client, id, 'signed-released');
     expect(done.stage).toBe('released');
     expect(done.approvals.map((a) => [a.approver, a.signed?.fingerprint, a.signed?.keyType])).toEqual([
       ['amara', await sshFingerprint(keys.amara.publicFile), 'ssh-ed25519'],
