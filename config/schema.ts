@@ -1,5 +1,6 @@
 /** Schemas of the configuration files under config/. Cross-file checks (known roles) live in the loader. */
 import ipaddr from 'ipaddr.js';
+import { SSH_KEY_TYPES } from '../contract/decision-payload';
 import { z } from 'zod';
 import { durationSchema } from '../contract/duration';
 import { NOTIFICATION_EVENTS } from '../contract/notification-events';
@@ -8,14 +9,6 @@ export { NOTIFICATION_EVENTS };
 
 const ROLE = z.string().regex(/^[a-z][a-z0-9-]*$/, 'roles are lower-case words joined by "-" (e.g. release-manager)');
 
-/** The SSH key types decisions may be signed with (activities/trust/sshsig.ts verifies them). */
-export const SSH_KEY_TYPES = [
-  'ssh-ed25519',
-  'ecdsa-sha2-nistp256',
-  'ecdsa-sha2-nistp384',
-  'ecdsa-sha2-nistp521',
-  'ssh-rsa',
-];
 /** How many wire fields each key type's blob holds: the type name, then its numbers or points. */
 const SSH_KEY_FIELDS: Record<string, number> = { 'ssh-ed25519': 2, 'ssh-rsa': 3 };
 
@@ -29,7 +22,7 @@ export function sshKeyLineProblem(line: string): string | undefined {
   if (type === undefined || data === undefined) {
     return 'is not an SSH public key: give the line of its .pub file (`<type> <base64> [comment]`)';
   }
-  if (!SSH_KEY_TYPES.includes(type)) {
+  if (!(SSH_KEY_TYPES as readonly string[]).includes(type)) {
     return `is not a supported SSH key type (supported: ${SSH_KEY_TYPES.join(', ')}); certificates, security keys (sk-) and DSA are not`;
   }
   if (data.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(data)) {

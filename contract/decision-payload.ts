@@ -7,6 +7,16 @@
 import { z } from 'zod';
 import { MAX_APPROVER_CHARS, MAX_COMMENT_CHARS } from './limits';
 
+/** The SSH key types decisions may be signed with (activities/trust/sshsig.ts verifies them; approvers.yaml lists them). */
+export const SSH_KEY_TYPES = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'ssh-rsa',
+] as const;
+export type SshKeyType = (typeof SSH_KEY_TYPES)[number];
+
 /** The SSH signature namespace of decisions (`ssh-keygen -Y sign -n …`): a signature for Git or files never counts. */
 export const DECISION_NAMESPACE = 'modelrelease-decision';
 export const DECISION_PAYLOAD_TYPE = 'modelrelease.decision/v1';

@@ -8,6 +8,7 @@
  * the input.
  */
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { SSH_KEY_TYPES, type SshKeyType } from '../../contract/decision-payload';
 import { ProductError } from '../../contract/errors';
 
 const MAGIC = Buffer.from('SSHSIG');
@@ -18,14 +19,7 @@ const ARMOR_END = '-----END SSH SIGNATURE-----';
 const MAX_ARMOR_CHARS = 16 * 1024;
 const MIN_RSA_BITS = 2048;
 
-export const SSH_KEY_TYPES = [
-  'ssh-ed25519',
-  'ecdsa-sha2-nistp256',
-  'ecdsa-sha2-nistp384',
-  'ecdsa-sha2-nistp521',
-  'ssh-rsa',
-] as const;
-export type SshKeyType = (typeof SSH_KEY_TYPES)[number];
+export { SSH_KEY_TYPES, type SshKeyType };
 const isKeyType = (type: string): type is SshKeyType => (SSH_KEY_TYPES as readonly string[]).includes(type);
 
 const CURVES: Record<string, { curve: string; crv: string; size: number; hash: string }> = {
