@@ -226,6 +226,57 @@ export function buildProgram(
   }
 
   program
+    .command('waive')
+    .description(
+      "accept named findings of one gate until an expiry (the policy's waivers: section); the gate is judged again",
+    )
+    .argument('<release-id>', 'e.g. release/credit-risk/1.0.0/production')
+    .requiredOption('--as <approver>', 'your approver id in config/approvers.yaml')
+    .requiredOption('--gate <gate>', 'the gate whose findings are waived, e.g. scan')
+    .requiredOption('--rule <id>', 'a rule id to waive (repeat for more)', (v: string, all: string[] = []) => [
+      ...all,
+      v,
+    ])
+    .requiredOption('--justification <text>', 'why this risk is accepted (recorded in the evidence)')
+    .requiredOption('--expires <when>', 'an ISO time, or a duration from now such as 30d')
+    .option('--comment <text>', 'a note beside the justification')
+    .option('--sign-with <key>', 'sign the waive with this SSH key, as for approve')
+    .action(
+      async (
+        id: string,
+        opts: {
+          as: string;
+          gate: string;
+          rule: string[];
+          justification: string;
+          expires: string;
+          comment?: string;
+          signWith?: string;
+        },
+      ) => {
+        const { waiveRelease } = await releaseClient();
+        const { parseDuration } = await import('../contract/duration');
+        const c = await client();
+        const span = parseDuration(opts.expires);
+        const expiresAt = span !== undefined ? new Date(Date.now() + span).toISOString() : opts.expires;
+        const waiver = { gate: opts.gate, ruleIds: opts.rule, justification: opts.justification, expiresAt };
+        const comment = opts.comment === undefined ? {} : { comment: opts.comment };
+        const signed =
+          opts.signWith === undefined
+            ? {}
+            : await (
+                await import('./sign')
+              ).signReleaseDecision(c, id, { decision: 'waive', ...comment, waiver }, { keyFile: opts.signWith });
+        const answer = await waiveRelease(c, id, { approver: opts.as, ...waiver, ...comment, ...signed });
+        const text = answer.accepted
+          ? `waived ${opts.rule.join(', ')} of ${opts.gate} for ${id} until ${expiresAt}; the gate is judged again\n\n${renderStatus(answer.status)}`
+          : `refused: ${answer.reason ?? 'no reason given'}`;
+        print(answer, text);
+        if (!answer.accepted) setExit(EXIT.fail);
+      },
+    );
+
+  program
     .command('watch')
     .description('follow a release live until it ends or awaits someone: stages, gate progress, retries')
     .argument('<release-id>', 'e.g. release/credit-risk/1.0.0/production')

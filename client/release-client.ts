@@ -34,6 +34,7 @@ import {
   rollbackSignal,
   statusQuery,
   TargetEnvironmentKey,
+  waiveSignal,
 } from '../contract/definitions';
 import type { modelReleaseWorkflow } from '../workflows/model-release';
 import { ReleaseClientError } from './errors';
@@ -49,6 +50,7 @@ import {
   releaseRequestSchema,
   retryInputSchema,
   rolloutDecisionInputSchema,
+  waiveInputSchema,
   type DecideInput,
   type DecideOutcome,
   type PendingStep,
@@ -466,6 +468,40 @@ export async function decideRollout(
       throw new ReleaseClientError(
         'WORKER_UNAVAILABLE',
         `the ${decision} was sent, but the release did not show it within ${waitMs / 1000} s; see mrel status ${releaseId}`,
+      );
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * Sends the `waive` signal, then reads the status until the release shows the waiver granted or refused (with why).
+ * The release judges the gate again with it; `status` shows the gate's new verdict once that has run.
+ */
+export async function waiveRelease(
+  client: Client,
+  releaseId: string,
+  input: unknown,
+  waitMs = DECISION_TIMEOUT_MS,
+): Promise<{ accepted: boolean; reason?: string; status: ReleaseStatus }> {
+  const parsed = waiveInputSchema.safeParse(input);
+  if (!parsed.success)
+    throw new ReleaseClientError('INVALID_REQUEST', 'the waive is invalid', zodProblems(parsed.error));
+  const before = await getRelease(client, releaseId);
+  const granted = before.waivers?.length ?? 0;
+  const refused = before.refused.length + (before.refusedOmitted ?? 0);
+  await handleFor(client, releaseId).signal(waiveSignal, parsed.data);
+  const until = Date.now() + waitMs;
+  for (;;) {
+    const status = await getRelease(client, releaseId);
+    if ((status.waivers?.length ?? 0) > granted) return { accepted: true, status };
+    if (status.refused.length + (status.refusedOmitted ?? 0) > refused) {
+      const last = status.refused[status.refused.length - 1];
+      return { accepted: false, reason: last?.reason ?? 'refused', status };
+    }
+    if (Date.now() > until)
+      throw new ReleaseClientError(
+        'WORKER_UNAVAILABLE',
+        `the waive was sent, but the release did not show it within ${waitMs / 1000} s; see mrel status ${releaseId}`,
       );
     await new Promise((r) => setTimeout(r, 250));
   }

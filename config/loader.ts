@@ -85,7 +85,7 @@ function unknownRole(field: string, role: string, known: string[]): string {
 }
 
 /** The policy file's own keys; every other top-level key is a gate's section. */
-const FRAME_KEYS = ['approval', 'delivery', 'description', 'notifications'];
+const FRAME_KEYS = ['approval', 'delivery', 'description', 'notifications', 'waivers'];
 
 export interface LoadedPolicy extends PolicyFile {
   name: string;
@@ -266,7 +266,7 @@ export async function resolveReleaseConfig(
     ...approverKeys(approvers),
     gatePolicies: Object.fromEntries(
       Object.entries(policy).filter(
-        ([key]) => !['approval', 'description', 'notifications', 'name', 'file', 'digest'].includes(key),
+        ([key]) => !['approval', 'description', 'notifications', 'waivers', 'name', 'file', 'digest'].includes(key),
       ),
     ),
     notifications: (policy.notifications?.webhooks ?? [])
@@ -280,6 +280,18 @@ export async function resolveReleaseConfig(
       })),
     waivers: waivers.waivers,
     ...(waivers.file ? { waiversFile: { file: waivers.file, digest: waivers.digest as string } } : {}),
+    ...(policy.waivers
+      ? {
+          waiverPolicy: {
+            maxDays: policy.waivers.maxDays,
+            roles:
+              policy.waivers.roles['*'] === undefined
+                ? { ...policy.waivers.roles, '*': ['release-manager'] }
+                : policy.waivers.roles,
+            hold: policy.waivers.hold,
+          },
+        }
+      : {}),
   };
 }
 

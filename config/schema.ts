@@ -220,6 +220,24 @@ export const policyFileSchema = z
     description: z.string().optional(),
     /** How releases are delivered to each environment's cluster; without it, releases render as before delivery. */
     delivery: deliveryPolicySchema.optional(),
+    /**
+     * Waivers people grant a running release with the `waive` signal: who may waive which gate's findings, for how
+     * long at most, and whether a gate that fails only on waivable findings holds the release for a waive.
+     */
+    waivers: z
+      .object({
+        maxDays: z
+          .number({ error: 'maxDays must be a whole number of days' })
+          .int('maxDays must be a whole number of days')
+          .min(1, 'maxDays must be at least 1')
+          .max(365, 'maxDays must be at most 365 (a waiver is reviewed at least yearly)')
+          .default(30),
+        /** Roles that may waive each gate's findings; `'*'` for any gate. */
+        roles: z.record(z.string().min(1), z.array(ROLE).min(1, 'name at least one role')).default({}),
+        hold: z.boolean({ error: 'hold must be true or false' }).default(true),
+      })
+      .strict()
+      .optional(),
     /** Webhooks told when a release awaits approval, a gate fails, or the release ends. */
     notifications: z
       .object({ webhooks: z.array(webhookSchema).max(20) })

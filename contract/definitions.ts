@@ -11,6 +11,7 @@ import type {
   ReleaseStatus,
   RetryInput,
   RolloutDecisionInput,
+  WaiveInput,
 } from './types';
 
 /** Task queue of the release worker (CPU work: acquire, gitops, config). */
@@ -40,6 +41,8 @@ export const retrySignal = defineSignal<[RetryInput]>('retry');
  */
 export const rollbackSignal = defineSignal<[RolloutDecisionInput]>('rollback');
 export const keepSignal = defineSignal<[RolloutDecisionInput]>('keep');
+/** Waive findings of a gate (TRUST_PATCH releases whose policy has a `waivers:` section): the gate is judged again. */
+export const waiveSignal = defineSignal<[WaiveInput]>('waive');
 /** Approve or reject with an immediate answer; the validator rejects malformed input before it reaches history. */
 export const decideUpdate = defineUpdate<DecideOutcome, [DecideInput]>('decide');
 

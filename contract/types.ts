@@ -355,6 +355,26 @@ export const decisionInputSchema = decisionSignatureSchema.extend({
 export type DecisionInput = z.infer<typeof decisionInputSchema>;
 
 export const decideInputSchema = decisionInputSchema.extend({ decision: z.enum(['approve', 'reject']) });
+
+/** The `waive` signal: accept named findings of one gate until an expiry, with a justification. */
+export const waiveInputSchema = decisionSignatureSchema.extend({
+  approver: z
+    .string()
+    .min(1, 'approver is required (who is waiving?)')
+    .max(MAX_APPROVER_CHARS, `approver must be at most ${MAX_APPROVER_CHARS} characters (an id from approvers.yaml)`),
+  gate: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'gate must be a gate name such as scan, license or fairness'),
+  ruleIds: z
+    .array(z.string().min(1).max(128, 'each rule id must be at most 128 characters'))
+    .min(1, 'list the rule ids to waive')
+    .max(20, 'waive at most 20 rule ids at once'),
+  justification: z
+    .string()
+    .min(1, 'justification is required: why is this risk accepted?')
+    .max(MAX_COMMENT_CHARS, `justification must be at most ${MAX_COMMENT_CHARS} characters`),
+  expiresAt: z.iso.datetime({ message: 'expiresAt must be an ISO 8601 UTC time' }),
+  comment: z.string().max(MAX_COMMENT_CHARS, `comment must be at most ${MAX_COMMENT_CHARS} characters`).optional(),
+});
+export type WaiveInput = z.infer<typeof waiveInputSchema>;
 export type DecideInput = z.infer<typeof decideInputSchema>;
 
 export interface Decision {
@@ -388,7 +408,7 @@ export interface SignedBy {
 
 export interface RefusedDecision {
   approver: string;
-  decision: 'approve' | 'reject' | 'rollback' | 'keep';
+  decision: 'approve' | 'reject' | 'rollback' | 'keep' | 'waive';
   comment?: string;
   at: string;
   reason: string;
@@ -502,6 +522,25 @@ export interface ReleaseConfig {
   delivery?: EnvironmentDelivery;
   /** The post-deploy analysis window (the policy's `monitor:` section for this environment); absent: no window. */
   monitor?: MonitorPolicy;
+  /** The policy's `waivers:` section: the `waive` signal counts only with it (TRUST_PATCH releases). */
+  waiverPolicy?: WaiverPolicy;
+}
+
+export interface WaiverPolicy {
+  maxDays: number;
+  /** Roles that may waive each gate's findings; `'*'` for any gate. */
+  roles: Record<string, string[]>;
+  /** A gate that fails only on waivable findings holds the release for a waive instead of ending it. */
+  hold: boolean;
+}
+
+/** A waiver granted to a running release by the `waive` signal. */
+export interface GrantedWaiver extends Waiver {
+  role: string;
+  at: string;
+  comment?: string;
+  signed?: SignedBy;
+  unsigned?: true;
 }
 
 export interface GitOpsCommit {
@@ -550,6 +589,10 @@ export interface ReleaseStatus {
   pushedImage?: string;
   /** The rollout after the commit (releases with a delivery): what was watched, how it ended, what was done. */
   rollout?: RolloutStatus;
+  /** Waivers granted by the `waive` signal (TRUST_PATCH releases). */
+  waivers?: GrantedWaiver[];
+  /** Gates that failed only on waivable findings: the release waits for a `waive` until `until` (TRUST_PATCH). */
+  held?: { gates: string[]; reason: string; until: string };
   /** The post-deploy analysis window (MONITORING_PATCH releases whose policy has a `monitor:` section). */
   monitoring?: MonitoringStatus;
   startedAt: string;

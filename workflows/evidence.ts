@@ -22,6 +22,7 @@ export function evidenceBundle(state: ReleaseState, config: ReleaseConfig): Evid
     }),
   };
   if (config.waiversFile) index.waivers = { file: config.waiversFile.file, digest: config.waiversFile.digest };
+  if (state.status.waivers?.length) index.grantedWaivers = state.status.waivers;
   const pricing = gates.flatMap((g) => g.inputs ?? []).find((f) => f.name.includes('pricing'));
   if (pricing) index.pricing = { file: pricing.name, digest: pricing.digest };
   const entries = gates.flatMap((g) => {

@@ -12,6 +12,7 @@ import {
   retrySignal,
   rollbackSignal,
   statusQuery,
+  waiveSignal,
 } from '../contract/definitions';
 import { clip, MAX_APPROVER_CHARS } from '../contract/limits';
 import {
@@ -19,6 +20,7 @@ import {
   decisionInputSchema,
   retryInputSchema,
   rolloutDecisionInputSchema,
+  waiveInputSchema,
   type DecideInput,
 } from '../contract/types';
 import type { DecisionOutcome, ReleaseState } from './release-state';
@@ -106,6 +108,46 @@ export function installHandlers(state: ReleaseState, publish: () => void, option
     description:
       'Keep a release paused on a stalled rollout (watched once more) or a breached monitoring window (it goes on without that metric): {"approver": "<id>", "comment": "…"}.',
   });
+  if (options.trusted) {
+    const applyWaive = async (raw: unknown): Promise<void> => {
+      const parsed = waiveInputSchema.safeParse(raw);
+      if (!parsed.success) {
+        state.refuseWaive(
+          { approver: approverOf(raw) },
+          `malformed waive signal (${payloadProblems(parsed.error)})`,
+          nowIso(),
+        );
+        publish();
+        return;
+      }
+      const input = parsed.data;
+      const refusal = state.waiveRefusal(input, nowIso());
+      const admitted: Admission = refusal
+        ? { refused: refusal }
+        : await admitDecision(state, {
+            approver: input.approver,
+            decision: 'waive',
+            ...(input.comment === undefined ? {} : { comment: input.comment }),
+            ...(input.signature === undefined ? {} : { signature: input.signature }),
+            ...(input.signedAt === undefined ? {} : { signedAt: input.signedAt }),
+            waiver: {
+              gate: input.gate,
+              ruleIds: input.ruleIds,
+              justification: input.justification,
+              expiresAt: input.expiresAt,
+            },
+          });
+      // Checked again after the signature: the release may have moved on meanwhile.
+      const late = 'refused' in admitted ? admitted.refused : state.waiveRefusal(input, nowIso());
+      if (late !== undefined) state.refuseWaive(input, late, nowIso());
+      else if ('proof' in admitted) state.grantWaiver(input, admitted.proof, nowIso());
+      publish();
+    };
+    setHandler(waiveSignal, (raw) => applyWaive(raw), {
+      description:
+        'Waive findings of a gate: {"approver", "gate", "ruleIds": [...], "justification", "expiresAt", "signature"?, "signedAt"?}. The gate is judged again with the waiver; a role the policy\'s waivers: section names, an expiry within its maximum.',
+    });
+  }
   setHandler(
     retrySignal,
     (raw) => {

@@ -113,7 +113,9 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
       ])
     : undefined;
   const timeout = config.approval.timeout;
-  const decided = await condition(() => state.rejection !== undefined || state.approved, durationMs(timeout));
+  const decided = version.trusted
+    ? await awaitDecisions(state, steps, phases, durationMs(timeout))
+    : await condition(() => state.rejection !== undefined || state.approved, durationMs(timeout));
   await told;
   if (state.rejection) return steps.finish('rejected', state.rejectedReason());
   if (!decided) {
@@ -146,6 +148,29 @@ async function resumeMonitoring(input: ReleaseRequest, resume: MonitoringResume)
   const steps = new Steps(state, version, publish);
   const watched = await monitorWindow(state, steps, publish);
   return steps.finish(watched.stage, watched.reason);
+}
+
+/**
+ * Waits for the approvals (TRUST_PATCH releases) until `timeoutMs` has passed; a waiver granted meanwhile judges its
+ * gate again first. Whether the release was decided (approved or rejected) in time.
+ */
+async function awaitDecisions(
+  state: ReleaseState,
+  steps: Steps,
+  phases: ReturnType<typeof phasesFor>,
+  timeoutMs: number,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const woke = await condition(
+      () => state.rejection !== undefined || state.approved || state.rejudgeRequested,
+      Math.max(0, deadline - Date.now()),
+    );
+    if (!woke) return false;
+    if (state.rejection !== undefined || !state.rejudgeRequested) return true;
+    await steps.rejudge(phases, state.takeRejudge());
+    if (state.approved) return true;
+  }
 }
 
 /**

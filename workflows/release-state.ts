@@ -22,9 +22,11 @@ import type {
   RolloutStatus,
   ReleaseConfig,
   ReleaseRequest,
+  GrantedWaiver,
   ReleaseStatus,
   RetryState,
   SignedBy,
+  WaiveInput,
   RoleRequirement,
   TerminalStage,
   Verdict,
@@ -449,6 +451,100 @@ export class ReleaseState {
     return { accepted: true };
   }
 
+  private rejudge = new Set<string>();
+
+  /** Gates a granted waiver asks to judge again. */
+  get rejudgeRequested(): boolean {
+    return this.rejudge.size > 0;
+  }
+
+  /** The gates to judge again, once: the set is emptied. */
+  takeRejudge(): string[] {
+    const gates = [...this.rejudge].sort();
+    this.rejudge.clear();
+    return gates;
+  }
+
+  /** Gates failed only on waivable findings: the release waits for a `waive` until `until`. */
+  hold(gates: string[], reason: string, until: string, now: string): void {
+    this.status.held = { gates, reason: clip(reason), until };
+    this.status.updatedAt = now;
+  }
+
+  unhold(now: string): void {
+    delete this.status.held;
+    this.status.updatedAt = now;
+  }
+
+  /** Why a `waive` cannot count now (stage, policy, gate, role, expiry); undefined when it may. */
+  waiveRefusal(input: WaiveInput, now: string): string | undefined {
+    const policy = this.config?.waiverPolicy;
+    if (this.config === undefined || policy === undefined)
+      return `policy ${this.request.policy} has no waivers: section, so the waive signal counts nowhere; accepted risks go in config/waivers.yaml`;
+    if (this.status.held === undefined && !(this.approvalOpen && this.current === 'approval'))
+      return `a waive counts while the release awaits approval or waits at a failed gate; it is in stage ${this.current}`;
+    if (!this.status.gates.some((g) => g.gate === input.gate))
+      return `gate ${clip(input.gate, 32)} has not run in this release (ran: ${this.status.gates.map((g) => g.gate).join(', ')})`;
+    const allowed = policy.roles[input.gate] ?? policy.roles['*'] ?? [];
+    const roles = (this.config.approvers[input.approver] ?? []).filter((r) => allowed.includes(r));
+    if (roles.length === 0)
+      return `${clip(input.approver, MAX_APPROVER_CHARS)} holds none of the roles that may waive ${input.gate} findings (${allowed.join(', ')})`;
+    const expires = Date.parse(input.expiresAt);
+    const latest = Date.parse(now) + policy.maxDays * 86_400_000;
+    if (!(expires > Date.parse(now))) return `expiresAt ${input.expiresAt} is not in the future`;
+    if (expires > latest)
+      return `expiresAt ${input.expiresAt} is later than the policy's maximum of ${policy.maxDays} days (${new Date(latest).toISOString()})`;
+    return undefined;
+  }
+
+  /** A waive that counts: recorded (with its signature or as unsigned), and its gate judged again. */
+  grantWaiver(input: WaiveInput, proof: { signed: SignedBy } | { unsigned: true }, now: string): void {
+    const policy = this.config?.waiverPolicy;
+    const allowed = policy?.roles[input.gate] ?? policy?.roles['*'] ?? [];
+    const role = (this.config?.approvers[input.approver] ?? []).find((r) => allowed.includes(r)) as string;
+    const granted: GrantedWaiver = {
+      gate: input.gate,
+      ruleIds: input.ruleIds.map((r) => clip(r, 128)),
+      justification: clip(input.justification, MAX_COMMENT_CHARS),
+      approver: clip(input.approver, MAX_APPROVER_CHARS),
+      expiresAt: input.expiresAt,
+      role,
+      at: now,
+      ...(input.comment === undefined ? {} : { comment: clip(input.comment, MAX_COMMENT_CHARS) }),
+      ...proof,
+    };
+    this.status.waivers = [...(this.status.waivers ?? []), granted];
+    this.rejudge.add(input.gate);
+    this.status.updatedAt = now;
+  }
+
+  /** A waive that does not count, recorded with why. */
+  refuseWaive(input: { approver: string; gate?: string; ruleIds?: string[] }, reason: string, now: string): void {
+    const what = input.gate
+      ? `${clip(input.gate, 32)}: ${(input.ruleIds ?? []).map((r) => clip(r, 64)).join(', ')}`
+      : undefined;
+    this.recordRefused(
+      {
+        approver: clip(input.approver, MAX_APPROVER_CHARS),
+        decision: 'waive',
+        ...(what ? { comment: what } : {}),
+        at: now,
+        reason: clip(reason),
+      },
+      now,
+    );
+  }
+
+  /** The roles a later gate asked for, as the current gate results say (after a gate was judged again). */
+  refreshExtraRequirements(): void {
+    this.extraRequirements.splice(
+      0,
+      this.extraRequirements.length,
+      ...this.status.gates.flatMap((g) => g.requiredApprovals ?? []),
+    );
+    this.refreshAwaiting();
+  }
+
   /** Digests of the signed payloads already counted: the same signed decision never counts twice. */
   signedPayloads(): string[] {
     const counted = [...this.status.approvals, ...(this.rejection ? [this.rejection] : [])];
@@ -534,6 +630,18 @@ export class ReleaseState {
       s.commit ? '✅ committed' : s.stage === 'gitops' ? '⏳ committing' : this.ended ? '· not run' : '· pending',
       s.commit ? `${s.commit.sha.slice(0, 12)} on ${s.commit.branch}` : '',
     ]);
+    if (s.held)
+      rows.push([
+        'waiver',
+        '⏸️ held',
+        `${s.held.reason}; awaits a waive of ${s.held.gates.join(', ')} until ${s.held.until}`,
+      ]);
+    for (const w of s.waivers ?? [])
+      rows.push([
+        `waiver ${w.gate}`,
+        '✅ granted',
+        `${w.ruleIds.join(', ')} by ${w.approver} (${w.role})${w.signed ? ` signed ${w.signed.fingerprint}` : ' unsigned'} until ${w.expiresAt}: ${w.justification}`,
+      ]);
     if (s.rollout) rows.push(['monitor', ROLLOUT_ICON[s.rollout.state], rolloutDetail(s.rollout)]);
     if (s.monitoring) rows.push(['monitoring', MONITORING_ICON[s.monitoring.state], monitoringDetail(s.monitoring)]);
     const lines = [

@@ -6,6 +6,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  condition,
   isCancellation,
   proxyActivities,
   sleep,
@@ -14,6 +15,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import { FailureType } from '../contract/definitions';
+import { durationMs } from '../contract/duration';
 import { clip } from '../contract/limits';
 import type {
   ArtifactManifest,
@@ -179,7 +181,19 @@ export class Steps {
       request: this.state.request,
       manifest,
       policy: config.gatePolicies[section],
-      waivers: config.waivers.filter((w) => w.gate === gate.name),
+      waivers: [
+        ...config.waivers.filter((w) => w.gate === gate.name),
+        // Granted by the `waive` signal (TRUST_PATCH releases).
+        ...(this.state.status.waivers ?? [])
+          .filter((w) => w.gate === gate.name)
+          .map(({ gate: g, ruleIds, justification, approver, expiresAt }) => ({
+            gate: g,
+            ruleIds,
+            justification,
+            approver,
+            expiresAt,
+          })),
+      ],
       // Releases from before the plan passed whole results; they replay with them.
       earlier: this.version.planned ? this.state.earlierGates() : this.state.status.gates,
     };
@@ -187,10 +201,84 @@ export class Steps {
     return input;
   }
 
+  /** Judges the named gates again (a waiver was granted for them), replacing their results. */
+  async rejudge(phases: { stage: GateStage; gates: GateStep[] }[], names: string[]): Promise<void> {
+    const steps = phases.flatMap((p) => p.gates).filter((g) => names.includes(g.name) && g.activity !== undefined);
+    const results = await Promise.all(steps.map((gate) => this.runGate(gate)));
+    for (const result of results) this.state.recordGate(result, nowIso());
+    this.state.refreshExtraRequirements();
+    this.publish();
+  }
+
+  /**
+   * Whether a phase that failed may wait for a `waive` (TRUST_PATCH releases whose policy's `waivers:` holds): every
+   * failing gate failed on findings only, all of them waivable and all kept in the status.
+   */
+  private holdable(stage: GateStage): string[] | undefined {
+    if (!this.version.trusted || !this.state.config?.waiverPolicy?.hold) return undefined;
+    const failed = this.state.status.gates.filter(
+      (g) => this.phaseGates(stage).includes(g.gate) && (g.verdict === 'fail' || g.verdict === 'error'),
+    );
+    const waivable = failed.every(
+      (g) =>
+        g.verdict === 'fail' &&
+        g.findings.length > 0 &&
+        g.metrics.findingsOmitted === undefined &&
+        g.findings.every((f) => f.waivable),
+    );
+    return waivable && failed.length > 0 ? failed.map((g) => g.gate) : undefined;
+  }
+
+  private phaseGates(stage: GateStage): string[] {
+    return (this.phases ?? []).filter((p) => p.stage === stage).flatMap((p) => p.gates.map((g) => g.name));
+  }
+
+  private phases?: { stage: GateStage; gates: GateStep[] }[];
+
+  /**
+   * A phase whose gates failed only on waivable findings waits for a `waive` (until the approval timeout); each
+   * granted waiver judges its gate again. Returns why the release stops, or undefined once the phase passes.
+   */
+  private async holdForWaiver(
+    phases: { stage: GateStage; gates: GateStep[] }[],
+    stage: GateStage,
+    stopped: string,
+  ): Promise<string | undefined> {
+    const config = this.state.config as NonNullable<typeof this.state.config>;
+    const deadline = Date.now() + durationMs(config.approval.timeout);
+    let reason = stopped;
+    for (;;) {
+      const gates = this.holdable(stage);
+      if (gates === undefined) return reason;
+      this.state.hold(gates, reason, new Date(deadline).toISOString(), nowIso());
+      this.publish();
+      const asked = await condition(() => this.state.rejudgeRequested, Math.max(0, deadline - Date.now()));
+      if (!asked) {
+        this.state.unhold(nowIso());
+        return `${reason}; no waive within ${config.approval.timeout}`;
+      }
+      await this.rejudge(phases, this.state.takeRejudge());
+      const failed = this.state.status.gates.find(
+        (g) => this.phaseGates(stage).includes(g.gate) && (g.verdict === 'fail' || g.verdict === 'error'),
+      );
+      if (failed === undefined) {
+        this.state.unhold(nowIso());
+        this.publish();
+        return undefined;
+      }
+      reason = `${failed.gate} ${failed.verdict}: ${failed.summary}`;
+    }
+  }
+
   /** Runs the gate phases in order; returns why the release stops when a gate failed (after telling the webhooks). */
   async gates(phases: { stage: GateStage; gates: GateStep[] }[]): Promise<string | undefined> {
+    this.phases = phases;
     for (const phase of phases) {
-      const stopped = await this.runPhase(phase.stage, phase.gates);
+      let stopped = await this.runPhase(phase.stage, phase.gates);
+      if (stopped !== undefined && this.holdable(phase.stage) !== undefined) {
+        this.gateFailureNotified = (await this.notify('gate-failed', `${stopped}; held for a waive`)) > 0;
+        stopped = await this.holdForWaiver(phases, phase.stage, stopped);
+      }
       if (stopped !== undefined) {
         this.gateFailureNotified = (await this.notify('gate-failed', stopped)) > 0;
         return stopped;

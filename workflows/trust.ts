@@ -8,7 +8,8 @@
  */
 import { isCancellation, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
 import { sha256Ref } from '../contract/decision-payload';
-import type { DecideInput, SignedBy } from '../contract/types';
+import type { SignedWaiver } from '../contract/decision-payload';
+import type { SignedBy } from '../contract/types';
 import type { PlanActivities } from './plan';
 import type { ReleaseState } from './release-state';
 
@@ -22,7 +23,17 @@ const { verifyDecision } = proxyLocalActivities<PlanActivities>({
 
 export type Admission = { proof: { signed: SignedBy } | { unsigned: true } } | { refused: string };
 
-export async function admitDecision(state: ReleaseState, input: DecideInput): Promise<Admission> {
+/** A decision as the release admits it: an approve or reject, or a waive with the waiver it signs. */
+export interface DecisionToAdmit {
+  approver: string;
+  decision: 'approve' | 'reject' | 'waive';
+  comment?: string;
+  signature?: string;
+  signedAt?: string;
+  waiver?: SignedWaiver;
+}
+
+export async function admitDecision(state: ReleaseState, input: DecisionToAdmit): Promise<Admission> {
   const { config } = state;
   if (input.signature === undefined) {
     if (config?.approval.allowUnsigned === false)
@@ -49,6 +60,7 @@ export async function admitDecision(state: ReleaseState, input: DecideInput): Pr
       decision: input.decision,
       ...(input.comment === undefined ? {} : { comment: input.comment }),
       signedAt: input.signedAt,
+      ...(input.waiver === undefined ? {} : { waiver: input.waiver }),
       signature: input.signature,
       keys: config.approverKeys?.[input.approver] ?? [],
       now: new Date().toISOString(),

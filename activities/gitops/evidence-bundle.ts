@@ -10,7 +10,7 @@
  */
 import { readableJson as canonicalJson, sha256Hex } from '../common/canonical-json';
 import { ProductError } from '../../contract/errors';
-import type { Decision, RefusedDecision, Verdict } from '../../contract/types';
+import type { Decision, GrantedWaiver, RefusedDecision, Verdict } from '../../contract/types';
 import { EVIDENCE_DIR, LAYOUT_FILES, evidenceBlobPath, parseEvidenceBlobPath, releaseDir } from './layout';
 
 /** Marks the index format; a reader refuses a bundle of a format it does not know. */
@@ -39,6 +39,8 @@ export interface EvidenceIndex {
   pricing?: ConfigRef;
   decisions: Decision[];
   refusedDecisions: RefusedDecision[];
+  /** Waivers granted to this release by the `waive` signal (absent when none were). */
+  grantedWaivers?: GrantedWaiver[];
   /** One row per gate, in the order they ran; `evidenceSha256` names an entry of the bundle. */
   gates: { gate: string; verdict: Verdict; summary: string; evidenceSha256?: string }[];
 }
