@@ -151,14 +151,10 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
         );
         return { repository: deps.repoUrl, branch, ...result };
       } catch (err) {
-        if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
-        // The remote's location (a host path, a URL with credentials) stays out of the release's history.
-        const message = withoutRemote(err instanceof Error ? err.message : String(err), deps.repoUrl);
-        if (err instanceof GitOpsRejectedError)
-          throw ApplicationFailure.nonRetryable(message, FailureType.GitOpsRejected);
-        if (err instanceof UnsafePathError) throw ApplicationFailure.nonRetryable(message, FailureType.UnsafePath);
-        // Unreachable remote, lost push races, local git trouble: retried by Temporal.
-        throw ApplicationFailure.retryable(message, err instanceof Error ? err.name : 'GitOpsError');
+        return gitOpsFailure(err, ctx.cancellationSignal, deps.repoUrl, [
+          [GitOpsRejectedError, FailureType.GitOpsRejected],
+          [UnsafePathError, FailureType.UnsafePath],
+        ]);
       }
     },
 
@@ -201,17 +197,14 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
           }),
         );
       } catch (err) {
-        if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
-        const message = withoutRemote(err instanceof Error ? err.message : String(err), deps.repoUrl);
-        if (err instanceof RevertConflictError) {
+        if (err instanceof RevertConflictError && !ctx.cancellationSignal.aborted) {
+          const message = withoutRemote(err.message, deps.repoUrl);
           throw ApplicationFailure.nonRetryable(message, FailureType.GitOpsConflict, err.details);
         }
-        if (err instanceof ReleaseCommitNotFoundError) {
-          throw ApplicationFailure.nonRetryable(message, FailureType.InvalidRequest);
-        }
-        if (err instanceof GitOpsRejectedError)
-          throw ApplicationFailure.nonRetryable(message, FailureType.GitOpsRejected);
-        throw ApplicationFailure.retryable(message, err instanceof Error ? err.name : 'GitOpsError');
+        return gitOpsFailure(err, ctx.cancellationSignal, deps.repoUrl, [
+          [ReleaseCommitNotFoundError, FailureType.InvalidRequest],
+          [GitOpsRejectedError, FailureType.GitOpsRejected],
+        ]);
       }
     },
 
@@ -242,18 +235,33 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
           }),
         );
       } catch (err) {
-        if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
-        const message = withoutRemote(err instanceof Error ? err.message : String(err), deps.repoUrl);
-        if (err instanceof MonitoringEvidenceInputError || err instanceof ReleaseCommitNotFoundError) {
-          throw ApplicationFailure.nonRetryable(message, FailureType.InvalidRequest);
-        }
-        if (err instanceof UnsafePathError) throw ApplicationFailure.nonRetryable(message, FailureType.UnsafePath);
-        if (err instanceof GitOpsRejectedError)
-          throw ApplicationFailure.nonRetryable(message, FailureType.GitOpsRejected);
-        throw ApplicationFailure.retryable(message, err instanceof Error ? err.name : 'GitOpsError');
+        return gitOpsFailure(err, ctx.cancellationSignal, deps.repoUrl, [
+          [MonitoringEvidenceInputError, FailureType.InvalidRequest],
+          [ReleaseCommitNotFoundError, FailureType.InvalidRequest],
+          [UnsafePathError, FailureType.UnsafePath],
+          [GitOpsRejectedError, FailureType.GitOpsRejected],
+        ]);
       }
     },
   };
+}
+
+/**
+ * One GitOps step's error as the activity's failure: a cancellation as itself; the remote's location (a host path, a
+ * URL with credentials) kept out of the release's history; the listed errors permanent, with their failure types;
+ * everything else (an unreachable remote, lost push races, local git trouble) retried by Temporal.
+ */
+function gitOpsFailure(
+  err: unknown,
+  signal: AbortSignal,
+  repoUrl: string,
+  permanent: [abstract new (...args: never[]) => Error, string][],
+): never {
+  if (signal.aborted) throw signal.reason;
+  const message = withoutRemote(err instanceof Error ? err.message : String(err), repoUrl);
+  for (const [type, failure] of permanent)
+    if (err instanceof type) throw ApplicationFailure.nonRetryable(message, failure);
+  throw ApplicationFailure.retryable(message, err instanceof Error ? err.name : 'GitOpsError');
 }
 
 /** Reads the evidence blobs from the store and renders the bundle; every failure becomes an ApplicationFailure. */
