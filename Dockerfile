@@ -29,7 +29,8 @@ RUN npm ci --ignore-scripts --omit=dev && npm cache clean --force
 COPY . .
 
 # The workflow code bundled once here, not by webpack at every worker start; MREL_WORKFLOW_BUNDLE (below) points the
-# release worker at it, and a missing or broken bundle stops the worker instead of silently re-bundling.
+# release worker at it, and a missing or broken bundle stops the worker instead of silently re-bundling. The build
+# writes workflow-bundle.encoded-failures.js beside it too: a worker with payload-codec keys loads that one.
 RUN npx tsx scripts/build-workflow-bundle.ts /app/dist/workflow-bundle.js
 
 # Mount points for the volumes in docker-compose.yml, owned by the unprivileged user so that fresh named volumes

@@ -1,37 +1,36 @@
 /**
- * One Temporal dev server (in memory, search attributes registered) and one workflow bundle for the whole run.
- * Tests reach them through inject('temporalAddress') and inject('workflowBundlePath').
+ * One Temporal dev server (in memory, search attributes registered) and one workflow bundle for the whole run, in its
+ * two variants (the encoded-failures one is for workers with the payload codec on). Tests reach them through
+ * inject('temporalAddress'), inject('workflowBundlePath') and inject('encodedFailuresBundlePath').
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
+import { buildWorkflowBundle } from '../scripts/build-workflow-bundle';
 import { startDevServer } from '../scripts/dev-server';
-import { WORKFLOWS_PATH } from '../workers/release-worker';
+import { encodedFailuresBundlePath } from '../workers/workflow-bundle';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
     workflowBundlePath: string;
+    encodedFailuresBundlePath: string;
   }
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const dir = await mkdtemp(join(tmpdir(), 'mrel-test-'));
-  const server = await startDevServer({ logFile: join(dir, 'temporal.log') });
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger() });
   const bundlePath = join(dir, 'workflow-bundle.js');
-  await writeFile(bundlePath, code);
+  const [server] = await Promise.all([
+    startDevServer({ logFile: join(dir, 'temporal.log') }),
+    buildWorkflowBundle(bundlePath),
+  ]);
   project.provide('temporalAddress', server.address);
   project.provide('workflowBundlePath', bundlePath);
+  project.provide('encodedFailuresBundlePath', encodedFailuresBundlePath(bundlePath));
   return async () => {
     await server.stop();
     await rm(dir, { recursive: true, force: true });
   };
-}
-
-function quietLogger() {
-  const noop = (): void => {};
-  return { trace: noop, debug: noop, info: noop, warn: noop, error: (m: string) => console.error(m), log: noop };
 }

@@ -22,7 +22,7 @@ export async function createReleaseWorker(
 ): Promise<Worker> {
   const workflows = options.workflowBundle
     ? { workflowBundle: options.workflowBundle }
-    : await workflowSource(settings.workflowBundle);
+    : await workflowSource(settings.workflowBundle, { encodedFailures: settings.codecKeys !== undefined });
   const connection = options.connection ?? (await NativeConnection.connect(workerConnectOptions(settings)));
   return Worker.create({
     connection,

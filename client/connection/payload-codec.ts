@@ -13,6 +13,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
 
@@ -192,7 +193,20 @@ export class AesGcmPayloadCodec implements PayloadCodec {
   }
 }
 
-/** The data converter for a client or worker: the codec when keys are configured, the SDK's default otherwise. */
+/**
+ * The failure converter module that goes with the codec (encoded-failures.cjs): failure messages and stack traces
+ * become a payload, so they are encrypted too. The release worker's workflow bundle must be built with it.
+ */
+export const ENCODED_FAILURES_CONVERTER_PATH = fileURLToPath(new URL('./encoded-failures.cjs', import.meta.url));
+/** The string every workflow bundle built with ENCODED_FAILURES_CONVERTER_PATH contains (the module's marker). */
+export const ENCODED_FAILURES_MARKER = 'modelrelease:encoded-failures:v1';
+
+/**
+ * The data converter for a client or worker: the codec, and failures encoded so the codec covers their messages,
+ * when keys are configured; the SDK's default otherwise.
+ */
 export function codecDataConverter(keys: readonly CodecKey[] | undefined): DataConverter | undefined {
-  return keys === undefined ? undefined : { payloadCodecs: [new AesGcmPayloadCodec(keys)] };
+  return keys === undefined
+    ? undefined
+    : { payloadCodecs: [new AesGcmPayloadCodec(keys)], failureConverterPath: ENCODED_FAILURES_CONVERTER_PATH };
 }

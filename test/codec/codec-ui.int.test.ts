@@ -73,7 +73,7 @@ beforeAll(async () => {
   native = await NativeConnection.connect({ address: server.address });
   worker = await createReleaseWorker(settings, {
     connection: native,
-    workflowBundle: { codePath: inject('workflowBundlePath') },
+    workflowBundle: { codePath: inject('encodedFailuresBundlePath') },
   });
   workerDone = worker.run();
   client = await connectClient({}, { TEMPORAL_ADDRESS: server.address, MREL_CODEC_KEYS: KEYS });

@@ -179,12 +179,59 @@ describe('a release with the payload codec on', () => {
       await rotated.connection.close();
     }
   });
+
+  it("encrypts a failed release's reason and its activity's error: the history says only \"Encoded failure\"", async () => {
+    // A source that is not there: acquire fails (non-retryable), naming the path, and the release fails with that.
+    const missing = join(dir, 'models', `${MODEL}-b`, 'sealed-missing-dir');
+    const rotated = await connectClient(
+      {},
+      { TEMPORAL_ADDRESS: settings.address, MREL_CODEC_KEYS: keysEnv(newKey, oldKey) },
+    );
+    const failed = await startRelease(
+      rotated,
+      {
+        model: { name: `${MODEL}-b`, version: VERSION, source: `file://${missing}` },
+        environment: 'staging',
+        policy: 'default',
+        requestedBy: REQUESTED_BY,
+        team: 'risk',
+        traffic: { averageRequestsPerSecond: 2, peakRequestsPerSecond: 5, compute: { msPerRequest: 4 } },
+      },
+      { taskQueue: settings.taskQueue, configDir: FIXTURE_CONFIG_DIR },
+    );
+    await waitFor('the release failed', async () => (await getRelease(rotated, failed.releaseId)).stage === 'failed');
+    const status = await getRelease(rotated, failed.releaseId);
+    await rotated.connection.close();
+    expect(status.reason).toContain('sealed-missing-dir does not exist');
+
+    const events = (await historyEvents(failed)).map((e) =>
+      temporal.api.history.v1.HistoryEvent.toObject(e as temporal.api.history.v1.HistoryEvent, { defaults: false }),
+    );
+    const failures = events.flatMap((e) => {
+      const attributes = e.activityTaskFailedEventAttributes ?? e.workflowExecutionFailedEventAttributes;
+      return attributes?.failure ? [attributes.failure as Record<string, unknown>] : [];
+    });
+    expect(failures.length).toBeGreaterThanOrEqual(2);
+    for (const failure of failures) {
+      expect(failure.message).toBe('Encoded failure');
+      expect(failure.stackTrace ?? '').toBe('');
+    }
+    const { payloads, texts } = walk(events);
+    for (const p of payloads) expect(meta(p, 'encoding')).toBe(ENCRYPTED_ENCODING);
+    const stored = Buffer.concat([
+      ...payloads.map((p) => Buffer.from(p.data ?? new Uint8Array())),
+      ...texts.filter((t) => !t.includes(failed.releaseId)).map((t) => Buffer.from(t)),
+    ]);
+    for (const secret of [MODEL, 'sealed-missing-dir', 'does not exist', REQUESTED_BY]) {
+      expect(stored.includes(secret), secret).toBe(false);
+    }
+  });
 });
 
 async function startWorker(keys: CodecKey[]): Promise<void> {
   worker = await createReleaseWorker(
     { ...settings, codecKeys: keys },
-    { connection: native, workflowBundle: { codePath: inject('workflowBundlePath') } },
+    { connection: native, workflowBundle: { codePath: inject('encodedFailuresBundlePath') } },
   );
   workerDone = worker.run();
 }
@@ -197,13 +244,15 @@ async function stopWorker(): Promise<void> {
 }
 
 /** The raw history, as the server returns it to anyone allowed to read it: nothing decoded. */
-async function historyEvents(): Promise<temporal.api.history.v1.IHistoryEvent[]> {
+async function historyEvents(
+  of: StartedRelease = release,
+): Promise<temporal.api.history.v1.IHistoryEvent[]> {
   const events: temporal.api.history.v1.IHistoryEvent[] = [];
   let nextPageToken: Uint8Array | undefined;
   for (let page = 0; page < 50; page++) {
     const response = await client.workflowService.getWorkflowExecutionHistory({
       namespace: 'default',
-      execution: { workflowId: release.releaseId, runId: release.runId },
+      execution: { workflowId: of.releaseId, runId: of.runId },
       ...(nextPageToken ? { nextPageToken } : {}),
     });
     events.push(...(response.history?.events ?? []));

@@ -4,7 +4,7 @@
  * broken, instead of a silent re-bundle or the SDK's anonymous error.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getRelease, startRelease } from '../../client/release-client';
 import { PROJECT_ROOT, WORKFLOWS_PATH } from '../../workers/paths';
 import { createReleaseWorker } from '../../workers/release-worker';
-import { workflowSource } from '../../workers/workflow-bundle';
+import { encodedFailuresBundlePath, workflowSource } from '../../workers/workflow-bundle';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
 
 const exec = promisify(execFile);
@@ -58,6 +58,28 @@ describe('a prebuilt workflow bundle', () => {
       await running;
       await connection.close();
     }
+  });
+
+  it('with the payload codec on, the worker loads the encoded-failures variant the build wrote beside the bundle', async () => {
+    const variant = encodedFailuresBundlePath(bundlePath);
+    expect(variant).toBe(join(dir, 'nested', 'workflow-bundle.encoded-failures.js'));
+    const source = await workflowSource(bundlePath, { encodedFailures: true });
+    expect(source.workflowBundle).toEqual({ code: await readFile(variant, 'utf8') });
+    expect((await workflowSource(bundlePath)).workflowBundle).toEqual({ code: await readFile(bundlePath, 'utf8') });
+  });
+
+  it('with the payload codec on, refuses a bundle built without the encoded-failures converter', async () => {
+    // A plain bundle where the variant should be: failure messages would be stored in the clear.
+    const copy = join(dir, 'plain', 'workflow-bundle.js');
+    await mkdir(join(dir, 'plain'), { recursive: true });
+    await writeFile(encodedFailuresBundlePath(copy), await readFile(bundlePath));
+    const error = (await workflowSource(copy, { encodedFailures: true }).catch((err: Error) => err)) as Error;
+    expect(error.message).toBe(
+      `environment variable MREL_WORKFLOW_BUNDLE: ${encodedFailuresBundlePath(copy)} was not built with the ` +
+        'encoded-failures converter (the payload codec is on, so the worker loads the encoded-failures bundle); ' +
+        'rebuild it with `npm run build:workflows -- <file>` (the image builds dist/workflow-bundle.js), or unset ' +
+        'the variable to bundle the workflows at start',
+    );
   });
 
   it('without MREL_WORKFLOW_BUNDLE the worker bundles the workflow sources at start', async () => {
