@@ -9,7 +9,8 @@
  *   workload     the Deployment (or InferenceService) runs exactly the attested model and images, by digest
  *   approvals    each approval's signature against the approver's keys in approvers.yaml as of the release (the copy
  *                the bundle keeps, else --config's when it has the recorded digest), each approver's role, and the
- *                policy's approval rule (the policy copy in the bundle, likewise)
+ *                policy's approval rule (the policy copy in the bundle, likewise); each granted waiver's signature,
+ *                role and expiry the same way, against the policy's `waivers:` section
  * Exit 0 verified, 1 not (one line per broken link, each starting with the link's name), 2 bad usage or a repository
  * that cannot be read.
  */
@@ -47,6 +48,8 @@ import {
   type ReleaseStatement,
 } from '../../activities/trust/dsse';
 import { verifyDecision } from '../../activities/trust/verify-decision';
+import type { SignedWaiver } from '../../contract/decision-payload';
+import type { GrantedWaiver, SignedBy } from '../../contract/types';
 import { EXIT } from '../errors';
 import type { RegisterCommands } from './index';
 
@@ -462,42 +465,131 @@ async function approvalProblems(
         `${who}: the role ${decision.role} does not count for ${environment} under policy ${index.policy.name}`,
       );
     }
-    const signed = decision.signed;
-    if (signed === undefined) {
-      const allowed = rule?.allowUnsigned ?? environment !== 'production';
-      if (!allowed) found.push(`${who}: unsigned, and policy ${index.policy.name} requires signed approvals here`);
-    } else {
-      if (
-        manifest !== undefined &&
-        signed.manifestDigest.replace(/^sha256:/, '') !== manifest.replace(/^sha256:/, '')
-      ) {
-        found.push(`${who}: signed for model ${signed.manifestDigest}, not the attested sha256:${manifest}`);
-      }
-      const verdict = verifyDecision({
-        releaseId: document.releaseId,
-        runId: signed.runId,
-        manifestDigest: signed.manifestDigest,
-        approver: decision.approver,
-        decision: 'approve',
-        ...(decision.comment === undefined ? {} : { comment: decision.comment }),
-        signedAt: signed.signedAt,
-        signature: signed.signature,
-        keys: entry.keys ?? [],
-        // Valid when the release recorded it: no later than the decision, however old it is today.
-        now: new Date(Date.parse(decision.at) || 0),
-        maxAgeMs: RECORDED_SIGNATURE_AGE_MS,
-        seen: [],
-      });
-      if (!verdict.ok) found.push(`${who}: ${verdict.reason}`);
-      else if (signed.fingerprint !== verdict.fingerprint) {
-        found.push(`${who}: signed by key ${verdict.fingerprint}, but the evidence records ${signed.fingerprint}`);
-      }
-    }
+    found.push(
+      ...signatureProblems(
+        who,
+        decision,
+        entry.keys ?? [],
+        { decision: 'approve' },
+        document,
+        manifest,
+        rule,
+        environment,
+      ),
+    );
     counted.push({ approver: decision.approver, roles });
   }
   if (rule !== undefined && approvers !== undefined) {
     const missing = ruleShortfall(counted, rule, extraRoles);
     if (missing !== undefined) found.push(`policy ${index.policy.name} (${environment}): ${missing}`);
+  }
+  const waiverPolicy = (policyFile.data as { waivers?: RawWaiverPolicy } | undefined)?.waivers;
+  for (const waiver of index.grantedWaivers ?? []) {
+    const who = `waiver of ${waiver.gate} (${waiver.ruleIds.join(', ')}) by ${waiver.approver}`;
+    if (approvers === undefined) continue;
+    const entry = Object.hasOwn(approvers, waiver.approver) ? approvers[waiver.approver] : undefined;
+    if (entry === undefined) {
+      found.push(`${who}: ${waiver.approver} is not in approvers.yaml as of the release`);
+      continue;
+    }
+    if (!(entry.roles ?? []).includes(waiver.role)) {
+      found.push(`${who}: recorded as ${waiver.role}, a role ${waiver.approver} does not hold in approvers.yaml`);
+    }
+    if (policyFile.data !== undefined) found.push(...waiverRuleProblems(who, waiver, waiverPolicy, index.policy.name));
+    found.push(
+      ...signatureProblems(
+        who,
+        waiver,
+        entry.keys ?? [],
+        {
+          decision: 'waive',
+          waiver: {
+            gate: waiver.gate,
+            ruleIds: waiver.ruleIds,
+            justification: waiver.justification,
+            expiresAt: waiver.expiresAt,
+          },
+        },
+        document,
+        manifest,
+        rule,
+        environment,
+      ),
+    );
+  }
+  return found;
+}
+
+/** A policy's `waivers:` section as the file holds it (the loader's defaults applied here too). */
+interface RawWaiverPolicy {
+  maxDays?: number;
+  roles?: Record<string, string[]>;
+}
+
+/** Whether the policy as of the release let this role waive this gate's findings, for this long. */
+function waiverRuleProblems(
+  who: string,
+  waiver: GrantedWaiver,
+  policy: RawWaiverPolicy | undefined,
+  policyName: string,
+): string[] {
+  if (policy === undefined)
+    return [`${who}: policy ${policyName} has no waivers: section, so no waive counts under it`];
+  const found: string[] = [];
+  const allowed = policy.roles?.[waiver.gate] ?? policy.roles?.['*'] ?? ['release-manager'];
+  if (!allowed.includes(waiver.role)) {
+    found.push(`${who}: the role ${waiver.role} may not waive ${waiver.gate} findings under policy ${policyName}`);
+  }
+  const maxDays = policy.maxDays ?? 30;
+  const latest = Date.parse(waiver.at) + maxDays * 86_400_000;
+  if (!(Date.parse(waiver.expiresAt) <= latest)) {
+    found.push(`${who}: expires ${waiver.expiresAt}, later than policy ${policyName}'s maximum of ${maxDays} days`);
+  }
+  return found;
+}
+
+/**
+ * The problems with one recorded decision's proof: unsigned where the rule wants signatures, signed for another
+ * model, a signature that does not verify against the approver's keys as of the release, or another key's
+ * fingerprint than the evidence records.
+ */
+function signatureProblems(
+  who: string,
+  recorded: { approver: string; at: string; comment?: string; signed?: SignedBy },
+  keys: string[],
+  what: { decision: 'approve' } | { decision: 'waive'; waiver: SignedWaiver },
+  document: BundleIndexDocument,
+  manifest: string | undefined,
+  rule: Rule | undefined,
+  environment: string,
+): string[] {
+  const signed = recorded.signed;
+  if (signed === undefined) {
+    const allowed = rule?.allowUnsigned ?? environment !== 'production';
+    return allowed ? [] : [`${who}: unsigned, and policy ${document.index.policy.name} requires signed decisions here`];
+  }
+  const found: string[] = [];
+  if (manifest !== undefined && signed.manifestDigest.replace(/^sha256:/, '') !== manifest.replace(/^sha256:/, '')) {
+    found.push(`${who}: signed for model ${signed.manifestDigest}, not the attested sha256:${manifest}`);
+  }
+  const verdict = verifyDecision({
+    releaseId: document.releaseId,
+    runId: signed.runId,
+    manifestDigest: signed.manifestDigest,
+    approver: recorded.approver,
+    ...what,
+    ...(recorded.comment === undefined ? {} : { comment: recorded.comment }),
+    signedAt: signed.signedAt,
+    signature: signed.signature,
+    keys,
+    // Valid when the release recorded it: no later than the decision, however old it is today.
+    now: new Date(Date.parse(recorded.at) || 0),
+    maxAgeMs: RECORDED_SIGNATURE_AGE_MS,
+    seen: [],
+  });
+  if (!verdict.ok) found.push(`${who}: ${verdict.reason}`);
+  else if (signed.fingerprint !== verdict.fingerprint) {
+    found.push(`${who}: signed by key ${verdict.fingerprint}, but the evidence records ${signed.fingerprint}`);
   }
   return found;
 }

@@ -14,7 +14,7 @@ import { sha256Hex } from '../../activities/common/canonical-json';
 import { FilesystemStore } from '../../activities/store';
 import { manifestDigest, storeManifest } from '../../activities/store/manifest';
 import { DECISION_NAMESPACE, decisionPayload } from '../../contract/decision-payload';
-import type { Decision } from '../../contract/types';
+import type { Decision, GrantedWaiver } from '../../contract/types';
 import { runCli } from '../../client/cli';
 import { bareRepo, cloneOf, commitRelease, deliveredRelease, gitIn } from '../gitops/fixtures';
 import { makeKey, signByHand, sshFingerprint, type TestKey } from '../trust/ssh-tools';
@@ -36,6 +36,12 @@ export interface SignedReleaseOptions {
   forgedBob?: boolean;
   /** Who approved (default both). */
   approvers?: ('alice' | 'bob')[];
+  /**
+   * A waiver of two scan rules granted during approval, signed by hand (the policy gains a `waivers:` section:
+   * release-manager may waive scan for 30 days at most): by `approver` (default alice), valid for `days` (default 7),
+   * and `forged` signs another justification than the evidence records.
+   */
+  waiver?: { approver?: 'alice' | 'bob'; days?: number; forged?: boolean };
 }
 
 function approversYaml(keys: SignedRelease['keys'], bobKey: TestKey): string {
@@ -89,6 +95,11 @@ export async function signedRelease(tmp: string, options: SignedReleaseOptions =
   const signingPem = newSigningKeyPem();
   const approvers = approversYaml(keys, options.bobListedKey === 'stranger' ? keys.stranger : keys.bob);
   const configDir = await writeConfig(join(tmp, 'config'), approvers, [signingPem]);
+  if (options.waiver) {
+    const policyFile = join(configDir, 'policies', 'default.yaml');
+    const waivers = ['waivers:', '  maxDays: 30', '  roles:', '    scan: [release-manager]', ''].join('\n');
+    await writeFile(policyFile, `${await readFile(policyFile, 'utf8')}\n${waivers}`);
+  }
 
   const store = new FilesystemStore(join(tmp, 'store'));
   const base = deliveredRelease();
@@ -144,6 +155,41 @@ export async function signedRelease(tmp: string, options: SignedReleaseOptions =
     ...(who.includes('bob') ? [await sign('bob', 'ml-lead', '2025-01-01T12:30:00.000Z', 'quality fine')] : []),
   ];
 
+  const grantedWaivers: GrantedWaiver[] = [];
+  if (options.waiver) {
+    const approver = options.waiver.approver ?? 'alice';
+    const at = '2025-01-01T11:30:00.000Z';
+    const waiver = {
+      gate: 'scan',
+      ruleIds: ['pickle.dangerous-global', 'pickle.unknown-global'],
+      justification: 'the fixture calls `id` only; reviewed with security',
+      expiresAt: new Date(Date.parse(at) + (options.waiver.days ?? 7) * 86_400_000).toISOString(),
+    };
+    const payload = decisionPayload({
+      releaseId: base.releaseId,
+      runId: base.runId,
+      manifestDigest: manifest.manifestDigest,
+      decision: 'waive',
+      signedAt: at,
+      waiver: options.waiver.forged ? { ...waiver, justification: 'something else' } : waiver,
+    });
+    grantedWaivers.push({
+      ...waiver,
+      approver,
+      role: approver === 'alice' ? 'release-manager' : 'ml-lead',
+      at,
+      signed: {
+        fingerprint: await sshFingerprint(keys[approver].publicFile),
+        keyType: approver === 'alice' ? 'ssh-ed25519' : 'ecdsa-sha2-nistp256',
+        signedAt: at,
+        runId: base.runId,
+        manifestDigest: `sha256:${manifest.manifestDigest}`,
+        signature: await signByHand(keyDir, keys[approver], DECISION_NAMESPACE, payload),
+        payloadDigest: `sha256:${sha256Hex(payload)}`,
+      },
+    });
+  }
+
   const scan = await store.putBytes('{"gate":"scan","findings":[]}\n', { path: 'evidence/scan.json' });
   const policyText = await readFile(join(configDir, 'policies', 'default.yaml'));
   const input: GitOpsPublishInput = {
@@ -157,6 +203,7 @@ export async function signedRelease(tmp: string, options: SignedReleaseOptions =
         approvers: { file: 'config/approvers.yaml', digest: sha256Hex(approvers) },
         decisions: approvals,
         refusedDecisions: [],
+        ...(grantedWaivers.length > 0 ? { grantedWaivers } : {}),
         gates: base.gates.map((g) => ({
           gate: g.gate,
           verdict: g.verdict,

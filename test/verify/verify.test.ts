@@ -136,6 +136,35 @@ describe('mrel verify', () => {
     expect(result.code).toBe(1);
   });
 
+  test('a signed waiver verifies; a forged one, one from a role the policy does not name, or one too long is named', async ({
+    tmp,
+  }) => {
+    const signed = await signedRelease(join(tmp, 'signed'), { waiver: {} });
+    const ok = await verify([signed.bare, signed.releaseId, '--config', signed.configDir]);
+    expect(ok.out).toMatch(/^VERIFIED /);
+    expect(ok.code).toBe(0);
+
+    const forged = await signedRelease(join(tmp, 'forged'), { waiver: { forged: true } });
+    const bad = await verify([forged.bare, forged.releaseId, '--config', forged.configDir]);
+    expect(bad.out).toMatch(
+      /^approvals: waiver of scan \(pickle\.dangerous-global, pickle\.unknown-global\) by alice: the signature does not match the signed content/m,
+    );
+    expect(bad.out.split('\n')).toHaveLength(2);
+    expect(bad.code).toBe(1);
+
+    const byBob = await signedRelease(join(tmp, 'bob'), { waiver: { approver: 'bob' } });
+    const role = await verify([byBob.bare, byBob.releaseId, '--config', byBob.configDir]);
+    expect(role.out).toMatch(/^approvals: waiver of scan .* by bob: the role ml-lead may not waive scan findings/m);
+    expect(role.code).toBe(1);
+
+    const long = await signedRelease(join(tmp, 'long'), { waiver: { days: 90 } });
+    const late = await verify([long.bare, long.releaseId, '--config', long.configDir]);
+    expect(late.out).toMatch(
+      /^approvals: waiver of scan .* by alice: expires 2025-04-01T11:30:00\.000Z, later than policy default's maximum of 30 days$/m,
+    );
+    expect(late.code).toBe(1);
+  });
+
   test("approvals that do not meet the policy's rule for the environment are named", async ({ tmp }) => {
     const release = await signedRelease(tmp, { approvers: ['bob'] });
     const result = await verify([release.bare, release.releaseId, '--config', release.configDir]);
