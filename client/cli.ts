@@ -10,6 +10,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { parseDocument } from 'yaml';
 import type { Client } from '@temporalio/client';
 import type { DecideInput, DecideOutcome, ReleaseStatus } from '../contract/types';
+import type { DecisionSignature, SignedWaiver } from '../contract/decision-payload';
+import type { DecisionToSign } from './sign';
 import { EXIT, RELEASE_ERROR_EXIT, ReleaseClientError } from './errors';
 import type { ClientOptions } from './release-client';
 import { COMMAND_MODULES, type RegisterCommands } from './commands';
@@ -204,18 +206,14 @@ export function buildProgram(
         '--sign-with <key>',
         'sign the decision with this SSH key (ssh-keygen -Y sign): a private key file, or the .pub of a key in ssh-agent',
       )
-      .action(async (id: string, opts: { as: string; comment?: string; signWith?: string }) => {
+      .option('--payload-out <file>', 'write the payload to sign by hand (ssh-keygen -Y sign) and send nothing')
+      .option('--signed-payload <file>', 'send the decision signed by hand: <file> and the <file>.sig beside it')
+      .action(async (id: string, opts: DecisionOptions) => {
         const { decide } = await releaseClient();
         const c = await client();
-        const comment = opts.comment === undefined ? {} : { comment: opts.comment };
-        // Signed over the release's run and the model its gates judged, as the status shows them now.
-        const signed =
-          opts.signWith === undefined
-            ? {}
-            : await (
-                await import('./sign')
-              ).signReleaseDecision(c, id, { decision, ...comment }, { keyFile: opts.signWith });
-        const input: DecideInput = { approver: opts.as, decision, ...comment, ...signed };
+        const signing = await decisionSigning(c, id, { decision, ...pick(opts, 'comment') }, opts);
+        if (signing.written) return;
+        const input: DecideInput = { approver: opts.as, decision, ...signing.fields, ...signing.signed };
         const answer: DecideOutcome = await decide(c, id, input);
         const text = answer.accepted
           ? `${decision === 'approve' ? 'approved' : 'rejected'} ${id} as ${opts.as}\n\n${renderStatus(answer.status)}`
@@ -232,49 +230,116 @@ export function buildProgram(
     )
     .argument('<release-id>', 'e.g. release/credit-risk/1.0.0/production')
     .requiredOption('--as <approver>', 'your approver id in config/approvers.yaml')
-    .requiredOption('--gate <gate>', 'the gate whose findings are waived, e.g. scan')
-    .requiredOption('--rule <id>', 'a rule id to waive (repeat for more)', (v: string, all: string[] = []) => [
-      ...all,
-      v,
-    ])
-    .requiredOption('--justification <text>', 'why this risk is accepted (recorded in the evidence)')
-    .requiredOption('--expires <when>', 'an ISO time, or a duration from now such as 30d')
+    .option('--gate <gate>', 'the gate whose findings are waived, e.g. scan')
+    .option('--rule <id>', 'a rule id to waive (repeat for more)', (v: string, all: string[] = []) => [...all, v])
+    .option('--justification <text>', 'why this risk is accepted (recorded in the evidence)')
+    .option('--expires <when>', 'an ISO time, or a duration from now such as 30d')
     .option('--comment <text>', 'a note beside the justification')
     .option('--sign-with <key>', 'sign the waive with this SSH key, as for approve')
+    .option('--payload-out <file>', 'write the payload to sign by hand (ssh-keygen -Y sign) and send nothing')
+    .option('--signed-payload <file>', 'send the waive signed by hand: <file> and the <file>.sig beside it')
     .action(
       async (
         id: string,
-        opts: {
-          as: string;
-          gate: string;
-          rule: string[];
-          justification: string;
-          expires: string;
-          comment?: string;
-          signWith?: string;
-        },
+        opts: DecisionOptions & { gate?: string; rule?: string[]; justification?: string; expires?: string },
       ) => {
         const { waiveRelease } = await releaseClient();
         const { parseDuration } = await import('../contract/duration');
         const c = await client();
-        const span = parseDuration(opts.expires);
-        const expiresAt = span !== undefined ? new Date(Date.now() + span).toISOString() : opts.expires;
-        const waiver = { gate: opts.gate, ruleIds: opts.rule, justification: opts.justification, expiresAt };
-        const comment = opts.comment === undefined ? {} : { comment: opts.comment };
-        const signed =
-          opts.signWith === undefined
+        const span = opts.expires === undefined ? undefined : parseDuration(opts.expires);
+        const given = {
+          ...pick(opts, 'gate', 'justification'),
+          ...(opts.rule === undefined ? {} : { ruleIds: opts.rule }),
+          ...(opts.expires === undefined
             ? {}
-            : await (
-                await import('./sign')
-              ).signReleaseDecision(c, id, { decision: 'waive', ...comment, waiver }, { keyFile: opts.signWith });
-        const answer = await waiveRelease(c, id, { approver: opts.as, ...waiver, ...comment, ...signed });
+            : { expiresAt: span !== undefined ? new Date(Date.now() + span).toISOString() : opts.expires }),
+        };
+        // Signed by hand, the waiver is the one in the payload file; otherwise every part of it is needed here.
+        const missing = (['gate', 'rule', 'justification', 'expires'] as const).filter((k) => opts[k] === undefined);
+        if (opts.signedPayload === undefined && missing.length > 0) {
+          throw new ReleaseClientError(
+            'INVALID_REQUEST',
+            `waive needs ${missing.map((k) => `--${k}`).join(', ')} (or --signed-payload with a signed waiver)`,
+          );
+        }
+        const signing = await decisionSigning(
+          c,
+          id,
+          { decision: 'waive', ...pick(opts, 'comment'), waiver: given as SignedWaiver },
+          opts,
+        );
+        if (signing.written) return;
+        const waiver = signing.waiver ?? (given as SignedWaiver);
+        const answer = await waiveRelease(c, id, {
+          approver: opts.as,
+          ...waiver,
+          ...signing.fields,
+          ...signing.signed,
+        });
         const text = answer.accepted
-          ? `waived ${opts.rule.join(', ')} of ${opts.gate} for ${id} until ${expiresAt}; the gate is judged again\n\n${renderStatus(answer.status)}`
+          ? `waived ${waiver.ruleIds.join(', ')} of ${waiver.gate} for ${id} until ${waiver.expiresAt}; the gate is judged again\n\n${renderStatus(answer.status)}`
           : `refused: ${answer.reason ?? 'no reason given'}`;
         print(answer, text);
         if (!answer.accepted) setExit(EXIT.fail);
       },
     );
+
+  /**
+   * How a decision is signed: with a key (--sign-with), by hand (--payload-out writes the payload and sends nothing;
+   * --signed-payload sends it with the .sig beside it), or not at all.
+   */
+  async function decisionSigning(
+    c: Client,
+    id: string,
+    decision: DecisionToSign,
+    opts: DecisionOptions,
+  ): Promise<{
+    written?: true;
+    fields?: { comment?: string };
+    signed?: Required<DecisionSignature>;
+    waiver?: SignedWaiver;
+  }> {
+    const ways = (['signWith', 'payloadOut', 'signedPayload'] as const).filter((k) => opts[k] !== undefined);
+    if (ways.length > 1) {
+      throw new ReleaseClientError(
+        'INVALID_REQUEST',
+        'give one of --sign-with, --payload-out and --signed-payload: they are three ways to sign the same decision',
+      );
+    }
+    const sign = await import('./sign');
+    const fields = decision.comment === undefined ? {} : { comment: decision.comment };
+    if (opts.signWith !== undefined) {
+      return { fields, signed: await sign.signReleaseDecision(c, id, decision, { keyFile: opts.signWith }) };
+    }
+    if (opts.payloadOut !== undefined) {
+      const { payload, fields: signedFields } = await sign.releaseDecisionPayload(c, id, decision);
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(opts.payloadOut, payload, { mode: 0o600 });
+      const { DECISION_NAMESPACE } = await import('../contract/decision-payload');
+      const text =
+        `wrote the ${decision.decision} payload for ${id} (run ${signedFields.runId}, model ${signedFields.manifestDigest}, ` +
+        `signed at ${signedFields.signedAt}) to ${opts.payloadOut}; nothing was sent.\n` +
+        `Sign it:  ssh-keygen -Y sign -n ${DECISION_NAMESPACE} -f <your key> ${opts.payloadOut}\n` +
+        `Send it:  the same command with --signed-payload ${opts.payloadOut} instead of --payload-out ` +
+        '(within the hour: older signatures are refused)';
+      print({ payloadFile: opts.payloadOut, ...signedFields, decision: decision.decision }, text);
+      return { written: true };
+    }
+    if (opts.signedPayload !== undefined) {
+      const read = await sign.readHandSignedDecision(opts.signedPayload, {
+        releaseId: id,
+        decision: decision.decision,
+        ...fields,
+        ...(decision.waiver === undefined ? {} : { waiver: decision.waiver }),
+      });
+      return {
+        fields: read.comment === undefined ? {} : { comment: read.comment },
+        signed: read.signature,
+        ...(read.waiver ? { waiver: read.waiver } : {}),
+      };
+    }
+    return { fields };
+  }
 
   program
     .command('watch')
@@ -435,4 +500,20 @@ export async function runCli(
   } finally {
     await Promise.all(outcome.clients.map((c) => c.connection.close()));
   }
+}
+
+/** The options approve, reject and waive share: who decides, a comment, and how the decision is signed. */
+interface DecisionOptions {
+  as: string;
+  comment?: string;
+  signWith?: string;
+  payloadOut?: string;
+  signedPayload?: string;
+}
+
+/** The named keys of `from` that are set. */
+function pick<T extends object, K extends keyof T>(from: T, ...keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const key of keys) if (from[key] !== undefined) out[key] = from[key];
+  return out;
 }

@@ -9,10 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { getRelease, startRelease } from '../../client/release-client';
 import { signReleaseDecision } from '../../client/sign';
 import { decideUpdate } from '../../contract/definitions';
 import type { DecideInput, ReleaseStatus } from '../../contract/types';
+import { runMrel } from '../helpers/command';
 import { FIXTURE_CONFIG_DIR } from '../helpers/config-dirs';
 import { recordHistory } from '../helpers/histories';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
@@ -114,6 +117,52 @@ describe('signed decisions', () => {
     expect(bundle).toContain(await sshFingerprint(keys.amara.publicFile));
   }, 180_000);
 
+  it('takes a decision signed by hand: --payload-out, `ssh-keygen -Y sign`, then --signed-payload', async () => {
+    const id = await awaitingApproval('hand-signed', 'production');
+    const file = join(env.dir, 'approve.json');
+    const written = await cli(['approve', id, '--as', 'amara', '--comment', 'signed offline', '--payload-out', file]);
+    expect(written.code).toBe(0);
+    expect(written.out).toContain(`ssh-keygen -Y sign -n modelrelease-decision -f <your key> ${file}`);
+    expect((await getRelease(env.client, id)).approvals).toEqual([]);
+    await promisify(execFile)('ssh-keygen', [
+      '-q',
+      '-Y',
+      'sign',
+      '-n',
+      'modelrelease-decision',
+      '-f',
+      keys.amara.privateFile,
+      file,
+    ]);
+
+    // Reformatted after signing, or sent with another comment: the CLI says so and sends nothing.
+    const pretty = join(env.dir, 'pretty.json');
+    await writeFile(pretty, JSON.stringify(JSON.parse(await readFile(file, 'utf8')), null, 2));
+    await cp(`${file}.sig`, `${pretty}.sig`);
+    const reformatted = await cli(['approve', id, '--as', 'amara', '--signed-payload', pretty]);
+    expect(reformatted.code).toBe(2);
+    expect(reformatted.err).toContain(`--signed-payload ${pretty}: is not the canonical payload`);
+    const otherComment = await cli(['approve', id, '--as', 'amara', '--comment', 'lgtm', '--signed-payload', file]);
+    expect(otherComment.code).toBe(2);
+    expect(otherComment.err).toContain('signs another --comment than the one given');
+    // Edited, still canonical: the release itself refuses the signature, and says why.
+    const edited = join(env.dir, 'edited.json');
+    await writeFile(edited, (await readFile(file, 'utf8')).replace('signed offline', 'signed offline, all fine'));
+    await cp(`${file}.sig`, `${edited}.sig`);
+    const forged = await cli(['approve', id, '--as', 'amara', '--signed-payload', edited]);
+    expect(forged.code).toBe(1);
+    expect(forged.out).toMatch(/^refused: signature refused/);
+
+    const sent = await cli(['approve', id, '--as', 'amara', '--signed-payload', file]);
+    expect(sent.err).toBe('');
+    expect(sent.code).toBe(0);
+    expect(sent.out).toMatch(/^approved /);
+    const status = await getRelease(env.client, id);
+    expect(status.approvals).toMatchObject([{ approver: 'amara', comment: 'signed offline' }]);
+    expect(status.approvals[0]?.signed?.fingerprint).toBe(await sshFingerprint(keys.amara.publicFile));
+    await env.client.workflow.getHandle(id).terminate('test over');
+  }, 120_000);
+
   it('counts an unsigned approval where the policy allows it, marked unsigned', async () => {
     const id = await awaitingApproval('staging-model', 'staging');
     expect(await decide(id, { approver: 'amara', decision: 'approve' })).toEqual({ accepted: true });
@@ -123,3 +172,6 @@ describe('signed decisions', () => {
     expect(done.approvals[0]?.signed).toBeUndefined();
   }, 120_000);
 });
+
+/** Runs `mrel` against the test's dev server. */
+const cli = (args: string[]) => runMrel(env.settings.address, args);

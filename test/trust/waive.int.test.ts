@@ -16,6 +16,7 @@ import { decide, getRelease, startRelease, waiveRelease } from '../../client/rel
 import { signReleaseDecision } from '../../client/sign';
 import type { ReleaseStatus } from '../../contract/types';
 import { PROJECT_ROOT } from '../../workers/paths';
+import { runMrel } from '../helpers/command';
 import { FIXTURE_CONFIG_DIR } from '../helpers/config-dirs';
 import { recordHistory } from '../helpers/histories';
 import { createReleaseEnv, eventually, type ReleaseEnv } from '../helpers/release-env';
@@ -76,6 +77,28 @@ it('holds a release at a scan that failed on waivable findings until a signed wa
   expect(late.accepted).toBe(false);
   expect(late.reason).toMatch(/later than the policy's maximum of 30 days/);
 
+  // The CLI: every part of a waiver is needed unless a signed payload carries it; a payload to sign by hand holds it.
+  const partial = await cli(['waive', releaseId, '--as', 'amara', '--gate', 'scan']);
+  expect(partial.code).toBe(2);
+  expect(partial.err).toContain('waive needs --rule, --justification, --expires (or --signed-payload');
+  const payloadFile = join(env.dir, 'waive.json');
+  const cliArgs = ['--gate', 'scan', ...rules.flatMap((r) => ['--rule', r]), '--justification', waiver.justification];
+  const written = await cli([
+    'waive',
+    releaseId,
+    '--as',
+    'amara',
+    ...cliArgs,
+    '--expires',
+    '7d',
+    '--payload-out',
+    payloadFile,
+  ]);
+  expect(written.code).toBe(0);
+  const payload = JSON.parse(await readFile(payloadFile, 'utf8'));
+  expect(payload).toMatchObject({ decision: 'waive', releaseId, waiver: { gate: 'scan', ruleIds: rules } });
+  expect((await getRelease(env.client, releaseId)).waivers ?? []).toEqual([]);
+
   const signed = await signReleaseDecision(
     env.client,
     releaseId,
@@ -103,3 +126,6 @@ it('holds a release at a scan that failed on waivable findings until a signed wa
   const bundle = JSON.parse(await env.git('show', 'main:releases/trojan/1.0.0/staging/bundle.json'));
   expect(bundle.index.grantedWaivers).toMatchObject([{ approver: 'amara', gate: 'scan', ruleIds: rules }]);
 }, 180_000);
+
+/** Runs `mrel` against the test's dev server. */
+const cli = (args: string[]) => runMrel(env.settings.address, args);
