@@ -15,7 +15,18 @@ export function renderStatus(s: ReleaseStatus): string {
   if (s.approvals.length > 0) {
     lines.push('approvals:');
     for (const a of s.approvals)
-      lines.push(`  ${a.approver} (${a.role}) at ${a.at}${a.comment ? `: ${a.comment}` : ''}`);
+      lines.push(`  ${a.approver} (${a.role}) at ${a.at}${proof(a)}${a.comment ? `: ${a.comment}` : ''}`);
+  }
+  if (s.held) {
+    lines.push(`held: ${s.held.reason}; awaits a waive of ${s.held.gates.join(', ')} until ${s.held.until}`);
+  }
+  if (s.waivers?.length) {
+    lines.push('waivers:');
+    for (const w of s.waivers) {
+      lines.push(
+        `  ${w.gate}: ${w.ruleIds.join(', ')} by ${w.approver} (${w.role}) at ${w.at}${proof(w)}, until ${w.expiresAt}: ${w.justification}`,
+      );
+    }
   }
   if (s.awaiting) {
     lines.push(
@@ -51,6 +62,12 @@ export function renderStatus(s: ReleaseStatus): string {
   if (s.rollout) lines.push(...renderRollout(s));
   if (s.monitoring) lines.push(...renderMonitoring(s));
   return lines.join('\n');
+}
+
+/** How a decision was proven: the signing key's fingerprint, or that it was counted unsigned. */
+function proof(d: { signed?: { fingerprint: string }; unsigned?: true }): string {
+  if (d.signed) return `, signed ${d.signed.fingerprint}`;
+  return d.unsigned ? ', unsigned' : '';
 }
 
 /** The monitoring window: one line per metric (phase, last value, tallies, next measurement), the breach, decisions. */

@@ -160,6 +160,13 @@ describe('signed decisions', () => {
     const status = await getRelease(env.client, id);
     expect(status.approvals).toMatchObject([{ approver: 'amara', comment: 'signed offline' }]);
     expect(status.approvals[0]?.signed?.fingerprint).toBe(await sshFingerprint(keys.amara.publicFile));
+    const shown = await cli(['status', id]);
+    expect(shown.out).toMatch(
+      new RegExp(
+        `^  amara \\(release-manager\\) at \\S+, signed ${await sshFingerprint(keys.amara.publicFile)}: signed offline$`,
+        'm',
+      ),
+    );
     await env.client.workflow.getHandle(id).terminate('test over');
   }, 120_000);
 
@@ -170,6 +177,7 @@ describe('signed decisions', () => {
     expect(done.stage).toBe('released');
     expect(done.approvals[0]).toMatchObject({ approver: 'amara', unsigned: true });
     expect(done.approvals[0]?.signed).toBeUndefined();
+    expect((await cli(['status', id])).out).toMatch(/^  amara \(release-manager\) at \S+, unsigned$/m);
   }, 120_000);
 });
 

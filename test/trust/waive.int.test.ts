@@ -64,6 +64,7 @@ it('holds a release at a scan that failed on waivable findings until a signed wa
   );
   expect(held.held?.gates, held.reason).toEqual(['scan']);
   expect(held.held?.reason).toMatch(/^scan fail: /);
+  expect((await cli(['status', releaseId])).out).toMatch(/^held: scan fail: .*; awaits a waive of scan until \S+$/m);
   const rules = [...new Set(held.gates.find((g) => g.gate === 'scan')?.findings.map((f) => f.ruleId))];
   expect(rules).toContain('pickle.dangerous-global');
 
@@ -117,6 +118,14 @@ it('holds a release at a scan that failed on waivable findings until a signed wa
   expect(awaiting.held).toBeUndefined();
   expect(awaiting.waivers?.[0]).toMatchObject({ approver: 'amara', role: 'release-manager', gate: 'scan' });
   expect(awaiting.waivers?.[0]?.signed?.fingerprint).toBe(await sshFingerprint(amara.publicFile));
+  const shown = (await cli(['status', releaseId])).out;
+  expect(shown).toContain('waivers:');
+  expect(shown).toMatch(
+    new RegExp(
+      `^  scan: .* by amara \\(release-manager\\) at \\S+, signed ${await sshFingerprint(amara.publicFile)}, until ${soon}: `,
+      'm',
+    ),
+  );
 
   const approved = await decide(env.client, releaseId, { approver: 'amara', decision: 'approve' });
   expect(approved.accepted, approved.reason).toBe(true);
