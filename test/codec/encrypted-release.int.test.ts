@@ -74,18 +74,7 @@ beforeAll(async () => {
 
   const modelDir = join(dir, 'models', MODEL, VERSION);
   await writeSmallModel(modelDir, MODEL, VERSION);
-  release = await startRelease(
-    client,
-    {
-      model: { name: MODEL, version: VERSION, source: `file://${modelDir}` },
-      environment: 'staging',
-      policy: 'default',
-      requestedBy: REQUESTED_BY,
-      team: 'risk',
-      traffic: { averageRequestsPerSecond: 2, peakRequestsPerSecond: 5, compute: { msPerRequest: 4 } },
-    },
-    { taskQueue: settings.taskQueue, configDir: FIXTURE_CONFIG_DIR },
-  );
+  release = await startSealedRelease(client, MODEL, modelDir);
   await waitFor('stage approval', async () => (await getRelease(client, release.releaseId)).stage === 'approval');
   const handle = client.workflow.getHandle(release.releaseId);
   await handle.signal(approveSignal, { approver: 'amara', comment: COMMENT });
@@ -187,18 +176,7 @@ describe('a release with the payload codec on', () => {
       {},
       { TEMPORAL_ADDRESS: settings.address, MREL_CODEC_KEYS: keysEnv(newKey, oldKey) },
     );
-    const failed = await startRelease(
-      rotated,
-      {
-        model: { name: `${MODEL}-b`, version: VERSION, source: `file://${missing}` },
-        environment: 'staging',
-        policy: 'default',
-        requestedBy: REQUESTED_BY,
-        team: 'risk',
-        traffic: { averageRequestsPerSecond: 2, peakRequestsPerSecond: 5, compute: { msPerRequest: 4 } },
-      },
-      { taskQueue: settings.taskQueue, configDir: FIXTURE_CONFIG_DIR },
-    );
+    const failed = await startSealedRelease(rotated, `${MODEL}-b`, missing);
     await waitFor('the release failed', async () => (await getRelease(rotated, failed.releaseId)).stage === 'failed');
     const status = await getRelease(rotated, failed.releaseId);
     await rotated.connection.close();
@@ -227,6 +205,22 @@ describe('a release with the payload codec on', () => {
     }
   });
 });
+
+/** A staging release of `name`@VERSION from `modelDir`, requested by REQUESTED_BY. */
+function startSealedRelease(through: Client, name: string, modelDir: string): Promise<StartedRelease> {
+  return startRelease(
+    through,
+    {
+      model: { name, version: VERSION, source: `file://${modelDir}` },
+      environment: 'staging',
+      policy: 'default',
+      requestedBy: REQUESTED_BY,
+      team: 'risk',
+      traffic: { averageRequestsPerSecond: 2, peakRequestsPerSecond: 5, compute: { msPerRequest: 4 } },
+    },
+    { taskQueue: settings.taskQueue, configDir: FIXTURE_CONFIG_DIR },
+  );
+}
 
 async function startWorker(keys: CodecKey[]): Promise<void> {
   worker = await createReleaseWorker(
