@@ -20,6 +20,8 @@ export const MAX_RESULT_FINDINGS = 200;
 export const MAX_METRICS_PER_GATE = 64;
 /** Refused decisions kept in the status: the first ones and the latest ones; the rest are only counted. */
 export const MAX_REFUSED = 20;
+/** Waivers one release holds at most (each up to ~11 KB with its signature): enough for every gate's findings. */
+export const MAX_WAIVERS = 20;
 /** Undelivered notifications kept in the status. */
 export const MAX_NOTIFICATION_FAILURES = 10;
 /** A generous ceiling that a test checks the serialized status against, whatever arrives. */

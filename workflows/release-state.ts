@@ -54,6 +54,7 @@ import {
   MAX_METRICS_PER_GATE,
   MAX_NOTIFICATION_FAILURES,
   MAX_REFUSED,
+  MAX_WAIVERS,
 } from '../contract/limits';
 
 const VERDICT_ICON: Record<Verdict, string> = { pass: '✅ pass', warn: '⚠️ warn', fail: '❌ fail', error: '⛔ error' };
@@ -483,6 +484,8 @@ export class ReleaseState {
       return `policy ${this.request.policy} has no waivers: section, so the waive signal counts nowhere; accepted risks go in config/waivers.yaml`;
     if (this.status.held === undefined && !(this.approvalOpen && this.current === 'approval'))
       return `a waive counts while the release awaits approval or waits at a failed gate; it is in stage ${this.current}`;
+    if ((this.status.waivers?.length ?? 0) >= MAX_WAIVERS)
+      return `the release already holds ${MAX_WAIVERS} waivers, the most one release may; put lasting accepted risks in config/waivers.yaml`;
     if (!this.status.gates.some((g) => g.gate === input.gate))
       return `gate ${clip(input.gate, 32)} has not run in this release (ran: ${this.status.gates.map((g) => g.gate).join(', ')})`;
     const allowed = policy.roles[input.gate] ?? policy.roles['*'] ?? [];

@@ -1,10 +1,11 @@
 /**
  * The monitor stage's state, without Temporal: a stalled rollout paused for people counts a `rollback` or `keep` only
  * from a role the delivery policy names and only while paused; everything else is recorded as refused with why, and
- * the UI's details and the status say what is watched and awaited.
+ * the UI's details and the status say what is watched and awaited. Also the bound on the waivers one release holds.
  */
 import { describe, expect, it } from 'vitest';
 import { releaseRequestSchema, type ReleaseConfig, type ReleaseRequest } from '../../contract/types';
+import { MAX_WAIVERS } from '../../contract/limits';
 import { ReleaseState } from '../../workflows/release-state';
 import { requestSchemaFor } from '../../workflows/request-check';
 import type { PlanVersion } from '../../workflows/plan';
@@ -158,5 +159,30 @@ describe('the door on images to push', () => {
       expect.stringMatching(/^image\.push: only a docker-daemon: image is pushed by the release/),
     ]);
     expect(problems({ ref: 'registry.example.com/app:1' })).toEqual([]);
+  });
+});
+
+describe('waivers', () => {
+  it('grants at most MAX_WAIVERS waivers to one release, and says why the next one is refused', () => {
+    const state = new ReleaseState(request, 'release/credit-risk/1.0.0/production', [], at(0));
+    state.config = { ...config, waiverPolicy: { maxDays: 30, roles: { '*': ['release-manager'] }, hold: true } };
+    const scan = { gate: 'scan', verdict: 'warn' as const, summary: 'findings', metrics: {}, findings: [] };
+    state.recordGate({ ...scan, startedAt: at(1), finishedAt: at(1) }, at(1));
+    state.openApproval(at(2));
+    const waive = (n: number) => ({
+      approver: 'amara',
+      gate: 'scan',
+      ruleIds: [`rule-${n}`],
+      justification: 'reviewed',
+      expiresAt: at(86_400),
+    });
+    for (let n = 0; n < MAX_WAIVERS; n++) {
+      expect(state.waiveRefusal(waive(n), at(3))).toBeUndefined();
+      state.grantWaiver(waive(n), { unsigned: true }, at(3));
+    }
+    expect(state.status.waivers).toHaveLength(MAX_WAIVERS);
+    expect(state.waiveRefusal(waive(MAX_WAIVERS), at(4))).toBe(
+      `the release already holds ${MAX_WAIVERS} waivers, the most one release may; put lasting accepted risks in config/waivers.yaml`,
+    );
   });
 });
