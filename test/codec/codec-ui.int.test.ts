@@ -2,7 +2,8 @@
  * The Temporal UI shows an encrypted release decrypted through `mrel codec-server`, in a real browser (Debian's
  * Chromium driven by playwright-core, as test/ui does), against a dev server with the UI of its own: without the codec
  * server the page shows ciphertext; after signing in at the codec server and setting it in the UI's codec settings
- * ("Include cross-origin credentials" on: the UI then sends the session cookie), the same page shows the request.
+ * ("Include cross-origin credentials" on: the UI then sends the session cookie), the same page shows the request, and
+ * a failed release's page shows its reason (an encoded failure: only "Encoded failure" is stored in the clear).
  * Screenshots of every step are kept under .artifacts/codec-ui/.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -182,6 +183,32 @@ describe('the Temporal UI with the codec server', () => {
     expect(await input.innerText()).toContain('"credit-risk"');
     await shot('decrypted');
   });
+
+  it("shows a failed release's reason, stored as an encoded failure, decrypted through the codec server", async () => {
+    // A source that is not there: the release fails with a reason naming the path, which the history holds encrypted.
+    const missing = join(dir, 'models', 'credit-risk', 'sealed-missing-3f9a');
+    const failed = await startRelease(
+      client,
+      {
+        model: { name: 'credit-risk', version: '2.0.1', source: `file://${missing}` },
+        environment: 'staging',
+        policy: 'default',
+        requestedBy: REQUESTED_BY,
+        team: 'risk',
+        traffic: { averageRequestsPerSecond: 2, peakRequestsPerSecond: 5, compute: { msPerRequest: 4 } },
+      },
+      { taskQueue: 'codec-ui-test', configDir: FIXTURE_CONFIG_DIR },
+    );
+    for (let i = 0; i < 150; i++) {
+      if ((await getRelease(client, failed.releaseId).catch(() => undefined))?.stage === 'failed') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await page.goto(historyUrl(failed));
+    await expect
+      .poll(() => page.locator('body').innerText(), { timeout: UI_TIMEOUT_MS })
+      .toContain('sealed-missing-3f9a does not exist');
+    await shot('failure-decrypted');
+  });
 });
 
 describe('the Temporal CLI with the codec server', () => {
@@ -223,8 +250,8 @@ describe('the Temporal CLI with the codec server', () => {
   });
 });
 
-function historyUrl(): string {
-  return `${server.uiUrl}/namespaces/default/workflows/${encodeURIComponent(release.releaseId)}/${release.runId}/history`;
+function historyUrl(of: StartedRelease = release): string {
+  return `${server.uiUrl}/namespaces/default/workflows/${encodeURIComponent(of.releaseId)}/${of.runId}/history`;
 }
 
 async function shot(name: string): Promise<void> {

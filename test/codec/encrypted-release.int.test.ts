@@ -169,7 +169,7 @@ describe('a release with the payload codec on', () => {
     }
   });
 
-  it("encrypts a failed release's reason and its activity's error: the history says only \"Encoded failure\"", async () => {
+  it('encrypts a failed release\'s reason and its activity\'s error: the history says only "Encoded failure"', async () => {
     // A source that is not there: acquire fails (non-retryable), naming the path, and the release fails with that.
     const missing = join(dir, 'models', `${MODEL}-b`, 'sealed-missing-dir');
     const rotated = await connectClient(
@@ -238,9 +238,7 @@ async function stopWorker(): Promise<void> {
 }
 
 /** The raw history, as the server returns it to anyone allowed to read it: nothing decoded. */
-async function historyEvents(
-  of: StartedRelease = release,
-): Promise<temporal.api.history.v1.IHistoryEvent[]> {
+async function historyEvents(of: StartedRelease = release): Promise<temporal.api.history.v1.IHistoryEvent[]> {
   const events: temporal.api.history.v1.IHistoryEvent[] = [];
   let nextPageToken: Uint8Array | undefined;
   for (let page = 0; page < 50; page++) {
