@@ -387,11 +387,18 @@ export function buildProgram(
         'your approver id, with a role the delivery policy names for rollout decisions',
       )
       .option('--comment <text>', 'why (shown in the status and the evidence)')
-      .action(async (id: string, opts: { as: string; comment?: string }) => {
+      .option('--sign-with <key>', 'sign the decision with this SSH key, as for approve')
+      .option('--payload-out <file>', 'write the payload to sign by hand (ssh-keygen -Y sign) and send nothing')
+      .option('--signed-payload <file>', 'send the decision signed by hand: <file> and the <file>.sig beside it')
+      .action(async (id: string, opts: DecisionOptions) => {
         const { decideRollout } = await releaseClient();
-        const answer = await decideRollout(await client(), id, decision, {
+        const c = await client();
+        const signing = await decisionSigning(c, id, { decision, ...pick(opts, 'comment') }, opts);
+        if (signing.written) return;
+        const answer = await decideRollout(c, id, decision, {
           approver: opts.as,
-          ...(opts.comment === undefined ? {} : { comment: opts.comment }),
+          ...signing.fields,
+          ...signing.signed,
         });
         const text = answer.accepted
           ? `${decision === 'rollback' ? 'rolling back' : 'keeping'} ${id} as ${opts.as}\n\n${renderStatus(answer.status)}`

@@ -94,7 +94,9 @@ function renderMonitoring(s: ReleaseStatus): string[] {
     );
   }
   for (const d of m.decisions)
-    lines.push(`  ${d.decision} by ${d.approver} (${d.role}) at ${d.at}${d.comment ? `: ${d.comment}` : ''}`);
+    lines.push(
+      `  ${d.decision} by ${d.approver} (${d.role}) at ${d.at}${proof(d)}${d.comment ? `: ${d.comment}` : ''}`,
+    );
   if (m.revert) lines.push(`  reverted in ${m.revert.sha} (decided by ${m.revert.decidedBy})`);
   if (m.rollbackOutcome) lines.push(`  rollback's rollout: ${m.rollbackOutcome}`);
   if (m.evidence) lines.push(`  evidence: ${m.evidence.path} in ${m.evidence.commit}`);
@@ -132,7 +134,9 @@ function renderRollout(s: ReleaseStatus): string[] {
     );
   }
   for (const d of r.decisions)
-    lines.push(`  ${d.decision} by ${d.approver} (${d.role}) at ${d.at}${d.comment ? `: ${d.comment}` : ''}`);
+    lines.push(
+      `  ${d.decision} by ${d.approver} (${d.role}) at ${d.at}${proof(d)}${d.comment ? `: ${d.comment}` : ''}`,
+    );
   if (r.revert) lines.push(`  reverted in ${r.revert.sha} (decided by ${r.revert.decidedBy})`);
   if (r.rollbackOutcome) lines.push(`  rollback's rollout: ${r.rollbackOutcome}`);
   return lines;

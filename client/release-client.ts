@@ -57,6 +57,7 @@ import {
   type ReleaseRequest,
   type ReleaseConfig,
   type ReleaseStatus,
+  type RolloutDecisionInput,
 } from '../contract/types';
 
 export { ReleaseClientError };
@@ -430,7 +431,7 @@ export async function decideRollout(
   client: Client,
   releaseId: string,
   decision: 'rollback' | 'keep',
-  input: { approver: string; comment?: string },
+  input: RolloutDecisionInput,
   waitMs = DECISION_TIMEOUT_MS,
 ): Promise<{ accepted: boolean; reason?: string; status: ReleaseStatus }> {
   const parsed = rolloutDecisionInputSchema.safeParse(input);

@@ -22,7 +22,7 @@ export const DECISION_NAMESPACE = 'modelrelease-decision';
 export const DECISION_PAYLOAD_TYPE = 'modelrelease.decision/v1';
 /** An armored signature is well under 2 KiB for every supported key; a larger one is refused before it reaches history. */
 export const MAX_SIGNATURE_CHARS = 4096;
-export const SIGNED_DECISIONS = ['approve', 'reject', 'waive'] as const;
+export const SIGNED_DECISIONS = ['approve', 'reject', 'waive', 'rollback', 'keep'] as const;
 export type SignedDecision = (typeof SIGNED_DECISIONS)[number];
 
 const SHA256_REF = /^sha256:[0-9a-f]{64}$/;

@@ -4,7 +4,7 @@
  * meaning of `count`, `failureLimit`, `inconclusiveLimit` and `consecutiveErrorLimit`. Pure data and pure functions:
  * the workflow imports this file.
  */
-import type { PinnedArtifact, ReleaseConfig, ReleaseStatus } from './types';
+import type { PinnedArtifact, ReleaseConfig, ReleaseStatus, SignedBy } from './types';
 
 /** Argo Rollouts' measurement phases: what one measurement concluded. */
 export type MeasurementPhase = 'Successful' | 'Failed' | 'Inconclusive' | 'Error';
@@ -217,6 +217,8 @@ export interface MonitoringEvidenceInput {
   result: MonitoringResult;
   /** What followed: kept, rolled back (with the revert commit), paused and decided, or recorded. */
   outcome: string;
+  /** The people's `rollback` / `keep` on a pause of the window, with their signatures; absent when none. */
+  decisions?: PauseDecision[];
 }
 
 /** A person's `rollback` or `keep` on a paused release (a stalled rollout or a breached window). */
@@ -226,6 +228,10 @@ export interface PauseDecision {
   decision: 'rollback' | 'keep';
   comment?: string;
   at: string;
+  /** The SSH signature the release verified (TRUST_PAUSES_PATCH releases). */
+  signed?: SignedBy;
+  /** Counted without a signature, where the environment's policy allows unsigned decisions. */
+  unsigned?: true;
 }
 
 /** While paused: who may decide, until when, and what happens then. */

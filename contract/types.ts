@@ -613,6 +613,10 @@ export interface RolloutDecision {
   decision: 'rollback' | 'keep';
   comment?: string;
   at: string;
+  /** The SSH signature the release verified (TRUST_PAUSES_PATCH releases). */
+  signed?: SignedBy;
+  /** Counted without a signature, where the environment's policy allows unsigned decisions. */
+  unsigned?: true;
 }
 
 export interface RolloutStatus {
@@ -634,7 +638,7 @@ export interface RolloutStatus {
   rollbackOutcome?: string;
 }
 
-export const rolloutDecisionInputSchema = z.object({
+export const rolloutDecisionInputSchema = decisionSignatureSchema.extend({
   approver: z
     .string()
     .min(1, 'approver is required (an id from config/approvers.yaml)')

@@ -30,7 +30,11 @@ import { admitDecision, type Admission } from './trust';
  * Registers every handler of one release; `publish` shows a change (details, search attributes, memo). With
  * `trusted` (TRUST_PATCH releases) decisions are admitted by their signatures first (workflows/trust.ts).
  */
-export function installHandlers(state: ReleaseState, publish: () => void, options: { trusted?: boolean } = {}): void {
+export function installHandlers(
+  state: ReleaseState,
+  publish: () => void,
+  options: { trusted?: boolean; signedPauses?: boolean } = {},
+): void {
   setHandler(statusQuery, () => state.status, {
     description: 'The release as it stands: stage, gate verdicts, approvals, refused decisions, what is awaited.',
   });
@@ -86,9 +90,24 @@ export function installHandlers(state: ReleaseState, publish: () => void, option
       },
     },
   );
-  const applyRollout = (raw: unknown, decision: 'rollback' | 'keep'): void => {
+  const applyRollout = async (raw: unknown, decision: 'rollback' | 'keep'): Promise<void> => {
     const parsed = rolloutDecisionInputSchema.safeParse(raw);
-    if (parsed.success) state.decideRollout(parsed.data, decision, nowIso());
+    if (parsed.success && options.signedPauses) {
+      // Signed like an approval (TRUST_PAUSES_PATCH): checked for the pause first, then by its signature, then again.
+      const input = parsed.data;
+      const early = state.rolloutRefusal(input, decision);
+      const admitted: Admission = early
+        ? { refused: early }
+        : await admitDecision(state, {
+            approver: input.approver,
+            decision,
+            ...(input.comment === undefined ? {} : { comment: input.comment }),
+            ...(input.signature === undefined ? {} : { signature: input.signature }),
+            ...(input.signedAt === undefined ? {} : { signedAt: input.signedAt }),
+          });
+      if ('refused' in admitted) state.decideRollout(input, decision, nowIso(), admitted.refused);
+      else state.decideRollout(input, decision, nowIso(), undefined, admitted.proof);
+    } else if (parsed.success) state.decideRollout(parsed.data, decision, nowIso());
     else {
       const problems = payloadProblems(parsed.error);
       state.decideRollout(
@@ -102,11 +121,11 @@ export function installHandlers(state: ReleaseState, publish: () => void, option
   };
   setHandler(rollbackSignal, (raw) => applyRollout(raw, 'rollback'), {
     description:
-      'Roll back a release paused on a stalled rollout or a breached monitoring window: {"approver": "<id with a role the policy names>", "comment": "…"}. A revert commit, then the rollback is watched.',
+      'Roll back a release paused on a stalled rollout or a breached monitoring window: {"approver": "<id with a role the policy names>", "comment": "…", "signature"?, "signedAt"?}. A revert commit, then the rollback is watched.',
   });
   setHandler(keepSignal, (raw) => applyRollout(raw, 'keep'), {
     description:
-      'Keep a release paused on a stalled rollout (watched once more) or a breached monitoring window (it goes on without that metric): {"approver": "<id>", "comment": "…"}.',
+      'Keep a release paused on a stalled rollout (watched once more) or a breached monitoring window (it goes on without that metric): {"approver": "<id>", "comment": "…", "signature"?, "signedAt"?}.',
   });
   if (options.trusted) {
     const applyWaive = async (raw: unknown): Promise<void> => {

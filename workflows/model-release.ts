@@ -33,6 +33,7 @@ import {
   phasesFor,
   RELEASE_PLAN_PATCH,
   TRUST_PATCH,
+  TRUST_PAUSES_PATCH,
   type PlanVersion,
 } from './plan';
 import { monitorRollout } from './monitor';
@@ -50,6 +51,7 @@ export {
   NOTIFICATIONS_PATCH,
   RELEASE_PLAN_PATCH,
   TRUST_PATCH,
+  TRUST_PAUSES_PATCH,
 } from './plan';
 
 /**
@@ -80,7 +82,8 @@ function planVersion(): PlanVersion {
   const delivering = planned && patched(DELIVERY_PATCH);
   const monitoring = delivering && patched(MONITORING_PATCH);
   const trusted = monitoring && patched(TRUST_PATCH);
-  return { hardened, notifying, contentGates, planned, delivering, monitoring, trusted };
+  const signedPauses = trusted && patched(TRUST_PAUSES_PATCH);
+  return { hardened, notifying, contentGates, planned, delivering, monitoring, trusted, signedPauses };
 }
 
 async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
@@ -91,7 +94,7 @@ async function release(input: ReleaseRequest): Promise<ReleaseStatus> {
   const state = new ReleaseState(request, workflowInfo().workflowId, views, nowIso());
   // Releases from before the content gates carry no RiskLevel.
   const publish = publisher(state, { memo: version.hardened, risk: phases.length > 1 });
-  installHandlers(state, publish, { trusted: version.trusted === true });
+  installHandlers(state, publish, { trusted: version.trusted === true, signedPauses: version.signedPauses === true });
   publishIdentity(request);
   publish();
   const steps = new Steps(state, version, publish);
@@ -143,7 +146,7 @@ async function resumeMonitoring(input: ReleaseRequest, resume: MonitoringResume)
   const views = phases.map((p) => ({ stage: p.stage, gates: p.gates.map((g) => g.name) }));
   const state = ReleaseState.resumed(resume, request, workflowInfo().workflowId, views, nowIso());
   const publish = publisher(state, { memo: true, risk: true });
-  installHandlers(state, publish, { trusted: version.trusted === true });
+  installHandlers(state, publish, { trusted: version.trusted === true, signedPauses: version.signedPauses === true });
   publish();
   const steps = new Steps(state, version, publish);
   const watched = await monitorWindow(state, steps, publish);

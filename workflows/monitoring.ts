@@ -205,6 +205,7 @@ async function conclude(
           window: monitoring.window,
           result,
           outcome: clip(final.reason ?? final.stage, 1000),
+          ...(monitoring.decisions.length > 0 ? { decisions: monitoring.decisions.slice(0, 20) } : {}),
         },
       ],
       `commit the monitoring results of ${request.model.name}@${request.model.version} → ${request.environment}`,

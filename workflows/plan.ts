@@ -46,6 +46,11 @@ export const MONITORING_PATCH = 'monitoring-v1';
  * count an unsigned one only where the environment's policy allows it (marked unsigned).
  */
 export const TRUST_PATCH = 'trust-v1';
+/**
+ * Releases started with TRUST_PAUSES_PATCH verify the `rollback` and `keep` of a paused rollout or monitoring window
+ * by their SSH signatures too, as approvals are.
+ */
+export const TRUST_PAUSES_PATCH = 'trust-pauses-v1';
 
 /** Which plan a release runs: the patches its history carries (all of them for a new release). */
 export interface PlanVersion {
@@ -60,6 +65,8 @@ export interface PlanVersion {
   monitoring: boolean;
   /** TRUST_PATCH: decisions are verified by their SSH signatures. */
   trusted?: boolean;
+  /** TRUST_PAUSES_PATCH: so are the rollback and keep decisions of a pause. */
+  signedPauses?: boolean;
 }
 
 /** How a step's activity is retried. Each has a hardened counterpart (rounds of a few quick attempts). */

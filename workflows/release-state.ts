@@ -310,32 +310,42 @@ export class ReleaseState {
    * A `rollback` or `keep` signal: it counts only while the rollout is paused and only from a person holding one of
    * the roles the policy names; anything else is recorded as refused with why.
    */
+  /** Why a `rollback` or `keep` cannot count now (nothing paused, or a role the pause does not await). */
+  rolloutRefusal(input: Pick<RolloutDecisionInput, 'approver'>, decision: 'rollback' | 'keep'): string | undefined {
+    const paused = this.pausedFor();
+    if (paused === undefined)
+      return `a ${decision} counts only while a stalled rollout or a breached monitoring window waits for people; the release is in stage ${this.current}`;
+    const { awaiting } = paused;
+    const roles = (this.config?.approvers[input.approver] ?? []).filter((r) => awaiting.roles.includes(r));
+    if (roles.length === 0)
+      return `${clip(input.approver, MAX_APPROVER_CHARS)} holds none of the roles that decide a stalled rollout (${awaiting.roles.join(', ')})`;
+    return undefined;
+  }
+
+  /**
+   * A `rollback` or `keep`: counted when the release is paused and the approver holds an awaited role, with its proof
+   * (signature or unsigned, TRUST_PAUSES_PATCH releases); otherwise, or with `refusal`, recorded as refused with why.
+   */
   decideRollout(
     input: RolloutDecisionInput,
     decision: 'rollback' | 'keep',
     now: string,
-    malformed?: string,
+    refusal?: string,
+    proof?: { signed: SignedBy } | { unsigned: true },
   ): DecisionOutcome {
-    const paused = this.pausedFor();
     const refuse = (reason: string) =>
       this.recordRefused({ ...withComment({ ...input, decision }), at: now, reason }, now);
-    if (malformed !== undefined) return refuse(malformed);
-    if (paused === undefined)
-      return refuse(
-        `a ${decision} counts only while a stalled rollout or a breached monitoring window waits for people; the release is in stage ${this.current}`,
-      );
-    const { awaiting } = paused;
-    const roles = (this.config?.approvers[input.approver] ?? []).filter((r) => awaiting.roles.includes(r));
-    if (roles.length === 0)
-      return refuse(
-        `${clip(input.approver, MAX_APPROVER_CHARS)} holds none of the roles that decide a stalled rollout (${awaiting.roles.join(', ')})`,
-      );
+    const why = refusal ?? this.rolloutRefusal(input, decision);
+    const paused = this.pausedFor();
+    if (why !== undefined || paused === undefined) return refuse(why ?? 'nothing is paused');
+    const roles = (this.config?.approvers[input.approver] ?? []).filter((r) => paused.awaiting.roles.includes(r));
     const made: RolloutDecision = {
       approver: clip(input.approver, MAX_APPROVER_CHARS),
       role: roles[0] as string,
       decision,
       at: now,
       ...(input.comment === undefined ? {} : { comment: clip(input.comment, MAX_COMMENT_CHARS) }),
+      ...proof,
     };
     this.rolloutChoice = made;
     paused.decisions.push(made);
@@ -550,7 +560,13 @@ export class ReleaseState {
 
   /** Digests of the signed payloads already counted: the same signed decision never counts twice. */
   signedPayloads(): string[] {
-    const counted = [...this.status.approvals, ...(this.rejection ? [this.rejection] : [])];
+    const counted: { signed?: SignedBy }[] = [
+      ...this.status.approvals,
+      ...(this.rejection ? [this.rejection] : []),
+      ...(this.status.waivers ?? []),
+      ...(this.status.rollout?.decisions ?? []),
+      ...(this.status.monitoring?.decisions ?? []),
+    ];
     return counted.flatMap((d) => (d.signed ? [d.signed.payloadDigest] : []));
   }
 
@@ -762,12 +778,18 @@ function monitoringDetail(m: MonitoringStatus): string {
       `awaiting rollback or keep from: ${m.awaiting.from.join(', ') || `nobody with ${m.awaiting.roles.join('/')}`}; until ${m.awaiting.deadline}, then ${m.awaiting.onTimeout}`,
     );
   for (const d of m.decisions)
-    parts.push(`${d.decision} by ${d.approver} (${d.role})${d.comment ? `: ${d.comment}` : ''}`);
+    parts.push(`${d.decision} by ${d.approver} (${d.role})${signedMark(d)}${d.comment ? `: ${d.comment}` : ''}`);
   if (m.revert) parts.push(`reverted in ${m.revert.sha.slice(0, 12)} (${m.revert.decidedBy})`);
   if (m.rollbackOutcome) parts.push(`rollback: ${m.rollbackOutcome}`);
   if (m.evidence) parts.push(`evidence ${m.evidence.path} in ${m.evidence.commit.slice(0, 12)}`);
   if (m.continuedAsNew > 0) parts.push(`continued as new ${m.continuedAsNew}×`);
   return parts.join('; ');
+}
+
+/** A pause decision's proof for the details: the key's fingerprint, or unsigned (TRUST_PAUSES_PATCH releases). */
+function signedMark(d: PauseDecision): string {
+  if (d.signed) return ` signed ${d.signed.fingerprint}`;
+  return d.unsigned ? ' unsigned' : '';
 }
 
 /** The monitor row's detail: the workload, replicas, the reason, the pause and the revert. */
@@ -782,7 +804,7 @@ function rolloutDetail(r: RolloutStatus): string {
       `awaiting rollback or keep from: ${r.awaiting.from.join(', ') || `nobody with ${r.awaiting.roles.join('/')}`}; until ${r.awaiting.deadline}, then ${r.awaiting.onTimeout}`,
     );
   for (const d of r.decisions)
-    parts.push(`${d.decision} by ${d.approver} (${d.role})${d.comment ? `: ${d.comment}` : ''}`);
+    parts.push(`${d.decision} by ${d.approver} (${d.role})${signedMark(d)}${d.comment ? `: ${d.comment}` : ''}`);
   if (r.revert) parts.push(`reverted in ${r.revert.sha.slice(0, 12)} (${r.revert.decidedBy})`);
   if (r.rollbackOutcome) parts.push(`rollback: ${r.rollbackOutcome}`);
   return parts.join('; ');

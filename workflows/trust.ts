@@ -1,5 +1,5 @@
 /**
- * Signed decisions (TRUST_PATCH releases): an approve or reject that carries an SSH signature is verified by the
+ * Signed decisions (TRUST_PATCH releases; rollback and keep with TRUST_PAUSES_PATCH): an approve or reject that carries an SSH signature is verified by the
  * `verifyDecision` local activity — over the canonical payload that binds this release, this run, the manifest the
  * gates judged, the decision, the comment and the signing time — and counts with the key's fingerprint; a bad,
  * missing, expired or replayed signature is refused with why. An unsigned decision counts only where the environment's
@@ -23,10 +23,13 @@ const { verifyDecision } = proxyLocalActivities<PlanActivities>({
 
 export type Admission = { proof: { signed: SignedBy } | { unsigned: true } } | { refused: string };
 
-/** A decision as the release admits it: an approve or reject, or a waive with the waiver it signs. */
+/**
+ * A decision as the release admits it: an approve or reject, a waive with the waiver it signs, or a rollback or keep
+ * of a pause (TRUST_PAUSES_PATCH).
+ */
 export interface DecisionToAdmit {
   approver: string;
-  decision: 'approve' | 'reject' | 'waive';
+  decision: 'approve' | 'reject' | 'waive' | 'rollback' | 'keep';
   comment?: string;
   signature?: string;
   signedAt?: string;

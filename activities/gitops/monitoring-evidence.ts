@@ -71,6 +71,8 @@ export function renderMonitoringEvidence(input: MonitoringEvidenceInput): Render
     window: input.window,
     result: input.result,
     outcome: input.outcome,
+    // Only when people decided a pause: a window nobody decided renders byte for byte as before.
+    ...(input.decisions?.length ? { decisions: input.decisions } : {}),
   };
   const content = canonicalJson(document);
   if (Buffer.byteLength(content) > MAX_MONITORING_EVIDENCE_BYTES) {
@@ -284,6 +286,9 @@ export function monitoringEvidenceProblems(input: MonitoringEvidenceInput): stri
     problems.push('result.outcome: must be passed or breached');
   }
   if (!Array.isArray(result.metrics)) problems.push('result.metrics: must be a list of metric tallies');
+  if (input.decisions !== undefined && (!Array.isArray(input.decisions) || input.decisions.length > 20)) {
+    problems.push('decisions: must be a list of at most 20 rollback or keep decisions');
+  }
   line(result.startedAt, 'result.startedAt', 40);
   line(result.finishedAt, 'result.finishedAt', 40);
   return problems;

@@ -19,7 +19,7 @@ import { createGitOpsActivities, verifyBundle } from '../../activities/gitops';
 import { overlayPath, releaseDir } from '../../activities/gitops/layout';
 import { FilesystemStore } from '../../activities/store';
 import { FailureType } from '../../contract/definitions';
-import type { MonitoringEvidenceInput, MonitoringResult } from '../../contract/monitoring';
+import type { MonitoringEvidenceInput, MonitoringResult, PauseDecision } from '../../contract/monitoring';
 import {
   activityEnvironment,
   bareRepo,
@@ -242,7 +242,28 @@ describe('commitMonitoringEvidence', () => {
       reason: 'monitoring breached: error-rate Failed',
       decidedBy: 'policy (monitor.onBreach: rollback)',
     });
-    const input = monitoringInput(release, { result: breached, outcome: `rolled back (commit ${rollback.commit})` });
+    // The release manager's signed rollback of the pause, as the release recorded it.
+    const decision: PauseDecision = {
+      approver: 'amara',
+      role: 'release-manager',
+      decision: 'rollback',
+      at: '2026-12-01T09:30:00.000Z',
+      comment: 'error rate doubled',
+      signed: {
+        fingerprint: 'SHA256:amara-key',
+        keyType: 'ssh-ed25519',
+        signedAt: '2026-12-01T09:29:50.000Z',
+        runId: 'run-1',
+        manifestDigest: `sha256:${'a'.repeat(64)}`,
+        signature: '-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----',
+        payloadDigest: `sha256:${'b'.repeat(64)}`,
+      },
+    };
+    const input = monitoringInput(release, {
+      result: breached,
+      outcome: `rolled back (commit ${rollback.commit})`,
+      decisions: [decision],
+    });
 
     const result = await commitEvidence(activities, input);
 
@@ -252,7 +273,11 @@ describe('commitMonitoringEvidence', () => {
     const files = (await filesUnder(join(dir, RELEASE))).map((f) => f.path);
     expect(files).toEqual([`monitoring/${result.sha256}.json`]);
     const document = JSON.parse(await readFile(join(dir, result.path), 'utf8'));
-    expect(document).toMatchObject({ outcome: `rolled back (commit ${rollback.commit})`, result: breached });
+    expect(document).toMatchObject({
+      outcome: `rolled back (commit ${rollback.commit})`,
+      result: breached,
+      decisions: [decision],
+    });
     expect((await git.raw(['log', '-1', '--format=%(trailers:key=Monitoring-Outcome,valueonly)'])).trim()).toBe(
       'breached',
     );

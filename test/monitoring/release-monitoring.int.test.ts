@@ -2,21 +2,26 @@
  * The monitoring window against real parts: the model server (serving/) as a real process on 127.0.0.1 serving the
  * release's model, a real Prometheus scraping it every second, a load generator in the test, and release and
  * evaluation workers as processes. One release passes its window (its worker killed with SIGKILL in the middle);
- * overload errors roll back; drifted inputs breach; group-biased predictions breach and pause, and a release
- * manager's `rollback` decides it.
+ * overload errors roll back; drifted inputs breach; group-biased predictions breach and pause in production, where
+ * only SSH-signed decisions count, and a release manager's signed `rollback` decides it (an unsigned one, and one from
+ * a role the pause does not await, are refused with why).
  */
 import { execFile } from 'node:child_process';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decideRollout, getRelease, startRelease } from '../../client/release-client';
+import { parse, stringify } from 'yaml';
+import { decide, decideRollout, getRelease, startRelease } from '../../client/release-client';
+import { signReleaseDecision } from '../../client/sign';
 import { renderStatus } from '../../client/format';
 import { TERMINAL_STAGES, type ReleaseStatus } from '../../contract/types';
+import { runMrel } from '../helpers/command';
 import { FIXTURE_CONFIG_DIR } from '../helpers/config-dirs';
 import { approve, createDrillEnv, finalStatus, waitFor, type DrillEnv, type WorkerProcess } from '../drills/harness';
 import { evaluatedRequest, storeModel, trainModelFixture, useBackend, type ModelFixture } from '../evaluate/fixtures';
 import { startServer, stopAll, type ServerProcess } from '../serving/fixtures';
+import { makeKey, sshFingerprint, type TestKey } from '../trust/ssh-tools';
 import { generateLoad, startLivePrometheus, type LivePrometheus, type Traffic } from './live';
 
 const exec = promisify(execFile);
@@ -27,6 +32,7 @@ let manifestDigest: string;
 let releaseWorker: WorkerProcess;
 let logDir: string;
 let configDir: string;
+let keys: Record<'amara' | 'boris', TestKey>;
 
 /**
  * The window: latency and errors from Prometheus every 2 s, drift and bias from the inference log every 6 s. The
@@ -74,6 +80,18 @@ beforeAll(async () => {
   await cp(FIXTURE_CONFIG_DIR, configDir, { recursive: true });
   const base = await readFile(join(FIXTURE_CONFIG_DIR, 'policies', 'default.yaml'), 'utf8');
   await writeFile(join(configDir, 'policies', 'live.yaml'), livePolicy(prometheus.url, base));
+  // The same window where production counts only signed decisions (the policy default): approvals, rollback, keep.
+  const signedOnly = base.replace(/^\s*allowUnsigned: true\n/m, '');
+  expect(signedOnly).not.toContain('allowUnsigned');
+  await writeFile(join(configDir, 'policies', 'live-signed.yaml'), livePolicy(prometheus.url, signedOnly));
+  const keyDir = join(env.dir, 'keys');
+  await mkdir(keyDir, { mode: 0o700 });
+  keys = { amara: await makeKey(keyDir, 'amara', 'ed25519'), boris: await makeKey(keyDir, 'boris', 'ecdsa-256') };
+  const approversFile = join(configDir, 'approvers.yaml');
+  const approvers = parse(await readFile(approversFile, 'utf8'));
+  approvers.approvers.amara.keys = [keys.amara.line];
+  approvers.approvers.boris.keys = [keys.boris.line];
+  await writeFile(approversFile, stringify(approvers));
   logDir = join(env.dir, 'inference-log');
   await mkdir(logDir, { mode: 0o700 });
   env.workerEnv.MREL_CONFIG_DIR = configDir;
@@ -129,8 +147,12 @@ async function serve(model: string, traffic: Traffic, extra: Record<string, stri
   };
 }
 
-async function release(model: string, environment: 'staging' | 'production'): Promise<string> {
-  const request = { ...evaluatedRequest(fair, model), environment, policy: 'live' };
+async function release(
+  model: string,
+  environment: 'staging' | 'production',
+  policy: 'live' | 'live-signed' = 'live',
+): Promise<string> {
+  const request = { ...evaluatedRequest(fair, model), environment, policy };
   const { releaseId } = await startRelease(env.client, request, { taskQueue: env.taskQueue, configDir });
   const waiting = await waitFor(
     `${releaseId} awaits approval`,
@@ -141,7 +163,16 @@ async function release(model: string, environment: 'staging' | 'production'): Pr
   );
   const failed = waiting.gates.filter((g) => g.verdict === 'fail' || g.verdict === 'error');
   expect(waiting.stage, `${waiting.reason} ${JSON.stringify(failed.map((g) => g.findings))}`).toBe('approval');
-  await approve(env.client, releaseId, environment === 'production' ? ['amara', 'boris'] : ['amara']);
+  if (policy === 'live-signed') {
+    for (const approver of ['amara', 'boris'] as const) {
+      const decision = { decision: 'approve' as const, comment: 'evaluation reviewed' };
+      const signed = await signReleaseDecision(env.client, releaseId, decision, {
+        keyFile: keys[approver].privateFile,
+      });
+      const outcome = await decide(env.client, releaseId, { approver, ...decision, ...signed });
+      expect(outcome.accepted, outcome.reason).toBe(true);
+    }
+  } else await approve(env.client, releaseId, environment === 'production' ? ['amara', 'boris'] : ['amara']);
   return releaseId;
 }
 
@@ -234,10 +265,10 @@ describe('the monitoring window on live traffic', () => {
     }
   }, 420_000);
 
-  it('pauses on group-biased predictions; a release manager rolls it back, an ml-lead cannot', async () => {
+  it('pauses on group-biased predictions; a release manager rolls it back, signed; an ml-lead cannot', async () => {
     const served = await serve('credit-regrouped', 'regrouped');
     try {
-      const id = await release('credit-regrouped', 'production');
+      const id = await release('credit-regrouped', 'production', 'live-signed');
       const paused = await waitFor(
         `${id} pauses`,
         () => getRelease(env.client, id),
@@ -249,17 +280,52 @@ describe('the monitoring window on live traffic', () => {
       expect(paused.monitoring?.breach?.metric).toBe('bias-drift');
       expect(paused.monitoring?.awaiting).toMatchObject({ roles: ['release-manager'], from: ['amara'] });
       expect(tally(paused, 'data-drift')?.failed).toBe(0);
-      const refused = await decideRollout(env.client, id, 'rollback', { approver: 'boris', comment: 'not mine' });
+      const sign = (who: 'amara' | 'boris', decision: 'rollback' | 'keep', comment: string) =>
+        signReleaseDecision(env.client, id, { decision, comment }, { keyFile: keys[who].privateFile });
+      const comment = 'group b approvals dropped';
+      const unsigned = await decideRollout(env.client, id, 'rollback', { approver: 'amara', comment });
+      expect(unsigned.accepted).toBe(false);
+      expect(unsigned.reason).toMatch(/^unsigned decisions do not count for production .*mrel rollback .*--sign-with/);
+      const byBoris = { approver: 'boris', comment: 'not mine', ...(await sign('boris', 'rollback', 'not mine')) };
+      const refused = await decideRollout(env.client, id, 'rollback', byBoris);
       expect(refused.accepted).toBe(false);
-      const accepted = await decideRollout(env.client, id, 'rollback', {
-        approver: 'amara',
-        comment: 'group b approvals dropped',
-      });
-      expect(accepted.accepted).toBe(true);
+      expect(refused.reason).toMatch(/boris holds none of the roles/);
+      // A signature over a keep does not count as a rollback.
+      const keepSigned = await sign('amara', 'keep', comment);
+      const swapped = await decideRollout(env.client, id, 'rollback', { approver: 'amara', comment, ...keepSigned });
+      expect(swapped.accepted).toBe(false);
+      expect(swapped.reason).toMatch(/^signature refused/);
+      // Through the CLI, as a release manager would: `mrel rollback … --sign-with <key>`.
+      const cli = await runMrel(env.address, [
+        'rollback',
+        id,
+        '--as',
+        'amara',
+        '--comment',
+        comment,
+        '--sign-with',
+        keys.amara.privateFile,
+      ]);
+      expect(cli.err).toBe('');
+      expect(cli.code).toBe(0);
+      expect(cli.out).toMatch(/^rolling back /);
+      const fingerprint = await sshFingerprint(keys.amara.publicFile);
+      expect(cli.out).toContain(`rollback by amara (release-manager) at `);
+      expect(cli.out).toContain(`, signed ${fingerprint}: ${comment}`);
       const status = await finalStatus(env.client, id, 120_000);
       expect(status.stage, status.reason).toBe('rolled-back');
       expect(status.monitoring?.revert?.decidedBy).toBe('amara (release-manager)');
-      expect(status.monitoring?.decisions).toMatchObject([{ approver: 'amara', decision: 'rollback' }]);
+      expect(status.monitoring?.decisions).toMatchObject([
+        { approver: 'amara', decision: 'rollback', signed: { fingerprint } },
+      ]);
+      // The monitoring evidence in Git carries the decision and its signature.
+      const evidence = status.monitoring?.evidence;
+      expect(evidence, 'the monitoring evidence was committed').toBeDefined();
+      const committed = JSON.parse(
+        (await exec('git', ['--git-dir', env.gitopsRepo, 'show', `main:${evidence?.path}`])).stdout,
+      ) as { decisions?: { approver: string; signed?: { fingerprint: string; signature: string } }[] };
+      expect(committed.decisions?.[0]).toMatchObject({ approver: 'amara', signed: { fingerprint } });
+      expect(committed.decisions?.[0]?.signed?.signature).toMatch(/^-----BEGIN SSH SIGNATURE-----/);
     } finally {
       await served.stop();
     }

@@ -97,6 +97,36 @@ describe('rollout decisions', () => {
     expect(state.status.rollout?.awaiting).toBeDefined();
   });
 
+  it('records a signed decision with its key, shows it in the details, and knows its payload is spent', () => {
+    const state = committed();
+    state.pauseRollout(['release-manager'], at(600), 'keep', at(6));
+    const signed = {
+      fingerprint: 'SHA256:abc',
+      keyType: 'ssh-ed25519',
+      signedAt: at(6),
+      runId: 'run-1',
+      manifestDigest: `sha256:${'c'.repeat(64)}`,
+      signature: '-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----',
+      payloadDigest: `sha256:${'d'.repeat(64)}`,
+    };
+    expect(state.decideRollout({ approver: 'amara', comment: 'ok' }, 'keep', at(7), undefined, { signed })).toEqual({
+      accepted: true,
+    });
+    expect(state.status.rollout?.decisions[0]).toMatchObject({ approver: 'amara', decision: 'keep', signed });
+    expect(state.details()).toContain('keep by amara (release-manager) signed SHA256:abc: ok');
+    expect(state.signedPayloads()).toEqual([signed.payloadDigest]);
+  });
+
+  it('refuses with the reason the signature check gave, and counts nothing', () => {
+    const state = committed();
+    state.pauseRollout(['release-manager'], at(600), 'keep', at(6));
+    expect(state.rolloutRefusal({ approver: 'amara' }, 'keep')).toBeUndefined();
+    const outcome = state.decideRollout({ approver: 'amara' }, 'keep', at(7), 'signature refused (bad-signature): x');
+    expect(outcome).toMatchObject({ accepted: false, reason: 'signature refused (bad-signature): x' });
+    expect(state.status.rollout?.decisions).toEqual([]);
+    expect(state.status.refused.at(-1)).toMatchObject({ approver: 'amara', decision: 'keep' });
+  });
+
   it('shows the monitor row in the UI details: workload, replicas, what is awaited and the revert', () => {
     const state = committed();
     state.updateRollout(
