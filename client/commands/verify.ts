@@ -11,6 +11,8 @@
  *                the bundle keeps, else --config's when it has the recorded digest), each approver's role, and the
  *                policy's approval rule (the policy copy in the bundle, likewise); each granted waiver's signature,
  *                role and expiry the same way, against the policy's `waivers:` section
+ *   monitoring   when the release's monitoring window committed its evidence (`Release-Id: <id>#monitoring`): each
+ *                file is named by its sha256, and each person's rollback or keep of a pause is checked like an approval
  * Exit 0 verified, 1 not (one line per broken link, each starting with the link's name), 2 bad usage or a repository
  * that cannot be read.
  */
@@ -35,6 +37,7 @@ import {
   workloadPaths,
 } from '../../activities/gitops/attest';
 import { ML_BOM_FILE } from '../../activities/gitops/ml-bom';
+import { MONITORING_RELEASE_ID_SUFFIX } from '../../activities/gitops/monitoring-evidence';
 import {
   ATTESTATION_FILE,
   AttestationError,
@@ -49,6 +52,7 @@ import {
 } from '../../activities/trust/dsse';
 import { verifyDecision } from '../../activities/trust/verify-decision';
 import type { SignedWaiver } from '../../contract/decision-payload';
+import type { PauseDecision } from '../../contract/monitoring';
 import type { GrantedWaiver, SignedBy } from '../../contract/types';
 import { EXIT } from '../errors';
 import type { RegisterCommands } from './index';
@@ -166,7 +170,22 @@ export async function verifyRelease(options: VerifyOptions): Promise<VerifyRepor
 
     if (document !== undefined) {
       const summary = jsonOf(files.get(LAYOUT_FILES.evidence));
-      check('approvals', await approvalProblems(files, document, statement, summary, target.environment, options));
+      const judged = await judgedBy(files, document, options);
+      const manifest =
+        (statement === undefined ? undefined : subjectSha256(statement, MANIFEST_SUBJECT)) ??
+        ((summary?.manifest as { manifestDigest?: string } | undefined)?.manifestDigest as string | undefined);
+      check('approvals', approvalProblems(judged, document, statement, summary, manifest, target.environment));
+      // The monitoring window's commit, when the release had one: the people's rollback or keep of a pause.
+      const monitoring = await findCommitWithTrailer(
+        git,
+        ref as string,
+        RELEASE_ID_TRAILER,
+        `${options.releaseId}${MONITORING_RELEASE_ID_SUFFIX}`,
+      );
+      if (monitoring !== undefined) {
+        const windows = await new TreeReader(dir, monitoring).folder(`${folder}/monitoring`);
+        check('monitoring', monitoringProblems(windows, judged, document, manifest, target.environment));
+      }
     }
     return report({ commit, folder, ...(signedBy === undefined ? {} : { signedBy }) });
   } finally {
@@ -412,15 +431,14 @@ interface Rule {
   allowUnsigned?: boolean;
 }
 
-async function approvalProblems(
-  files: Files,
-  document: BundleIndexDocument,
-  statement: ReleaseStatement | undefined,
-  summary: Record<string, unknown> | undefined,
-  environment: string,
-  options: VerifyOptions,
-): Promise<string[]> {
-  const found: string[] = [];
+/** The approvers file and the policy the release was judged by, as of the release, and what is wrong with them. */
+interface JudgedBy {
+  approvers?: Record<string, { roles?: string[]; keys?: string[] }>;
+  policy?: unknown;
+  problems: string[];
+}
+
+async function judgedBy(files: Files, document: BundleIndexDocument, options: VerifyOptions): Promise<JudgedBy> {
   const index = document.index;
   const approversFile = await configCopy(files, document, APPROVERS_ENTRY, index.approvers?.digest, () =>
     join(options.configDir, 'approvers.yaml'),
@@ -428,21 +446,36 @@ async function approvalProblems(
   const policyFile = await configCopy(files, document, policyEntry(index.policy.name), index.policy.digest, () =>
     join(options.configDir, 'policies', `${index.policy.name}.yaml`),
   );
-  if (approversFile.problem) found.push(approversFile.problem);
-  if (policyFile.problem) found.push(policyFile.problem);
-  const approvers = (approversFile.data as { approvers?: Record<string, { roles?: string[]; keys?: string[] }> })
-    ?.approvers;
-  const rule = (policyFile.data as { approval?: { environments?: Record<string, Rule> } } | undefined)?.approval
+  return {
+    approvers: (approversFile.data as { approvers?: JudgedBy['approvers'] } | undefined)?.approvers,
+    policy: policyFile.data,
+    problems: [approversFile.problem, policyFile.problem].filter((p): p is string => p !== undefined),
+  };
+}
+
+function approvalRule(judged: JudgedBy, environment: string): Rule | undefined {
+  return (judged.policy as { approval?: { environments?: Record<string, Rule> } } | undefined)?.approval
     ?.environments?.[environment];
-  if (policyFile.data !== undefined && rule === undefined) {
+}
+
+function approvalProblems(
+  judged: JudgedBy,
+  document: BundleIndexDocument,
+  statement: ReleaseStatement | undefined,
+  summary: Record<string, unknown> | undefined,
+  manifest: string | undefined,
+  environment: string,
+): string[] {
+  const found: string[] = [...judged.problems];
+  const index = document.index;
+  const { approvers } = judged;
+  const rule = approvalRule(judged, environment);
+  if (judged.policy !== undefined && rule === undefined) {
     found.push(`policy ${index.policy.name} has no approval rule for ${environment}`);
   }
   if (statement !== undefined && canonical(statement.predicate.approvals) !== canonical(index.decisions)) {
     found.push('the approvals the attestation signs are not those bundle.json records');
   }
-  const manifest =
-    (statement === undefined ? undefined : subjectSha256(statement, MANIFEST_SUBJECT)) ??
-    ((summary?.manifest as { manifestDigest?: string } | undefined)?.manifestDigest as string | undefined);
   const extraRoles = ((summary?.gates as { requiredApprovals?: { role: string; count: number }[] }[]) ?? []).flatMap(
     (g) => g.requiredApprovals ?? [],
   );
@@ -483,7 +516,7 @@ async function approvalProblems(
     const missing = ruleShortfall(counted, rule, extraRoles);
     if (missing !== undefined) found.push(`policy ${index.policy.name} (${environment}): ${missing}`);
   }
-  const waiverPolicy = (policyFile.data as { waivers?: RawWaiverPolicy } | undefined)?.waivers;
+  const waiverPolicy = (judged.policy as { waivers?: RawWaiverPolicy } | undefined)?.waivers;
   for (const waiver of index.grantedWaivers ?? []) {
     const who = `waiver of ${waiver.gate} (${waiver.ruleIds.join(', ')}) by ${waiver.approver}`;
     if (approvers === undefined) continue;
@@ -495,7 +528,7 @@ async function approvalProblems(
     if (!(entry.roles ?? []).includes(waiver.role)) {
       found.push(`${who}: recorded as ${waiver.role}, a role ${waiver.approver} does not hold in approvers.yaml`);
     }
-    if (policyFile.data !== undefined) found.push(...waiverRuleProblems(who, waiver, waiverPolicy, index.policy.name));
+    if (judged.policy !== undefined) found.push(...waiverRuleProblems(who, waiver, waiverPolicy, index.policy.name));
     found.push(
       ...signatureProblems(
         who,
@@ -516,6 +549,60 @@ async function approvalProblems(
         environment,
       ),
     );
+  }
+  return found;
+}
+
+/**
+ * The monitoring window's evidence files: each named by its sha256, and each `rollback` / `keep` a person made on a
+ * pause — from an approver in approvers.yaml as of the release, holding the recorded role, signed (where the rule
+ * wants signatures) by one of their keys over this release, this decision and the attested model.
+ */
+function monitoringProblems(
+  windows: Files,
+  judged: JudgedBy,
+  document: BundleIndexDocument,
+  manifest: string | undefined,
+  environment: string,
+): string[] {
+  const found: string[] = [];
+  const rule = approvalRule(judged, environment);
+  for (const [name, bytes] of windows) {
+    if (`${sha256Hex(bytes)}.json` !== name) {
+      found.push(
+        `monitoring/${name} hashes to sha256:${sha256Hex(bytes)}: it was edited after the window committed it`,
+      );
+      continue;
+    }
+    const decisions = (jsonOf(bytes)?.decisions ?? []) as PauseDecision[];
+    for (const decision of Array.isArray(decisions) ? decisions : []) {
+      const who = `${decision.decision} by ${decision.approver} (monitoring/${name.slice(0, 12)}…)`;
+      if (judged.approvers === undefined) continue;
+      const entry = Object.hasOwn(judged.approvers, decision.approver)
+        ? judged.approvers[decision.approver]
+        : undefined;
+      if (entry === undefined) {
+        found.push(`${who}: ${decision.approver} is not in approvers.yaml as of the release`);
+        continue;
+      }
+      if (!(entry.roles ?? []).includes(decision.role)) {
+        found.push(`${who}: recorded as ${decision.role}, a role ${decision.approver} does not hold in approvers.yaml`);
+      }
+      // Pause decisions of releases from before trust-pauses-v1 carry neither a signature nor `unsigned`.
+      if (decision.signed === undefined && decision.unsigned === undefined) continue;
+      found.push(
+        ...signatureProblems(
+          who,
+          decision,
+          entry.keys ?? [],
+          { decision: decision.decision },
+          document,
+          manifest,
+          rule,
+          environment,
+        ),
+      );
+    }
   }
   return found;
 }
@@ -557,7 +644,7 @@ function signatureProblems(
   who: string,
   recorded: { approver: string; at: string; comment?: string; signed?: SignedBy },
   keys: string[],
-  what: { decision: 'approve' } | { decision: 'waive'; waiver: SignedWaiver },
+  what: { decision: 'approve' | 'rollback' | 'keep' } | { decision: 'waive'; waiver: SignedWaiver },
   document: BundleIndexDocument,
   manifest: string | undefined,
   rule: Rule | undefined,

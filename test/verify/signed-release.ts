@@ -16,7 +16,8 @@ import { manifestDigest, storeManifest } from '../../activities/store/manifest';
 import { DECISION_NAMESPACE, decisionPayload } from '../../contract/decision-payload';
 import type { Decision, GrantedWaiver } from '../../contract/types';
 import { runCli } from '../../client/cli';
-import { bareRepo, cloneOf, commitRelease, deliveredRelease, gitIn } from '../gitops/fixtures';
+import type { MonitoringEvidenceInput, PauseDecision } from '../../contract/monitoring';
+import { activityEnvironment, bareRepo, cloneOf, commitRelease, deliveredRelease, gitIn } from '../gitops/fixtures';
 import { makeKey, signByHand, sshFingerprint, type TestKey } from '../trust/ssh-tools';
 
 const REPO_POLICY = new URL('../../config/policies/default.yaml', import.meta.url);
@@ -42,6 +43,11 @@ export interface SignedReleaseOptions {
    * and `forged` signs another justification than the evidence records.
    */
   waiver?: { approver?: 'alice' | 'bob'; days?: number; forged?: boolean };
+  /**
+   * After the release, its monitoring window breached, paused, and alice rolled it back, signed: the window's evidence
+   * is committed with her decision (`forged` signs another comment than the evidence records).
+   */
+  pauseDecision?: { forged?: boolean };
 }
 
 function approversYaml(keys: SignedRelease['keys'], bobKey: TestKey): string {
@@ -221,7 +227,54 @@ export async function signedRelease(tmp: string, options: SignedReleaseOptions =
     configDir,
     signingKey: parseSigningKey(signingPem, 'test signing key'),
   });
-  await commitRelease(activities, input);
+  const released = await commitRelease(activities, input);
+  if (options.pauseDecision) {
+    const at = '2025-01-02T10:00:00.000Z';
+    const comment = 'error rate doubled after the rollout';
+    const payload = decisionPayload({
+      releaseId: base.releaseId,
+      runId: base.runId,
+      manifestDigest: manifest.manifestDigest,
+      decision: 'rollback',
+      comment: options.pauseDecision.forged ? 'keep it running' : comment,
+      signedAt: at,
+    });
+    const decision: PauseDecision = {
+      approver: 'alice',
+      role: 'release-manager',
+      decision: 'rollback',
+      at,
+      comment,
+      signed: {
+        fingerprint: await sshFingerprint(keys.alice.publicFile),
+        keyType: 'ssh-ed25519',
+        signedAt: at,
+        runId: base.runId,
+        manifestDigest: `sha256:${manifest.manifestDigest}`,
+        signature: await signByHand(keyDir, keys.alice, DECISION_NAMESPACE, payload),
+        payloadDigest: `sha256:${sha256Hex(payload)}`,
+      },
+    };
+    const window: MonitoringEvidenceInput = {
+      releaseId: base.releaseId,
+      model: 'sentiment',
+      version: '1.4.0',
+      environment: 'production',
+      commit: released.sha,
+      policy: { name: 'default', digest: sha256Hex(policyText) },
+      window: '24h',
+      result: {
+        outcome: 'breached',
+        breach: { metric: 'error-rate', phase: 'Failed', message: 'result 0.12 > 0.05' },
+        metrics: [],
+        startedAt: '2025-01-02T09:00:00.000Z',
+        finishedAt: '2025-01-02T10:00:00.000Z',
+      },
+      outcome: 'paused, then rolled back by alice',
+      decisions: [decision],
+    };
+    await activityEnvironment().run(activities.commitMonitoringEvidence, window);
+  }
   return { bare, configDir, releaseId: base.releaseId, input, keys };
 }
 

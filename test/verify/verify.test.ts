@@ -2,7 +2,7 @@
  * `mrel verify` on a real release commit (real git, real ssh-keygen signatures, a real Ed25519 attestation), then on
  * copies of it that someone with push rights tampered with: each broken link is named, and exits 1.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect } from 'vitest';
 import { parseEnvelope, signEnvelope } from '../../activities/trust/dsse';
@@ -163,6 +163,38 @@ describe('mrel verify', () => {
       /^approvals: waiver of scan .* by alice: expires 2025-04-01T11:30:00\.000Z, later than policy default's maximum of 30 days$/m,
     );
     expect(late.code).toBe(1);
+  });
+
+  test("a monitoring window's signed rollback verifies; a forged one or an edited window file is named", async ({
+    tmp,
+  }) => {
+    const signed = await signedRelease(join(tmp, 'signed'), { pauseDecision: {} });
+    const ok = await verify([signed.bare, signed.releaseId, '--config', signed.configDir, '--format', 'json']);
+    const report = JSON.parse(ok.out) as { verified: boolean; links: Record<string, unknown>; problems: string[] };
+    expect(report.problems).toEqual([]);
+    expect(report.links.monitoring).toBe('ok');
+    expect(ok.code).toBe(0);
+
+    const forged = await signedRelease(join(tmp, 'forged'), { pauseDecision: { forged: true } });
+    const bad = await verify([forged.bare, forged.releaseId, '--config', forged.configDir]);
+    expect(bad.out).toMatch(
+      /^monitoring: rollback by alice \(monitoring\/[0-9a-f]{12}…\): the signature does not match the signed content/m,
+    );
+    expect(bad.out.split('\n')).toHaveLength(2);
+    expect(bad.code).toBe(1);
+
+    // Someone with push rights edits the window's file afterwards (say, to hide who decided).
+    await tamper(signed.bare, tmp, async (dir) => {
+      const folder = join(dir, RELEASE, 'monitoring');
+      const [name] = await readdir(folder);
+      const file = join(folder, name as string);
+      await writeFile(file, (await readFile(file, 'utf8')).replace('"alice"', '"bob"'));
+    });
+    const edited = await verify([signed.bare, signed.releaseId, '--config', signed.configDir]);
+    expect(edited.out).toMatch(
+      /^monitoring: monitoring\/[0-9a-f]{64}\.json hashes to sha256:[0-9a-f]{64}: it was edited/m,
+    );
+    expect(edited.code).toBe(1);
   });
 
   test("approvals that do not meet the policy's rule for the environment are named", async ({ tmp }) => {
