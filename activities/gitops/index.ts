@@ -92,6 +92,16 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
   // but one of them fetch, re-apply and push again (measured: 100 concurrent releases took 439 attempts). Other
   // workers can still move the branch; the retry loop in publishRelease handles those races.
   const serial = new SerialQueue();
+  /** Where and as whom each step writes, how often it tries to push, and how it reports: the same for every step. */
+  const remoteStep = (ctx: Context) => ({
+    repoUrl: deps.repoUrl,
+    branch,
+    workRoot: deps.workRoot,
+    identity: author,
+    maxAttempts: deps.maxPushAttempts,
+    signal: ctx.cancellationSignal,
+    onProgress: (progress: unknown) => ctx.heartbeat(progress),
+  });
   return {
     /**
      * Commits the release's manifests, summary and evidence bundle (when the input names evidence: each blob is read
@@ -136,17 +146,11 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
       try {
         const result = await serial.run(() =>
           publishRelease({
+            ...remoteStep(ctx),
             keepClone: true,
-            repoUrl: deps.repoUrl,
-            branch,
-            workRoot: deps.workRoot,
             releaseId: input.releaseId,
             files,
             message: commitMessage(input),
-            identity: author,
-            maxAttempts: deps.maxPushAttempts,
-            signal: ctx.cancellationSignal,
-            onProgress: (progress) => ctx.heartbeat(progress),
           }),
         );
         return { repository: deps.repoUrl, branch, ...result };
@@ -185,16 +189,7 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
       }
       try {
         return await serial.run(() =>
-          revertRelease({
-            repoUrl: deps.repoUrl,
-            branch,
-            workRoot: deps.workRoot,
-            identity: author,
-            input,
-            maxAttempts: deps.maxPushAttempts,
-            signal: ctx.cancellationSignal,
-            onProgress: (progress) => ctx.heartbeat(progress),
-          }),
+          revertRelease({ ...remoteStep(ctx), input }),
         );
       } catch (err) {
         if (err instanceof RevertConflictError && !ctx.cancellationSignal.aborted) {
@@ -223,16 +218,7 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
       const ctx = Context.current();
       try {
         return await serial.run(() =>
-          publishMonitoringEvidence({
-            repoUrl: deps.repoUrl,
-            branch,
-            workRoot: deps.workRoot,
-            identity: author,
-            input,
-            maxAttempts: deps.maxPushAttempts,
-            signal: ctx.cancellationSignal,
-            onProgress: (progress) => ctx.heartbeat(progress),
-          }),
+          publishMonitoringEvidence({ ...remoteStep(ctx), input }),
         );
       } catch (err) {
         return gitOpsFailure(err, ctx.cancellationSignal, deps.repoUrl, [

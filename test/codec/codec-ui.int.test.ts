@@ -80,18 +80,7 @@ beforeAll(async () => {
   client = await connectClient({}, { TEMPORAL_ADDRESS: server.address, MREL_CODEC_KEYS: KEYS });
   const modelDir = join(dir, 'models', 'credit-risk', '2.0.0');
   await writeSmallModel(modelDir, 'credit-risk', '2.0.0');
-  release = await startRelease(
-    client,
-    {
-      model: { name: 'credit-risk', version: '2.0.0', source: `file://${modelDir}` },
-      environment: 'staging',
-      policy: 'default',
-      requestedBy: REQUESTED_BY,
-      team: 'risk',
-      traffic: { averageRequestsPerSecond: 2, peakRequestsPerSecond: 5, compute: { msPerRequest: 4 } },
-    },
-    { taskQueue: settings.taskQueue, configDir: FIXTURE_CONFIG_DIR },
-  );
+  release = await startCreditRisk('2.0.0', modelDir);
   for (let i = 0; i < 150; i++) {
     if ((await getRelease(client, release.releaseId).catch(() => undefined))?.stage === 'approval') break;
     await new Promise((r) => setTimeout(r, 200));
@@ -187,18 +176,7 @@ describe('the Temporal UI with the codec server', () => {
   it("shows a failed release's reason, stored as an encoded failure, decrypted through the codec server", async () => {
     // A source that is not there: the release fails with a reason naming the path, which the history holds encrypted.
     const missing = join(dir, 'models', 'credit-risk', 'sealed-missing-3f9a');
-    const failed = await startRelease(
-      client,
-      {
-        model: { name: 'credit-risk', version: '2.0.1', source: `file://${missing}` },
-        environment: 'staging',
-        policy: 'default',
-        requestedBy: REQUESTED_BY,
-        team: 'risk',
-        traffic: { averageRequestsPerSecond: 2, peakRequestsPerSecond: 5, compute: { msPerRequest: 4 } },
-      },
-      { taskQueue: 'codec-ui-test', configDir: FIXTURE_CONFIG_DIR },
-    );
+    const failed = await startCreditRisk('2.0.1', missing);
     for (let i = 0; i < 150; i++) {
       if ((await getRelease(client, failed.releaseId).catch(() => undefined))?.stage === 'failed') break;
       await new Promise((r) => setTimeout(r, 200));
@@ -249,6 +227,22 @@ describe('the Temporal CLI with the codec server', () => {
     expect(`${refused?.message}${refused?.stdout ?? ''}`).not.toContain(REQUESTED_BY);
   });
 });
+
+/** A staging release of credit-risk@`version` from `modelDir`, requested by REQUESTED_BY, on the test's queue. */
+function startCreditRisk(version: string, modelDir: string): Promise<StartedRelease> {
+  return startRelease(
+    client,
+    {
+      model: { name: 'credit-risk', version, source: `file://${modelDir}` },
+      environment: 'staging',
+      policy: 'default',
+      requestedBy: REQUESTED_BY,
+      team: 'risk',
+      traffic: { averageRequestsPerSecond: 2, peakRequestsPerSecond: 5, compute: { msPerRequest: 4 } },
+    },
+    { taskQueue: 'codec-ui-test', configDir: FIXTURE_CONFIG_DIR },
+  );
+}
 
 function historyUrl(of: StartedRelease = release): string {
   return `${server.uiUrl}/namespaces/default/workflows/${encodeURIComponent(of.releaseId)}/${of.runId}/history`;
