@@ -188,9 +188,7 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
         );
       }
       try {
-        return await serial.run(() =>
-          revertRelease({ ...remoteStep(ctx), input }),
-        );
+        return await serial.run(() => revertRelease({ ...remoteStep(ctx), input }));
       } catch (err) {
         if (err instanceof RevertConflictError && !ctx.cancellationSignal.aborted) {
           const message = withoutRemote(err.message, deps.repoUrl);
@@ -217,9 +215,7 @@ export function createGitOpsActivities(deps: GitOpsDeps): GitOpsActivities {
     async commitMonitoringEvidence(input: MonitoringEvidenceInput): Promise<MonitoringEvidenceCommit> {
       const ctx = Context.current();
       try {
-        return await serial.run(() =>
-          publishMonitoringEvidence({ ...remoteStep(ctx), input }),
-        );
+        return await serial.run(() => publishMonitoringEvidence({ ...remoteStep(ctx), input }));
       } catch (err) {
         return gitOpsFailure(err, ctx.cancellationSignal, deps.repoUrl, [
           [MonitoringEvidenceInputError, FailureType.InvalidRequest],
