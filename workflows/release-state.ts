@@ -306,10 +306,6 @@ export class ReleaseState {
     return this.rolloutChoice;
   }
 
-  /**
-   * A `rollback` or `keep` signal: it counts only while the rollout is paused and only from a person holding one of
-   * the roles the policy names; anything else is recorded as refused with why.
-   */
   /** Why a `rollback` or `keep` cannot count now (nothing paused, or a role the pause does not await). */
   rolloutRefusal(input: Pick<RolloutDecisionInput, 'approver'>, decision: 'rollback' | 'keep'): string | undefined {
     const paused = this.pausedFor();
