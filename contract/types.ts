@@ -8,7 +8,7 @@ import type { EnvironmentDelivery, ModelArtifact, ReplicaCounts } from './delive
 import { z } from 'zod';
 import { decisionSignatureSchema } from './decision-payload';
 import type { NotificationEvent } from './notification-events';
-import type { MonitoringStatus, MonitorPolicy } from './monitoring';
+import type { MonitoringStatus, MonitorPolicy, PauseDecision } from './monitoring';
 import { MAX_APPROVER_CHARS, MAX_COMMENT_CHARS } from './limits';
 
 /** Lower-case DNS-label-like names: they end up in workflow ids, Git paths and Kubernetes object names. */
@@ -606,18 +606,8 @@ export interface ReleaseStatus {
   pending?: PendingStep[];
 }
 
-/** A person's `rollback` or `keep` while a stalled rollout waits for people. */
-export interface RolloutDecision {
-  approver: string;
-  role: string;
-  decision: 'rollback' | 'keep';
-  comment?: string;
-  at: string;
-  /** The SSH signature the release verified (TRUST_PAUSES_PATCH releases). */
-  signed?: SignedBy;
-  /** Counted without a signature, where the environment's policy allows unsigned decisions. */
-  unsigned?: true;
-}
+/** A person's `rollback` or `keep` on a stalled rollout: the same record as on a breached monitoring window. */
+export type RolloutDecision = PauseDecision;
 
 export interface RolloutStatus {
   /** watching: the commit's application and the rollout; paused: a stalled rollout waits for people; then the end. */

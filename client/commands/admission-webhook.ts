@@ -14,13 +14,13 @@
  * artifact); each review reads the committed files at `--ref` (default HEAD), never a working tree.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Option } from 'commander';
+import { sha256Hex } from '../../activities/common/canonical-json';
 import { LAYOUT_FILES, POLICY_ANNOTATIONS, annotationKey, releaseDir } from '../../activities/gitops/layout';
 import {
   ATTESTATION_FILE,
@@ -457,10 +457,6 @@ function git(repository: string, args: string[]): Promise<Buffer> {
       },
     );
   });
-}
-
-function sha256Hex(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /** `registry/repo:tag@sha256:…` → `registry/repo:tag`; a name without a digest as it is. */
