@@ -13,8 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
-import { IllegalStateError } from '@temporalio/common';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connectClient, getRelease, startRelease, type StartedRelease } from '../../client/release-client';
@@ -23,7 +22,7 @@ import { freePort, startDevServer, type DevServer } from '../../scripts/dev-serv
 import { PROJECT_ROOT, temporalCliPath } from '../../scripts/temporal-cli';
 import { createReleaseWorker } from '../../workers/release-worker';
 import { FIXTURE_CONFIG_DIR } from '../helpers/config-dirs';
-import { writeSmallModel } from '../helpers/release-env';
+import { installQuietRuntime, writeSmallModel } from '../helpers/release-env';
 
 const exec = promisify(execFile);
 type JsonPayload = { metadata: Record<string, string>; data: string };
@@ -49,11 +48,7 @@ let page: Page;
 let release: StartedRelease;
 
 beforeAll(async () => {
-  try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-  } catch (err) {
-    if (!(err instanceof IllegalStateError)) throw err;
-  }
+  installQuietRuntime();
   dir = await mkdtemp(join(tmpdir(), 'mrel-codec-ui-'));
   await mkdir(SCREENSHOTS, { recursive: true });
   server = await startDevServer({ uiPort: await freePort(), logFile: join(dir, 'temporal.log') });

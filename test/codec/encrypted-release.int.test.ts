@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { defaultPayloadConverter, IllegalStateError, type Payload } from '@temporalio/common';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runCli } from '../../client/cli';
 import { connectClient, getRelease, startRelease, type StartedRelease } from '../../client/release-client';
@@ -23,7 +23,7 @@ import type { ReleaseStatus } from '../../contract/types';
 import { createReleaseWorker } from '../../workers/release-worker';
 import type { Settings } from '../../workers/settings';
 import { FIXTURE_CONFIG_DIR } from '../helpers/config-dirs';
-import { writeSmallModel } from '../helpers/release-env';
+import { installQuietRuntime, writeSmallModel } from '../helpers/release-env';
 
 const exec = promisify(execFile);
 const oldKey: CodecKey = { id: 'k-2025', key: randomBytes(32) };
@@ -46,11 +46,7 @@ let workerDone: Promise<void> | undefined;
 let release: StartedRelease;
 
 beforeAll(async () => {
-  try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-  } catch (err) {
-    if (!(err instanceof IllegalStateError)) throw err;
-  }
+  installQuietRuntime();
   dir = await mkdtemp(join(tmpdir(), 'mrel-codec-'));
   const address = inject('temporalAddress');
   const gitopsRepo = join(dir, 'gitops.git');

@@ -10,12 +10,12 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import { IllegalStateError } from '@temporalio/common';
-import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connectClient, ReleaseClientError } from '../../client/release-client';
 import { createReleaseWorker } from '../../workers/release-worker';
 import { loadSettings } from '../../workers/settings';
+import { installQuietRuntime } from '../helpers/release-env';
 import { makeCerts, type TestCerts } from './certs';
 
 interface Terminator {
@@ -31,11 +31,7 @@ let tls: Terminator;
 let mtls: Terminator;
 
 beforeAll(async () => {
-  try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-  } catch (err) {
-    if (!(err instanceof IllegalStateError)) throw err;
-  }
+  installQuietRuntime();
   dir = await mkdtemp(join(tmpdir(), 'mrel-tls-'));
   certs = await makeCerts(dir);
   tls = await terminate(inject('temporalAddress'), false);

@@ -32,15 +32,22 @@ export interface ReleaseEnv {
   close(): Promise<void>;
 }
 
+/**
+ * The Temporal Runtime for a test file's workers, logging warnings and worse. A test file that installed its own
+ * Runtime first (the metrics test, with telemetry on) keeps it.
+ */
+export function installQuietRuntime(): void {
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch (err) {
+    if (!(err instanceof IllegalStateError)) throw err;
+  }
+}
+
 export async function createReleaseEnv(label: string): Promise<ReleaseEnv> {
   if (!runtimeInstalled) {
     runtimeInstalled = true;
-    // A test file that installed its own Runtime first (the metrics test, with telemetry on) keeps it.
-    try {
-      Runtime.install({ logger: new DefaultLogger('WARN') });
-    } catch (err) {
-      if (!(err instanceof IllegalStateError)) throw err;
-    }
+    installQuietRuntime();
   }
   const dir = await mkdtemp(join(tmpdir(), `mrel-${label}-`));
   const address = inject('temporalAddress');
